@@ -1,0 +1,107 @@
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { AuthService } from './auth/auth-service.js';
+import { ChatService } from './chat/chat-service.js';
+import { GroupCommitter } from './chat/committer.js';
+import { MessageService } from './chat/message-service.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config/config.js';
+import { backend } from './identity/recover-core.js';
+import { MessageVerifier } from './identity/verifier.js';
+import { createJobRunner } from './identity/worker-pool.js';
+import type { Logger } from './log/logger.js';
+import { LocalHub } from './push/hub.js';
+import { NoRelations } from './relations/none.js';
+import type { RelationReader } from './relations/port.js';
+import type { Store } from './store/port.js';
+import { SqliteStore } from './store/sqlite/sqlite-store.js';
+import { fastSend } from './transport/http/fast-send.js';
+import { buildRoutes } from './transport/http/routes.js';
+import { JsonWsGateway } from './transport/ws/json-ws.js';
+
+export interface AppOverrides {
+  clock?: Clock;
+  store?: Store;
+  relations?: RelationReader;
+}
+
+export interface App {
+  server: Server;
+  store: Store;
+  messages: MessageService;
+  chats: ChatService;
+  auth: AuthService;
+  hub: LocalHub;
+  /** Starts listening on config.port (0: any free port) and resolves with the bound port. */
+  listen(): Promise<number>;
+  /** Stops accepting, closes connections (1001), waits for pending commits, closes the store. */
+  close(): Promise<void>;
+}
+
+/** The composition root: builds every component from the config and wires them together. */
+export function buildApp(config: Config, log: Logger, overrides: AppOverrides = {}): App {
+  const clock = overrides.clock ?? systemClock;
+  const store = overrides.store ?? new SqliteStore({ file: path.join(config.dataDir, 'relation-im.sqlite'), synchronous: config.sqliteSynchronous });
+  const relations = overrides.relations ?? new NoRelations();
+  const hub = new LocalHub();
+  const runner = createJobRunner(config.verifyWorkers);
+  const verifier = new MessageVerifier(runner, {
+    clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
+  });
+  const committer = new GroupCommitter(store, config.commitBatchMax);
+  const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName });
+  const chats = new ChatService(store, relations, hub, clock);
+  const auth = new AuthService(store, verifier, hub, clock, {
+    tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
+  });
+  if (config.requireName && !relations.available) {
+    log.warn('REQUIRE_NAME is on but no relation reader (chain) is configured: name admission cannot be enforced');
+  }
+  log.info({ backend, verifyThreads: runner.threads }, 'signature recovery ready');
+
+  const routes = buildRoutes({
+    auth, chats, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
+    health: () => ({ ok: true, connections: hub.connections, recovery: backend, verifyThreads: runner.threads }),
+  });
+  const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
+    else routes(req, res);
+  });
+  server.keepAliveTimeout = 65_000;
+  const ws = new JsonWsGateway({ auth, chats, messages, hub, log: log.child({ component: 'ws' }) }, {
+    maxFrameBytes: config.maxBodyBytes, heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs,
+    maxBufferedBytes: config.wsMaxBufferedBytes, maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+    if (pathname === '/ws') ws.handleUpgrade(req, socket, head);
+    else {
+      socket.write('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.destroy();
+    }
+  });
+
+  let closed = false;
+  return {
+    server, store, messages, chats, auth, hub,
+    listen: () => new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve((server.address() as AddressInfo).port));
+    }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      ws.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await committer.drain();
+      await verifier.close();
+      await relations.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { SiweMessage } from 'siwe';
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../clock.js';
+import type { SignatureVerifier } from '../identity/verifier.js';
+import { parseDelegation } from '../protocol/delegation.js';
+import type { PushBus } from '../push/hub.js';
+import type { Store } from '../store/port.js';
+
+export interface LoginRequest {
+  /** The EIP-4361 message text that was signed. */
+  message: string;
+  /** EIP-191 signature of `message` by the wallet, or by a session key when a delegation is given. */
+  signature: string;
+  delegationMessage?: string;
+  delegationSig?: string;
+}
+
+export interface Session {
+  address: string;
+  expiresAt: number;
+  tokenHash: string;
+}
+
+export interface AuthOptions {
+  tokenTtlMs: number;
+  nonceTtlMs: number;
+  maxDelegationMs: number;
+  /** Accepted SIWE domains; empty: the Host the request was sent to. */
+  siweDomains: readonly string[];
+}
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Sign-In with Ethereum: a single-use nonce, then a signed EIP-4361 message (by the wallet, or by a
+ * session key with its delegation) buys an opaque bearer token. Only the token's SHA-256 is stored, so
+ * a leaked database holds no usable token. Tokens expire and are revoked by logout.
+ */
+export class AuthService {
+  constructor(
+    private readonly store: Store,
+    private readonly verifier: SignatureVerifier,
+    private readonly push: PushBus,
+    private readonly clock: Clock,
+    private readonly opts: AuthOptions,
+  ) {}
+
+  async nonce(): Promise<{ nonce: string; expiresAt: number }> {
+    const nonce = randomBytes(16).toString('hex');
+    const expiresAt = this.clock.now() + this.opts.nonceTtlMs;
+    await this.store.putNonce(nonce, expiresAt);
+    return { nonce, expiresAt };
+  }
+
+  async login(req: LoginRequest, host: string | undefined): Promise<{ token: string; address: string; expiresAt: number }> {
+    const now = this.clock.now();
+    let siwe: SiweMessage;
+    try {
+      siwe = new SiweMessage(req.message);
+    } catch {
+      throw new AppError('SIWE_INVALID', 'message is not a valid EIP-4361 message');
+    }
+    const domains = this.opts.siweDomains.length > 0 ? this.opts.siweDomains : host ? [host] : [];
+    if (!domains.includes(siwe.domain)) throw new AppError('SIWE_INVALID', `domain "${siwe.domain}" is not accepted here`);
+    if (siwe.expirationTime !== undefined && Date.parse(siwe.expirationTime) <= now) throw new AppError('SIWE_INVALID', 'the message has expired');
+    if (siwe.notBefore !== undefined && Date.parse(siwe.notBefore) > now) throw new AppError('SIWE_INVALID', 'the message is not valid yet');
+    const address = siwe.address.toLowerCase();
+    const signer = this.verifier.recoverText(req.message, req.signature);
+    let expiresAt = now + this.opts.tokenTtlMs;
+    if (req.delegationMessage !== undefined || req.delegationSig !== undefined) {
+      if (req.delegationMessage === undefined || req.delegationSig === undefined) {
+        throw new AppError('INVALID_DELEGATION', 'delegationMessage and delegationSig go together');
+      }
+      const d = parseDelegation(req.delegationMessage, this.opts.maxDelegationMs);
+      if (now < d.createdAt || now > d.expiresAt) throw new AppError('DELEGATION_EXPIRED', 'the delegation is not valid now');
+      if (this.verifier.recoverText(req.delegationMessage, req.delegationSig) !== address) {
+        throw new AppError('INVALID_SIGNATURE', 'delegationSig does not recover to the SIWE address');
+      }
+      if (signer !== d.sessionAddress) throw new AppError('INVALID_SIGNATURE', 'signature does not recover to the delegated session key');
+      expiresAt = Math.min(expiresAt, d.expiresAt);
+    } else if (signer !== address) {
+      throw new AppError('INVALID_SIGNATURE', 'signature does not recover to the SIWE address');
+    }
+    if (siwe.expirationTime !== undefined) expiresAt = Math.min(expiresAt, Date.parse(siwe.expirationTime));
+    if (!(await this.store.consumeNonce(siwe.nonce, now))) throw new AppError('NONCE_INVALID');
+    const token = randomBytes(32).toString('base64url');
+    await this.store.putToken(hashToken(token), { address, expiresAt, revoked: false });
+    return { token, address, expiresAt };
+  }
+
+  /** The session behind a bearer token; throws UNAUTHENTICATED or TOKEN_EXPIRED. */
+  async authenticate(token: string | undefined): Promise<Session> {
+    if (!token) throw new AppError('UNAUTHENTICATED');
+    const tokenHash = hashToken(token);
+    const rec = await this.store.getToken(tokenHash);
+    if (!rec) throw new AppError('UNAUTHENTICATED', 'unknown token');
+    if (rec.revoked || rec.expiresAt <= this.clock.now()) throw new AppError('TOKEN_EXPIRED');
+    return { address: rec.address, expiresAt: rec.expiresAt, tokenHash };
+  }
+
+  /** Revokes the token and closes its WebSocket connections (close 4002). */
+  async logout(session: Session): Promise<void> {
+    await this.store.revokeToken(session.tokenHash);
+    this.push.revokeToken(session.tokenHash);
+  }
+}

@@ -1,0 +1,115 @@
+import { AppError } from '../errors/app-error.js';
+import type { Clock } from '../clock.js';
+import { isAddress } from '../protocol/message.js';
+import type { PushBus } from '../push/hub.js';
+import type { RelationReader } from '../relations/port.js';
+import { Face, type ChatSummary, type Store, type StoredEvent } from '../store/port.js';
+import { chatIdFor, dmCid, dmParticipants } from './ids.js';
+
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+/** The seed's Chat structure (section 7.4) plus the read state a client needs to resume. */
+export interface ChatView {
+  id: string;
+  name: string;
+  avatar: string;
+  channelType: 'P2P' | 'GROUP';
+  unreadMessageCount: number;
+  type: string;
+  payload: string;
+  /** Milliseconds as a decimal string, as in the seed. */
+  lastPostAt: string;
+  lastSeq: number;
+  lastReadSeq: number;
+  muted: boolean;
+  pinned: boolean;
+}
+
+/** Reading side of the Relation ONE face: lists, read markers, unread counts, the chat list, mute and pin. */
+export class ChatService {
+  constructor(
+    private readonly store: Store,
+    private readonly relations: RelationReader,
+    private readonly push: PushBus,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Maps a client's chat id (peer address, DAO address or `dm:` id) to a conversation the viewer takes part in. */
+  async resolve(viewer: string, chatId: string): Promise<{ cid: string; peer: string | null }> {
+    const lower = chatId.toLowerCase();
+    if (lower.startsWith('dm:')) {
+      const p = dmParticipants(lower);
+      if (!p) throw new AppError('INVALID_FIELD', 'chatId is malformed', { field: 'chatId' });
+      if (p[0] !== viewer && p[1] !== viewer) throw new AppError('FORBIDDEN', 'not a participant of this chat');
+      return { cid: lower, peer: p[0] === viewer ? p[1] : p[0] };
+    }
+    if (!isAddress(lower)) throw new AppError('INVALID_FIELD', 'chatId must be an address', { field: 'chatId' });
+    if (this.relations.available && (await this.relations.group(lower))) {
+      throw new AppError('GROUPS_UNAVAILABLE', 'group chats are not served by this version');
+    }
+    return { cid: dmCid(viewer, lower), peer: lower };
+  }
+
+  async list(viewer: string, q: Page & { chatId?: string; afterSeq?: number }): Promise<StoredEvent[]> {
+    if (q.chatId === undefined) return this.store.listUserEvents(viewer, q.limit, q.offset, Face.RELATION_ONE);
+    const { cid } = await this.resolve(viewer, q.chatId);
+    const query = { cid, viewer, limit: q.limit, offset: q.offset, face: Face.RELATION_ONE };
+    return this.store.listEvents(q.afterSeq === undefined ? query : { ...query, afterSeq: q.afterSeq });
+  }
+
+  /** Marks `messageId` and everything before it in its chat as read; tells the viewer's other devices. */
+  async markRead(viewer: string, messageId: string): Promise<{ chatId: string; lastReadSeq: number }> {
+    const e = await this.store.getEventById(messageId.toLowerCase());
+    const p = e ? dmParticipants(e.cid) : null;
+    if (!e || !p || (p[0] !== viewer && p[1] !== viewer) || (e.onlyFor !== null && e.onlyFor !== viewer)) {
+      throw new AppError('MESSAGE_NOT_FOUND');
+    }
+    const chatId = chatIdFor(e.cid, viewer);
+    await this.store.ensureChat(viewer, e.cid, chatId);
+    const lastReadSeq = await this.store.markRead(viewer, e.cid, e.seq);
+    this.push.publish([viewer], { frame: JSON.stringify({ type: 'read', chatId, lastReadSeq }) });
+    return { chatId, lastReadSeq };
+  }
+
+  async unreadCount(viewer: string, chatId?: string): Promise<number> {
+    if (chatId === undefined) return this.store.unreadCount(viewer);
+    const { cid } = await this.resolve(viewer, chatId);
+    return this.store.unreadCount(viewer, cid);
+  }
+
+  async chats(viewer: string, page: Page): Promise<ChatView[]> {
+    const rows = await this.store.listChats(viewer, page.limit, page.offset);
+    return Promise.all(rows.map((r) => this.view(viewer, r)));
+  }
+
+  private async view(viewer: string, r: ChatSummary): Promise<ChatView> {
+    const id = r.peer ?? chatIdFor(r.cid, viewer);
+    const profile = await this.relations.profile(id);
+    let type = '';
+    let payload = '';
+    if (r.last) {
+      const body = JSON.parse(r.last.body) as { type?: unknown; payload?: unknown };
+      type = typeof body.type === 'string' ? body.type : '';
+      payload = typeof body.payload === 'string' ? body.payload : '';
+    }
+    return {
+      id, name: profile.name, avatar: profile.avatar, channelType: 'P2P', unreadMessageCount: r.unread, type, payload,
+      lastPostAt: String(r.lastPostAt), lastSeq: r.lastSeq, lastReadSeq: r.lastReadSeq, muted: r.muted, pinned: r.pinnedAt !== null,
+    };
+  }
+
+  async setMuted(viewer: string, chatId: string, muted: boolean): Promise<void> {
+    const { cid, peer } = await this.resolve(viewer, chatId);
+    await this.store.ensureChat(viewer, cid, peer);
+    await this.store.setMuted(viewer, cid, muted);
+  }
+
+  async setPinned(viewer: string, chatId: string, pinned: boolean): Promise<void> {
+    const { cid, peer } = await this.resolve(viewer, chatId);
+    await this.store.ensureChat(viewer, cid, peer);
+    await this.store.setPinned(viewer, cid, pinned ? this.clock.now() : null);
+  }
+}

@@ -1,0 +1,157 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import path from 'node:path';
+
+/**
+ * Every setting the server reads, with its type, default and meaning, in one table. `docs/configuration.md`
+ * and `.env.example` document exactly these names (a test keeps them in step).
+ */
+type Kind = 'int' | 'string' | 'bool' | 'enum' | 'list';
+interface Spec<K extends Kind> {
+  kind: K;
+  default: string;
+  doc: string;
+  min?: number;
+  max?: number;
+  values?: readonly string[];
+}
+
+export const CONFIG_SPEC = {
+  PORT: { kind: 'int', default: '8080', min: 0, max: 65535, doc: 'TCP port for HTTP, /ws and /im (0 picks a free port).' },
+  HOST: { kind: 'string', default: '0.0.0.0', doc: 'Interface to listen on.' },
+  DATA_DIR: { kind: 'string', default: './data', doc: 'Directory for the embedded store (SQLite file) and other local state.' },
+  LOG_LEVEL: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Structured log level (pino).' },
+  STORE: { kind: 'enum', default: 'sqlite', values: ['sqlite'], doc: 'Message store adapter. `sqlite` is the embedded default.' },
+  SQLITE_SYNCHRONOUS: { kind: 'enum', default: 'FULL', values: ['FULL', 'NORMAL'], doc: 'FULL fsyncs every group commit (survives power loss); NORMAL survives a process crash only.' },
+  MAX_BODY_BYTES: { kind: 'int', default: '262144', min: 1024, max: 16777216, doc: 'Largest accepted HTTP body and JSON WebSocket frame, in bytes.' },
+  CLOCK_SKEW_MS: { kind: 'int', default: '300000', min: 0, doc: 'Allowed distance between a message timestamp and the server clock.' },
+  MAX_DELEGATION_MS: { kind: 'int', default: '2592000000', min: 1, doc: 'Longest allowed session-key delegation (createdAt to expiresAt); default 30 days.' },
+  VERIFY_WORKERS: { kind: 'int', default: '-1', min: -1, max: 64, doc: 'Signature-recovery worker threads; 0 recovers on the main thread, -1 means one per core.' },
+  DELEGATION_CACHE_SIZE: { kind: 'int', default: '100000', min: 0, doc: 'Verified delegations remembered, so a message costs one recovery instead of two.' },
+  COMMIT_BATCH_MAX: { kind: 'int', default: '512', min: 1, max: 100000, doc: 'Most messages written in one group commit.' },
+  REQUIRE_NAME: { kind: 'bool', default: 'true', doc: 'Only senders holding a Relation Name Service name may send (enforced when a relation reader is configured).' },
+  TOKEN_TTL_MS: { kind: 'int', default: '604800000', min: 1000, doc: 'Lifetime of a login token (default 7 days; never beyond a session key delegation).' },
+  NONCE_TTL_MS: { kind: 'int', default: '300000', min: 1000, doc: 'Lifetime of a sign-in nonce.' },
+  SIWE_DOMAINS: { kind: 'list', default: '', doc: 'Comma-separated domains accepted in SIWE messages; empty means the request Host header.' },
+  WS_HEARTBEAT_MS: { kind: 'int', default: '30000', min: 100, doc: 'Ping interval; a peer that misses one pong is dropped (close 4009).' },
+  WS_AUTH_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, doc: 'Time a /ws connection has to authenticate (close 4001).' },
+  WS_MAX_BUFFERED_BYTES: { kind: 'int', default: '4194304', min: 1024, doc: 'Bytes queued to one connection before it is cut off as a slow consumer (close 4008).' },
+  WS_MAX_FRAMES_PER_SEC: { kind: 'int', default: '200', min: 1, doc: 'Frames a client may send per second before close 4029.' },
+  RESUME_MAX_PER_CHAT: { kind: 'int', default: '1000', min: 1, max: 100000, doc: 'Most messages replayed per chat by a /ws resume; the rest is paged over REST.' },
+  LIST_MAX_LIMIT: { kind: 'int', default: '200', min: 1, max: 10000, doc: 'Largest `limit` accepted by list endpoints.' },
+} as const satisfies Record<string, Spec<Kind>>;
+
+export type ConfigKey = keyof typeof CONFIG_SPEC;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  logLevel: string;
+  store: 'sqlite';
+  sqliteSynchronous: 'FULL' | 'NORMAL';
+  maxBodyBytes: number;
+  clockSkewMs: number;
+  maxDelegationMs: number;
+  verifyWorkers: number;
+  delegationCacheSize: number;
+  commitBatchMax: number;
+  requireName: boolean;
+  tokenTtlMs: number;
+  nonceTtlMs: number;
+  siweDomains: string[];
+  wsHeartbeatMs: number;
+  wsAuthTimeoutMs: number;
+  wsMaxBufferedBytes: number;
+  wsMaxFramesPerSec: number;
+  resumeMaxPerChat: number;
+  listMaxLimit: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads `.env` (if present) under the process environment; the environment wins. */
+export function readEnv(env: Env = process.env, dotenvPath = path.resolve('.env')): Env {
+  if (!existsSync(dotenvPath)) return { ...env };
+  const fromFile = parseEnv(readFileSync(dotenvPath, 'utf8'));
+  return { ...fromFile, ...env };
+}
+
+/** Validates every variable at once and fails with all problems listed; unknown values never fall back silently. */
+export function loadConfig(env: Env = {}): Config {
+  const problems: string[] = [];
+  const raw = (key: ConfigKey): string => {
+    const v = env[key];
+    return v === undefined || v === '' ? CONFIG_SPEC[key].default : v.trim();
+  };
+  const int = (key: ConfigKey): number => {
+    const spec: Spec<Kind> = CONFIG_SPEC[key];
+    const text = raw(key);
+    if (!/^-?\d+$/.test(text)) {
+      problems.push(`${key} must be an integer, got "${text}"`);
+      return Number(spec.default);
+    }
+    const n = Number(text);
+    if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+      problems.push(`${key} must be between ${spec.min ?? '-inf'} and ${spec.max ?? 'inf'}, got ${n}`);
+    }
+    return n;
+  };
+  const bool = (key: ConfigKey): boolean => {
+    const text = raw(key).toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(text)) return true;
+    if (['false', '0', 'no', 'off'].includes(text)) return false;
+    problems.push(`${key} must be true or false, got "${text}"`);
+    return false;
+  };
+  const oneOf = <T extends string>(key: ConfigKey): T => {
+    const spec: Spec<Kind> = CONFIG_SPEC[key];
+    const text = raw(key);
+    if (!spec.values?.includes(text)) problems.push(`${key} must be one of ${spec.values?.join(', ')}, got "${text}"`);
+    return text as T;
+  };
+  const list = (key: ConfigKey): string[] =>
+    raw(key)
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+
+  const config: Config = {
+    port: int('PORT'),
+    host: raw('HOST'),
+    dataDir: path.resolve(raw('DATA_DIR')),
+    logLevel: oneOf('LOG_LEVEL'),
+    store: oneOf('STORE'),
+    sqliteSynchronous: oneOf('SQLITE_SYNCHRONOUS'),
+    maxBodyBytes: int('MAX_BODY_BYTES'),
+    clockSkewMs: int('CLOCK_SKEW_MS'),
+    maxDelegationMs: int('MAX_DELEGATION_MS'),
+    verifyWorkers: int('VERIFY_WORKERS'),
+    delegationCacheSize: int('DELEGATION_CACHE_SIZE'),
+    commitBatchMax: int('COMMIT_BATCH_MAX'),
+    requireName: bool('REQUIRE_NAME'),
+    tokenTtlMs: int('TOKEN_TTL_MS'),
+    nonceTtlMs: int('NONCE_TTL_MS'),
+    siweDomains: list('SIWE_DOMAINS'),
+    wsHeartbeatMs: int('WS_HEARTBEAT_MS'),
+    wsAuthTimeoutMs: int('WS_AUTH_TIMEOUT_MS'),
+    wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES'),
+    wsMaxFramesPerSec: int('WS_MAX_FRAMES_PER_SEC'),
+    resumeMaxPerChat: int('RESUME_MAX_PER_CHAT'),
+    listMaxLimit: int('LIST_MAX_LIMIT'),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** Defaults for tests and embedding: the table's defaults with overrides applied. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return { ...loadConfig({}), ...overrides };
+}

@@ -1,0 +1,146 @@
+// @ts-check
+/**
+ * The signature arithmetic of the hot path, in plain JavaScript so that worker threads can load it
+ * directly (Node 20 cannot start a worker from a .ts file) while the TypeScript code imports the same
+ * module: one implementation for the main thread and the workers. Type-checked by tsc (checkJs).
+ *
+ * Recovery uses libsecp256k1 through the `secp256k1` package's native binding when it loads, and
+ * ethers' pure-JS implementation otherwise.
+ */
+import { createRequire } from 'node:module';
+import { keccak256, SigningKey, toUtf8Bytes, concat } from 'ethers';
+
+const require = createRequire(import.meta.url);
+
+/** @typedef {{ ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array }} NativeSecp */
+
+/** @type {NativeSecp | null} */
+let native = null;
+try {
+  // The package's `bindings` entry is the native addon only (its index falls back to elliptic.js, which we do not want).
+  native = /** @type {NativeSecp} */ (require('secp256k1/bindings'));
+} catch {
+  native = null;
+}
+
+/** Which implementation recovers here: 'native' (libsecp256k1) or 'js' (ethers / noble). */
+export const backend = native ? 'native' : 'js';
+
+/** Forces the pure-JS path (for tests and for measuring both). */
+export function recoverWith(/** @type {'native' | 'js'} */ which) {
+  return which === 'native' && native ? nativeRecover : jsRecover;
+}
+
+const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const PREFIX = toUtf8Bytes('\x19Ethereum Signed Message:\n');
+
+/**
+ * EIP-191 personal_sign digest of `message` bytes.
+ * @param {Uint8Array} message
+ * @returns {Uint8Array}
+ */
+export function personalDigest(message) {
+  return hexToBytes(keccak256(concat([PREFIX, toUtf8Bytes(String(message.length)), message])));
+}
+
+/**
+ * @param {string} hex 0x-prefixed, even length, validated by the caller's pattern
+ * @returns {Uint8Array}
+ */
+export function hexToBytes(hex) {
+  return Buffer.from(hex.slice(2), 'hex');
+}
+
+/**
+ * Splits a 65-byte r||s||v signature, rejecting non-canonical (high-s), zero or out-of-range values.
+ * @param {string} sigHex
+ * @returns {{ rs: Uint8Array, recid: number } | null}
+ */
+export function splitSignature(sigHex) {
+  if (typeof sigHex !== 'string' || !/^0x[0-9a-fA-F]{130}$/.test(sigHex)) return null;
+  const bytes = hexToBytes(sigHex);
+  const v = /** @type {number} */ (bytes[64]);
+  const recid = v >= 27 ? v - 27 : v;
+  if (recid !== 0 && recid !== 1) return null;
+  const r = BigInt('0x' + sigHex.slice(2, 66));
+  const s = BigInt('0x' + sigHex.slice(66, 130));
+  if (r === 0n || r >= N || s === 0n || s > HALF_N) return null;
+  return { rs: bytes.subarray(0, 64), recid };
+}
+
+/** @param {Uint8Array} uncompressed 65-byte public key */
+function addressOf(uncompressed) {
+  return '0x' + keccak256(uncompressed.subarray(1)).slice(26);
+}
+
+/**
+ * @param {Uint8Array} digest
+ * @param {{ rs: Uint8Array, recid: number }} sig
+ * @returns {string | null}
+ */
+function nativeRecover(digest, sig) {
+  try {
+    return addressOf(/** @type {NativeSecp} */ (native).ecdsaRecover(sig.rs, sig.recid, digest, false));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * @param {Uint8Array} digest
+ * @param {{ rs: Uint8Array, recid: number }} sig
+ * @returns {string | null}
+ */
+function jsRecover(digest, sig) {
+  try {
+    const full = concat([sig.rs, new Uint8Array([27 + sig.recid])]);
+    return addressOf(hexToBytes(SigningKey.recoverPublicKey(digest, full)));
+  } catch {
+    return null;
+  }
+}
+
+const recoverDigest = native ? nativeRecover : jsRecover;
+
+/**
+ * Lowercase address that signed `message` with EIP-191 personal_sign, or null when the signature is
+ * malformed, non-canonical or unrecoverable.
+ * @param {Uint8Array} message
+ * @param {string} sigHex
+ * @returns {string | null}
+ */
+export function recoverPersonal(message, sigHex) {
+  const sig = splitSignature(sigHex);
+  return sig ? recoverDigest(personalDigest(message), sig) : null;
+}
+
+/**
+ * @typedef {object} VerifyJob
+ * @property {string} preimage exact string hashed into the id
+ * @property {string} id the id the client claims
+ * @property {string} sig session-key signature over the 32 id bytes
+ * @property {string | null} delegationMessage set when the delegation still needs recovering
+ * @property {string | null} delegationSig
+ */
+/**
+ * @typedef {object} VerifyResult
+ * @property {boolean} idOk keccak256(preimage) equals id
+ * @property {string | null} signer lowercase address recovered from sig (null: invalid)
+ * @property {string | null} delegator lowercase address recovered from the delegation (null: invalid or not asked)
+ */
+
+/**
+ * Everything expensive about one message: the keccak of its preimage and one or two recoveries.
+ * @param {VerifyJob} job
+ * @returns {VerifyResult}
+ */
+export function verifyJob(job) {
+  const computed = keccak256(toUtf8Bytes(job.preimage));
+  const idOk = computed === job.id;
+  const signer = idOk ? recoverPersonal(hexToBytes(job.id), job.sig) : null;
+  const delegator = idOk && job.delegationMessage !== null && job.delegationSig !== null
+    ? recoverPersonal(toUtf8Bytes(job.delegationMessage), job.delegationSig)
+    : null;
+  return { idOk, signer, delegator };
+}

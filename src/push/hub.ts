@@ -1,0 +1,77 @@
+import type { CloseName } from '../errors/catalogue.js';
+
+/** One frame to push; `cid`/`seq` let a resuming connection drop what its replay already sent. */
+export interface PushItem {
+  frame: string;
+  cid?: string;
+  seq?: number;
+}
+
+/** A live connection of one user (one device), as the hub sees it. */
+export interface Subscriber {
+  readonly user: string;
+  readonly tokenHash: string;
+  deliver(item: PushItem): void;
+  close(reason: CloseName): void;
+}
+
+/**
+ * Where the domain publishes pushes. The in-process hub is the embedded default; a bus adapter (several
+ * gateway processes) relays the same calls to every process, each delivering to its own connections.
+ */
+export interface PushBus {
+  publish(users: readonly string[], item: PushItem): void;
+  /** Closes every connection authenticated with this token, on every process. */
+  revokeToken(tokenHash: string): void;
+  /** Whether the user has at least one live connection on any process (the local hub knows its own). */
+  isOnline(user: string): boolean;
+}
+
+/** Registry of this process's connections by user. Cleaned on every close, so it never grows unbounded. */
+export class LocalHub implements PushBus {
+  private readonly byUser = new Map<string, Set<Subscriber>>();
+  private count = 0;
+
+  add(sub: Subscriber): void {
+    let set = this.byUser.get(sub.user);
+    if (!set) this.byUser.set(sub.user, (set = new Set()));
+    if (!set.has(sub)) {
+      set.add(sub);
+      this.count++;
+    }
+  }
+
+  remove(sub: Subscriber): void {
+    const set = this.byUser.get(sub.user);
+    if (set?.delete(sub)) {
+      this.count--;
+      if (set.size === 0) this.byUser.delete(sub.user);
+    }
+  }
+
+  publish(users: readonly string[], item: PushItem): void {
+    for (const user of users) {
+      const set = this.byUser.get(user);
+      if (!set) continue;
+      for (const sub of set) sub.deliver(item);
+    }
+  }
+
+  revokeToken(tokenHash: string): void {
+    for (const set of this.byUser.values()) {
+      for (const sub of set) if (sub.tokenHash === tokenHash) sub.close('TOKEN_EXPIRED');
+    }
+  }
+
+  isOnline(user: string): boolean {
+    return this.byUser.has(user);
+  }
+
+  get connections(): number {
+    return this.count;
+  }
+
+  closeAll(reason: CloseName): void {
+    for (const set of [...this.byUser.values()]) for (const sub of [...set]) sub.close(reason);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The storage port. The domain talks to storage only through these types: no driver type, no SQL and
+ * no query builder crosses it. Every adapter (embedded SQLite, a database server later) must pass the
+ * one contract suite in `test/store/contract.ts`.
+ *
+ * Addresses handed to and returned by the store are lowercase. Times are milliseconds since the epoch.
+ */
+
+/** Which face an event came from. */
+export const Face = { RELATION_ONE: 0, IM: 1 } as const;
+export type FaceId = (typeof Face)[keyof typeof Face];
+
+export interface NewEvent {
+  /** Conversation id: `dm:<lower>:<higher>` or a DAO address. */
+  cid: string;
+  /** Globally unique event id (the keccak id of a Relation ONE message); null when the face has none. */
+  id: string | null;
+  face: FaceId;
+  /** Kind within its face. */
+  kind: number;
+  sender: string;
+  /** Client-side time of the event, ms. */
+  ts: number;
+  receivedAt: number;
+  /** The event as stored and archived (for Relation ONE: the canonical message JSON). */
+  body: string;
+  /** True for chat messages: they count as unread and can be a chat's preview. */
+  counts: boolean;
+  /** When set, only this user is served the event (a hide is the hider's own business). */
+  onlyFor: string | null;
+  /** When set, the event hides the event `hides.seq` of the same conversation for `onlyFor`. */
+  hides: { seq: number } | null;
+  /** For a direct chat: both participants, who get a chat-list entry when the conversation starts. */
+  participants: readonly [string, string] | null;
+}
+
+export interface StoredEvent {
+  /** Global commit position (commit order across all conversations). */
+  pos: number;
+  cid: string;
+  /** Per-conversation number: 1, 2, 3 … without gaps. */
+  seq: number;
+  id: string | null;
+  face: FaceId;
+  kind: number;
+  sender: string;
+  ts: number;
+  receivedAt: number;
+  body: string;
+  counts: boolean;
+  onlyFor: string | null;
+}
+
+export type AppendOutcome =
+  | { status: 'stored'; event: StoredEvent }
+  | { status: 'duplicate'; event: StoredEvent };
+
+export interface ListQuery {
+  cid: string;
+  /** The reader: events only visible to others, and events the reader hid, are left out. */
+  viewer: string;
+  /** Only events with seq > afterSeq, oldest first. Without it: newest first. */
+  afterSeq?: number;
+  limit: number;
+  offset: number;
+  /** Restrict to one face (the REST face reads its own events). */
+  face?: FaceId;
+}
+
+export interface ChatState {
+  user: string;
+  cid: string;
+  /** The other participant of a direct chat; null for a group. */
+  peer: string | null;
+  lastReadSeq: number;
+  muted: boolean;
+  /** When the chat was pinned, or null. */
+  pinnedAt: number | null;
+}
+
+export interface ChatSummary extends ChatState {
+  lastSeq: number;
+  /** receivedAt of the newest chat message, or 0. */
+  lastPostAt: number;
+  unread: number;
+  /** Newest chat message visible to the user, if any. */
+  last: StoredEvent | null;
+}
+
+export interface TokenRecord {
+  address: string;
+  expiresAt: number;
+  revoked: boolean;
+}
+
+export interface Store {
+  /**
+   * Appends events atomically and durably, assigning each its conversation's next seq. A batch is one
+   * transaction: when it resolves, every stored event survives a crash. An event whose id exists already
+   * comes back as `duplicate` with the stored event, and nothing is written for it.
+   */
+  appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
+  getEventById(id: string): Promise<StoredEvent | null>;
+  getEventBySeq(cid: string, seq: number): Promise<StoredEvent | null>;
+  listEvents(q: ListQuery): Promise<StoredEvent[]>;
+  /** Events of every chat the viewer has an entry for, newest commit first. */
+  listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId): Promise<StoredEvent[]>;
+
+  getChat(user: string, cid: string): Promise<ChatState | null>;
+  /** Creates the user's entry for a chat if missing (groups: on first read or send). */
+  ensureChat(user: string, cid: string, peer: string | null): Promise<ChatState>;
+  /** Pinned chats first (most recently pinned first), then by lastPostAt descending. */
+  listChats(user: string, limit: number, offset: number): Promise<ChatSummary[]>;
+  /** Raises the read marker to `seq` (never lowers it); returns the marker now in force. */
+  markRead(user: string, cid: string, seq: number): Promise<number>;
+  /** Unread chat messages from others after the read marker, not hidden by the user. */
+  unreadCount(user: string, cid?: string): Promise<number>;
+  setMuted(user: string, cid: string, muted: boolean): Promise<void>;
+  setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void>;
+
+  putToken(hash: string, record: TokenRecord): Promise<void>;
+  getToken(hash: string): Promise<TokenRecord | null>;
+  revokeToken(hash: string): Promise<void>;
+  putNonce(nonce: string, expiresAt: number): Promise<void>;
+  /** Marks the nonce used; true only the first time, and only before it expires. */
+  consumeNonce(nonce: string, now: number): Promise<boolean>;
+
+  close(): Promise<void>;
+}

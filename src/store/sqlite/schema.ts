@@ -1,0 +1,51 @@
+/** Schema of the embedded store. `user_version` records the applied migration. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE events (
+    pos         INTEGER PRIMARY KEY,          -- global commit order
+    cid         TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    id          TEXT    UNIQUE,
+    face        INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,
+    sender      TEXT    NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    body        TEXT    NOT NULL,
+    counts      INTEGER NOT NULL,
+    only_for    TEXT,
+    UNIQUE (cid, seq)
+  );
+  CREATE TABLE conversations (
+    cid          TEXT PRIMARY KEY,
+    last_seq     INTEGER NOT NULL,
+    last_post_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE chat_members (
+    user          TEXT    NOT NULL,
+    cid           TEXT    NOT NULL,
+    peer          TEXT,
+    last_read_seq INTEGER NOT NULL DEFAULT 0,
+    muted         INTEGER NOT NULL DEFAULT 0,
+    pinned_at     INTEGER,
+    PRIMARY KEY (user, cid)
+  ) WITHOUT ROWID;
+  CREATE TABLE hidden (
+    user TEXT    NOT NULL,
+    cid  TEXT    NOT NULL,
+    seq  INTEGER NOT NULL,
+    PRIMARY KEY (user, cid, seq)
+  ) WITHOUT ROWID;
+  CREATE TABLE tokens (
+    hash       TEXT PRIMARY KEY,
+    address    TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE TABLE nonces (
+    nonce      TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    used       INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  `,
+];

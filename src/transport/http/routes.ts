@@ -1,0 +1,105 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { AppError } from '../../errors/app-error.js';
+import type { AuthService, Session } from '../../auth/auth-service.js';
+import type { ChatService } from '../../chat/chat-service.js';
+import { renderMessages } from '../../chat/render.js';
+import type { Logger } from '../../log/logger.js';
+import { readJsonBody } from './body.js';
+import { sendError, sendJson } from './respond.js';
+import { CHAT_ID, intParam, MESSAGE_ID, strParam } from './query.js';
+
+export interface RouteDeps {
+  auth: AuthService;
+  chats: ChatService;
+  log: Logger;
+  maxBodyBytes: number;
+  listMaxLimit: number;
+  health: () => Record<string, unknown>;
+}
+
+type Handler = (req: Request, res: Response) => Promise<void>;
+type AuthedHandler = (req: Request, res: Response, session: Session) => Promise<void>;
+
+const LOGIN_FIELDS = new Set(['message', 'signature', 'delegationMessage', 'delegationSig']);
+
+/** The REST face except `POST /message/send`, which the fast path serves (see fast-send.ts). */
+export function buildRoutes(deps: RouteDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  const wrap = (h: Handler) => (req: Request, res: Response, next: NextFunction): void => {
+    h(req, res).catch(next);
+  };
+  const authed = (h: AuthedHandler): ReturnType<typeof wrap> =>
+    wrap(async (req, res) => {
+      const header = req.headers.authorization;
+      const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+      const session = await deps.auth.authenticate(token);
+      await h(req, res, session);
+    });
+  const page = (req: Request): { limit: number; offset: number } => ({
+    limit: intParam(req.query, 'limit', 50, 1, deps.listMaxLimit) as number,
+    offset: intParam(req.query, 'offset', 0, 0, 1_000_000) as number,
+  });
+
+  app.get('/health', (_req, res) => sendJson(res, 200, JSON.stringify(deps.health())));
+
+  app.get('/auth/nonce', wrap(async (_req, res) => sendJson(res, 200, JSON.stringify(await deps.auth.nonce()))));
+
+  app.post('/auth/login', wrap(async (req, res) => {
+    const body = await readJsonBody(req, deps.maxBodyBytes);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AppError('INVALID_FIELD', 'body must be an object');
+    const o = body as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!LOGIN_FIELDS.has(k)) throw new AppError('UNKNOWN_FIELD', `unknown field "${k.slice(0, 64)}"`);
+    for (const k of LOGIN_FIELDS) {
+      const v = o[k];
+      if (v !== undefined && (typeof v !== 'string' || v.length > 8192)) throw new AppError('INVALID_FIELD', `${k} must be a string`, { field: k });
+    }
+    if (typeof o['message'] !== 'string' || typeof o['signature'] !== 'string') throw new AppError('INVALID_FIELD', 'message and signature are required');
+    const result = await deps.auth.login(o as { message: string; signature: string }, req.headers.host);
+    sendJson(res, 200, JSON.stringify(result));
+  }));
+
+  app.post('/auth/logout', authed(async (_req, res, s) => {
+    await deps.auth.logout(s);
+    res.status(204).end();
+  }));
+
+  app.get('/message/list', authed(async (req, res, s) => {
+    const chatId = strParam(req.query, 'chatId', CHAT_ID);
+    const afterSeq = intParam(req.query, 'afterSeq', undefined, 0, Number.MAX_SAFE_INTEGER);
+    if (afterSeq !== undefined && chatId === undefined) throw new AppError('INVALID_FIELD', 'afterSeq needs chatId', { field: 'afterSeq' });
+    const events = await deps.chats.list(s.address, { ...page(req), ...(chatId ? { chatId } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}) });
+    sendJson(res, 200, renderMessages(events));
+  }));
+
+  app.post('/message/read', authed(async (req, res, s) => {
+    const messageId = strParam(req.query, 'messageId', MESSAGE_ID, true);
+    sendJson(res, 200, JSON.stringify(await deps.chats.markRead(s.address, messageId)));
+  }));
+
+  app.get('/message/unreadCount', authed(async (req, res, s) => {
+    const chatId = strParam(req.query, 'chatId', CHAT_ID);
+    sendJson(res, 200, String(await deps.chats.unreadCount(s.address, chatId)));
+  }));
+
+  app.get('/chats/list', authed(async (req, res, s) => {
+    sendJson(res, 200, JSON.stringify(await deps.chats.chats(s.address, page(req))));
+  }));
+
+  const chatFlag = (apply: (viewer: string, chatId: string) => Promise<void>): ReturnType<typeof wrap> =>
+    authed(async (req, res, s) => {
+      await apply(s.address, strParam(req.query, 'chatId', CHAT_ID, true));
+      res.status(204).end();
+    });
+  app.post('/chats/mute', chatFlag((v, c) => deps.chats.setMuted(v, c, true)));
+  app.post('/chats/unmute', chatFlag((v, c) => deps.chats.setMuted(v, c, false)));
+  app.post('/chats/pin', chatFlag((v, c) => deps.chats.setPinned(v, c, true)));
+  app.post('/chats/unpin', chatFlag((v, c) => deps.chats.setPinned(v, c, false)));
+
+  app.use((_req, _res, next) => next(new AppError('NOT_FOUND')));
+  // Express recognises an error handler by its four parameters.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(res, err, deps.log));
+  return app;
+}

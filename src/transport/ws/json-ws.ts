@@ -1,0 +1,276 @@
+import type { IncomingMessage } from 'node:http';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { AppError, toAppError } from '../../errors/app-error.js';
+import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
+import type { AuthService, Session } from '../../auth/auth-service.js';
+import type { ChatService } from '../../chat/chat-service.js';
+import type { MessageService } from '../../chat/message-service.js';
+import { messageFrame } from '../../chat/render.js';
+import type { Logger } from '../../log/logger.js';
+import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
+import { sendAnswer } from '../http/fast-send.js';
+import { CHAT_ID } from '../http/query.js';
+
+export interface JsonWsOptions {
+  maxFrameBytes: number;
+  heartbeatMs: number;
+  authTimeoutMs: number;
+  maxBufferedBytes: number;
+  maxFramesPerSec: number;
+  resumeMaxPerChat: number;
+}
+
+export interface JsonWsDeps {
+  auth: AuthService;
+  chats: ChatService;
+  messages: MessageService;
+  hub: LocalHub;
+  log: Logger;
+}
+
+const MAX_CURSORS = 1000;
+const MAX_REF = 64;
+
+/** One /ws connection: authentication, frames in, pushes out with a bounded queue. */
+class JsonConnection implements Subscriber {
+  user = '';
+  tokenHash = '';
+  /** Set once a token was presented (query or first frame); a second auth frame is refused. */
+  authStarted = false;
+  private session: Session | null = null;
+  private alive = true;
+  private closed = false;
+  private frames = 0;
+  private windowStart = Date.now();
+  /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
+  private held: PushItem[] | null = null;
+  private heldBytes = 0;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly authTimer: NodeJS.Timeout;
+
+  constructor(private readonly ws: WebSocket, private readonly gw: JsonWsGateway) {
+    this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), gw.opts.authTimeoutMs);
+    ws.on('pong', () => { this.alive = true; });
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('close', () => this.cleanup());
+    ws.on('error', () => this.cleanup());
+  }
+
+  /** Called by the heartbeat: false means the peer missed a pong and was dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.close('HEARTBEAT_TIMEOUT');
+      return;
+    }
+    this.alive = false;
+    try {
+      this.ws.ping();
+    } catch {
+      this.cleanup();
+    }
+  }
+
+  async authenticate(token: string | undefined): Promise<void> {
+    try {
+      const s = await this.gw.deps.auth.authenticate(token);
+      if (this.closed) return;
+      clearTimeout(this.authTimer);
+      this.session = s;
+      this.user = s.address;
+      this.tokenHash = s.tokenHash;
+      const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
+      this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
+      this.gw.deps.hub.add(this);
+      this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt }));
+    } catch (e) {
+      const err = toAppError(e);
+      this.sendError(undefined, err);
+      this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED');
+    }
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.frames = 0;
+    }
+    if (++this.frames > this.gw.opts.maxFramesPerSec) {
+      this.close('RATE_LIMITED');
+      return;
+    }
+    if (isBinary) {
+      this.close('BAD_FRAME');
+      return;
+    }
+    let frame: unknown;
+    try {
+      frame = JSON.parse(data.toString());
+    } catch {
+      this.sendError(undefined, new AppError('BAD_JSON'));
+      return;
+    }
+    this.handle(frame).catch((e: unknown) => this.sendError(refOf(frame), toAppError(e)));
+  }
+
+  private async handle(frame: unknown): Promise<void> {
+    if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) throw new AppError('INVALID_FIELD', 'a frame is a JSON object');
+    const f = frame as Record<string, unknown>;
+    const ref = refOf(f);
+    if (!this.session) {
+      if (f['type'] !== 'auth' || this.authStarted) {
+        this.sendError(ref, new AppError('UNAUTHENTICATED', 'send {"type":"auth","token":…} first'));
+        this.close('UNAUTHENTICATED');
+        return;
+      }
+      this.authStarted = true;
+      await this.authenticate(typeof f['token'] === 'string' ? f['token'] : undefined);
+      return;
+    }
+    switch (f['type']) {
+      case 'ping':
+        this.send(JSON.stringify({ type: 'pong', ref, time: Date.now() }));
+        return;
+      case 'send': {
+        const r = await this.gw.deps.messages.submit(f['message']);
+        this.send(`{"type":"sent","ref":${JSON.stringify(ref ?? null)},"result":${sendAnswer(r)}}`);
+        return;
+      }
+      case 'resume':
+        await this.resume(f['cursors'], ref);
+        return;
+      default:
+        throw new AppError('INVALID_FIELD', 'unknown frame type', { field: 'type' });
+    }
+  }
+
+  /** Replays every chat's messages after the client's cursor, then releases the live pushes held meanwhile. */
+  private async resume(cursors: unknown, ref: string | undefined): Promise<void> {
+    if (typeof cursors !== 'object' || cursors === null || Array.isArray(cursors)) throw new AppError('INVALID_FIELD', 'cursors must map chatId to afterSeq', { field: 'cursors' });
+    const entries = Object.entries(cursors);
+    if (entries.length > MAX_CURSORS) throw new AppError('INVALID_FIELD', `at most ${MAX_CURSORS} cursors`, { field: 'cursors' });
+    for (const [chatId, seq] of entries) {
+      if (!CHAT_ID.test(chatId) || typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+        throw new AppError('INVALID_FIELD', 'cursors must map chatId to a non-negative integer', { field: 'cursors' });
+      }
+    }
+    if (this.held) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    this.held = [];
+    this.heldBytes = 0;
+    const replayed = new Map<string, number>();
+    const chats: Record<string, { lastSeq: number; more: boolean }> = {};
+    try {
+      for (const [chatId, afterSeq] of entries as [string, number][]) {
+        const { cid } = await this.gw.deps.chats.resolve(this.user, chatId);
+        const limit = this.gw.opts.resumeMaxPerChat;
+        const events = await this.gw.deps.chats.list(this.user, { chatId, afterSeq, limit: limit + 1, offset: 0 });
+        const more = events.length > limit;
+        let last = afterSeq;
+        for (const e of events.slice(0, limit)) {
+          this.send(messageFrame(chatId, e, true));
+          last = e.seq;
+        }
+        replayed.set(cid, last);
+        chats[chatId] = { lastSeq: last, more };
+      }
+    } finally {
+      const held = this.held;
+      this.held = null;
+      this.send(JSON.stringify({ type: 'resumed', ref, chats }));
+      for (const item of held) {
+        const upTo = item.cid !== undefined ? replayed.get(item.cid) : undefined;
+        if (upTo === undefined || item.seq === undefined || item.seq > upTo) this.send(item.frame);
+      }
+    }
+  }
+
+  deliver(item: PushItem): void {
+    if (this.held) {
+      this.heldBytes += item.frame.length;
+      if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
+        this.close('SLOW_CONSUMER');
+        return;
+      }
+      this.held.push(item);
+      return;
+    }
+    this.send(item.frame);
+  }
+
+  private send(frame: string): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount + frame.length > this.gw.opts.maxBufferedBytes) {
+      this.close('SLOW_CONSUMER');
+      return;
+    }
+    this.ws.send(frame);
+  }
+
+  private sendError(ref: string | undefined, err: AppError): void {
+    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'ws frame failed');
+    this.send(JSON.stringify({ type: 'error', ref, error: err.toJSON() }));
+  }
+
+  close(reason: CloseName): void {
+    if (this.closed) return;
+    const { code, text } = CLOSE_CODES[reason];
+    this.cleanup();
+    try {
+      this.ws.close(code, text);
+    } catch {
+      // already closing
+    }
+    // A peer that does not answer the close handshake (or cannot drain its queue) is cut hard.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.held = null;
+    clearTimeout(this.authTimer);
+    clearTimeout(this.expiryTimer);
+    this.gw.deps.hub.remove(this);
+    this.gw.connections.delete(this);
+  }
+}
+
+function refOf(f: unknown): string | undefined {
+  if (typeof f !== 'object' || f === null) return undefined;
+  const ref = (f as Record<string, unknown>)['ref'];
+  return typeof ref === 'string' && ref.length <= MAX_REF ? ref : undefined;
+}
+
+/** The JSON WebSocket push face at /ws (SPEC section 5). */
+export class JsonWsGateway {
+  readonly wss: WebSocketServer;
+  readonly connections = new Set<JsonConnection>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(readonly deps: JsonWsDeps, readonly opts: JsonWsOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.heartbeat = setInterval(() => {
+      for (const c of this.connections) c.heartbeat();
+    }, opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn = new JsonConnection(ws, this);
+      this.connections.add(conn);
+      const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+      if (token) {
+        conn.authStarted = true;
+        void conn.authenticate(token);
+      }
+    });
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    for (const c of [...this.connections]) c.close('GOING_AWAY');
+    this.wss.close();
+  }
+}
