@@ -1,0 +1,170 @@
+import { describe, expect, it, beforeEach, afterEach } from 'vitest';
+import { Face, type NewEvent, type Store } from '../../src/store/port.js';
+import { dmCid } from '../../src/chat/ids.js';
+
+const A = '0x' + 'a'.repeat(40);
+const B = '0x' + 'b'.repeat(40);
+const C = '0x' + 'c'.repeat(40);
+const DAO = '0x' + 'd'.repeat(40);
+let counter = 0;
+
+export function dm(from: string, to: string, over: Partial<NewEvent> = {}): NewEvent {
+  counter++;
+  const id = '0x' + counter.toString(16).padStart(64, '0');
+  return {
+    cid: dmCid(from, to), id, face: Face.RELATION_ONE, kind: 0, sender: from, ts: 1000 + counter, receivedAt: 2000 + counter,
+    body: JSON.stringify({ id, type: 'TEXT', payload: `p${counter}` }), counts: true, onlyFor: null, hides: null,
+    participants: [from, to], ...over,
+  };
+}
+
+/**
+ * The storage contract: every Store adapter runs this suite unchanged (embedded SQLite now, a database
+ * server later). `make` returns a fresh, empty store.
+ */
+export function storeContract(name: string, make: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    let store: Store;
+    beforeEach(async () => { store = await make(); });
+    afterEach(async () => { await store.close(); });
+
+    it('assigns per-conversation seq 1, 2, 3 without gaps, across batches and interleaved chats', async () => {
+      const out1 = await store.appendEvents([dm(A, B), dm(B, A), dm(A, C)]);
+      const out2 = await store.appendEvents([dm(A, B), dm(C, A)]);
+      expect(out1.map((o) => o.event.seq)).toEqual([1, 2, 1]);
+      expect(out2.map((o) => o.event.seq)).toEqual([3, 2]);
+      expect(out1.concat(out2).every((o) => o.status === 'stored')).toBe(true);
+    });
+
+    it('orders events globally by commit position', async () => {
+      const out = await store.appendEvents([dm(A, B), dm(A, C), dm(B, A)]);
+      const pos = out.map((o) => o.event.pos);
+      expect([...pos].sort((x, y) => x - y)).toEqual(pos);
+      expect(new Set(pos).size).toBe(3);
+    });
+
+    it('returns a duplicate id as duplicate with the stored event and writes nothing', async () => {
+      const e = dm(A, B);
+      const [first] = await store.appendEvents([e]);
+      const [again, next] = await store.appendEvents([{ ...e, body: 'other' }, dm(A, B)]);
+      expect(again).toEqual({ status: 'duplicate', event: first?.event });
+      expect(next?.event.seq).toBe(2);
+      expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).length).toBe(2);
+    });
+
+    it('treats a duplicate inside one batch like any other', async () => {
+      const e = dm(A, B);
+      const out = await store.appendEvents([e, e]);
+      expect(out.map((o) => o.status)).toEqual(['stored', 'duplicate']);
+    });
+
+    it('finds events by id and by seq', async () => {
+      const [o] = await store.appendEvents([dm(A, B)]);
+      expect(await store.getEventById(o?.event.id as string)).toEqual(o?.event);
+      expect(await store.getEventBySeq(dmCid(A, B), 1)).toEqual(o?.event);
+      expect(await store.getEventById('0x' + 'f'.repeat(64))).toBeNull();
+    });
+
+    it('lists newest first by default and oldest first after a cursor', async () => {
+      await store.appendEvents([dm(A, B), dm(B, A), dm(A, B), dm(B, A)]);
+      const cid = dmCid(A, B);
+      const newest = await store.listEvents({ cid, viewer: A, limit: 2, offset: 0 });
+      expect(newest.map((e) => e.seq)).toEqual([4, 3]);
+      const page2 = await store.listEvents({ cid, viewer: A, limit: 2, offset: 2 });
+      expect(page2.map((e) => e.seq)).toEqual([2, 1]);
+      const after = await store.listEvents({ cid, viewer: A, afterSeq: 1, limit: 10, offset: 0 });
+      expect(after.map((e) => e.seq)).toEqual([2, 3, 4]);
+    });
+
+    it('filters by face', async () => {
+      await store.appendEvents([dm(A, B), dm(A, B, { face: Face.IM, id: null }), dm(A, B)]);
+      const r1 = await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0, face: Face.RELATION_ONE });
+      expect(r1.map((e) => e.seq)).toEqual([3, 1]);
+    });
+
+    it('serves a hide only to its hider and hides the target for the hider alone', async () => {
+      await store.appendEvents([dm(A, B), dm(B, A)]);
+      await store.appendEvents([dm(A, B, { counts: false, onlyFor: A, hides: { seq: 2 } })]);
+      const cid = dmCid(A, B);
+      const forA = await store.listEvents({ cid, viewer: A, limit: 10, offset: 0 });
+      const forB = await store.listEvents({ cid, viewer: B, limit: 10, offset: 0 });
+      expect(forA.map((e) => e.seq)).toEqual([3, 1]);
+      expect(forB.map((e) => e.seq)).toEqual([2, 1]);
+    });
+
+    it('creates chat entries for both participants when a direct chat starts', async () => {
+      await store.appendEvents([dm(A, B)]);
+      expect(await store.getChat(A, dmCid(A, B))).toMatchObject({ peer: B, lastReadSeq: 0, muted: false, pinnedAt: null });
+      expect(await store.getChat(B, dmCid(A, B))).toMatchObject({ peer: A });
+      expect(await store.getChat(C, dmCid(A, B))).toBeNull();
+    });
+
+    it('counts unread messages from others after the read marker, never lowering the marker', async () => {
+      await store.appendEvents([dm(A, B), dm(A, B), dm(B, A), dm(A, B)]);
+      const cid = dmCid(A, B);
+      expect(await store.unreadCount(B, cid)).toBe(3);
+      expect(await store.unreadCount(A, cid)).toBe(1);
+      expect(await store.markRead(B, cid, 2)).toBe(2);
+      expect(await store.unreadCount(B, cid)).toBe(1);
+      expect(await store.markRead(B, cid, 1)).toBe(2);
+      expect(await store.unreadCount(B)).toBe(1);
+    });
+
+    it('does not count messages the reader hid', async () => {
+      await store.appendEvents([dm(A, B), dm(A, B)]);
+      await store.appendEvents([dm(B, A, { counts: false, onlyFor: B, hides: { seq: 1 } })]);
+      expect(await store.unreadCount(B, dmCid(A, B))).toBe(1);
+    });
+
+    it('sums unread over all chats of the user', async () => {
+      await store.appendEvents([dm(A, C), dm(B, C), dm(B, C), dm(C, A)]);
+      expect(await store.unreadCount(C)).toBe(3);
+      expect(await store.unreadCount(A)).toBe(1);
+    });
+
+    it('lists chats pinned first, then by last post, with unread and the last visible message', async () => {
+      await store.appendEvents([dm(A, B, { receivedAt: 10 })]);
+      await store.appendEvents([dm(C, A, { receivedAt: 20 })]);
+      await store.appendEvents([dm(A, DAO, { receivedAt: 30 })]);
+      let chats = await store.listChats(A, 10, 0);
+      expect(chats.map((c) => c.peer)).toEqual([DAO, C, B]);
+      expect(chats.find((c) => c.peer === C)).toMatchObject({ unread: 1, lastSeq: 1, lastPostAt: 20 });
+      await store.setPinned(A, dmCid(A, B), 100);
+      chats = await store.listChats(A, 10, 0);
+      expect(chats.map((c) => c.peer)).toEqual([B, DAO, C]);
+      expect(chats[0]?.pinnedAt).toBe(100);
+      expect(chats[0]?.last?.seq).toBe(1);
+      expect((await store.listChats(A, 1, 1)).map((c) => c.peer)).toEqual([DAO]);
+    });
+
+    it('keeps mute per user', async () => {
+      await store.appendEvents([dm(A, B)]);
+      await store.setMuted(A, dmCid(A, B), true);
+      expect((await store.getChat(A, dmCid(A, B)))?.muted).toBe(true);
+      expect((await store.getChat(B, dmCid(A, B)))?.muted).toBe(false);
+    });
+
+    it('lists a user\'s events across chats, newest commit first', async () => {
+      await store.appendEvents([dm(A, B), dm(C, A), dm(B, C)]);
+      const mine = await store.listUserEvents(A, 10, 0);
+      expect(mine.map((e) => e.cid)).toEqual([dmCid(A, C), dmCid(A, B)]);
+    });
+
+    it('stores tokens and revokes them', async () => {
+      await store.putToken('h1', { address: A, expiresAt: 5000, revoked: false });
+      expect(await store.getToken('h1')).toEqual({ address: A, expiresAt: 5000, revoked: false });
+      await store.revokeToken('h1');
+      expect((await store.getToken('h1'))?.revoked).toBe(true);
+      expect(await store.getToken('nope')).toBeNull();
+    });
+
+    it('consumes a nonce once and only before it expires', async () => {
+      await store.putNonce('n1', 1000);
+      await store.putNonce('n2', 1000);
+      expect(await store.consumeNonce('n1', 500)).toBe(true);
+      expect(await store.consumeNonce('n1', 500)).toBe(false);
+      expect(await store.consumeNonce('n2', 1500)).toBe(false);
+      expect(await store.consumeNonce('unknown', 0)).toBe(false);
+    });
+  });
+}
