@@ -68,7 +68,10 @@ export async function login(base: string, who: Identity): Promise<string> {
 
 /** A /ws client that records every frame and lets a test wait for the next one matching a predicate. */
 export class WsClient {
+  /** Frames not yet taken by `next`. */
   readonly frames: Record<string, unknown>[] = [];
+  /** Every frame received, in arrival order. */
+  readonly all: Record<string, unknown>[] = [];
   private waiters: { pred: (f: Record<string, unknown>) => boolean; resolve: (f: Record<string, unknown>) => void }[] = [];
   closeCode: number | null = null;
   readonly closed: Promise<number>;
@@ -77,6 +80,7 @@ export class WsClient {
     ws.on('message', (data) => {
       const f = JSON.parse(data.toString()) as Record<string, unknown>;
       this.frames.push(f);
+      this.all.push(f);
       this.waiters = this.waiters.filter((w) => {
         if (!w.pred(f)) return true;
         w.resolve(f);
