@@ -50,7 +50,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
   const committer = new GroupCommitter(store, config.commitBatchMax);
-  const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName });
+  const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
+  });
   const chats = new ChatService(store, relations, hub, clock);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
@@ -93,6 +94,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     async close() {
       if (closed) return;
       closed = true;
+      await messages.stop();
       ws.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -27,6 +27,8 @@ export interface MessageServiceDeps {
   push: PushBus;
   clock: Clock;
   requireName: boolean;
+  /** Most submissions under way at once; past it a send is refused with OVERLOADED instead of queueing without bound. */
+  maxPending: number;
 }
 
 /**
@@ -37,10 +39,12 @@ export interface MessageServiceDeps {
 export class MessageService {
   /** Submissions of an id under way in this process, so a concurrent resend waits instead of racing. */
   private readonly inflight = new Map<string, Promise<SubmitResult>>();
+  private accepting = true;
 
   constructor(private readonly deps: MessageServiceDeps) {}
 
   async submit(input: unknown): Promise<SubmitResult> {
+    if (!this.accepting) throw new AppError('SHUTTING_DOWN');
     const m = parseMessage(input);
     const body = canonicalJson(m);
     const running = this.inflight.get(m.id);
@@ -49,6 +53,7 @@ export class MessageService {
       if (first) return this.sameAnswer(first, body, m.id);
       return this.submit(input); // the first try failed: this one gets its own verdict
     }
+    if (this.inflight.size >= this.deps.maxPending) throw new AppError('OVERLOADED');
     const p = this.admit(m, body);
     this.inflight.set(m.id, p);
     try {
@@ -56,6 +61,12 @@ export class MessageService {
     } finally {
       this.inflight.delete(m.id);
     }
+  }
+
+  /** Refuses new submissions (SHUTTING_DOWN) and resolves once those under way have been answered. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    await Promise.allSettled([...this.inflight.values()]);
   }
 
   private async sameAnswer(first: SubmitResult, body: string, id: string): Promise<SubmitResult> {

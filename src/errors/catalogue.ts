@@ -14,7 +14,6 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_FIELD: { num: 1004, http: 400, temporary: false, text: 'The object carries a field this server does not know.' },
   UNSUPPORTED_MEDIA_TYPE: { num: 1005, http: 415, temporary: false, text: 'The body must be application/json.' },
   NOT_FOUND: { num: 1006, http: 404, temporary: false, text: 'No such endpoint or resource.' },
-  METHOD_NOT_ALLOWED: { num: 1007, http: 405, temporary: false, text: 'The endpoint does not accept this method.' },
   // --- message verification (2xxx)
   ID_MISMATCH: { num: 2001, http: 400, temporary: false, text: 'The message id is not the keccak256 of its fields.' },
   INVALID_SIGNATURE: { num: 2002, http: 401, temporary: false, text: 'A signature is malformed, non-canonical or does not recover to the expected address.' },
@@ -30,14 +29,14 @@ export const ERROR_CATALOGUE = {
   NOT_MEMBER: { num: 3005, http: 403, temporary: false, text: 'The sender is not a member of the group.' },
   NOT_OWNER: { num: 3006, http: 403, temporary: false, text: 'Only the owner of the group may do this.' },
   NOT_A_GROUP: { num: 3007, http: 400, temporary: false, text: 'The receiver is not a DAO contract.' },
+  // NOT_MEMBER, NOT_OWNER, NOT_A_GROUP and RELATIONS_UNAVAILABLE are answered once group chats are served.
   GROUPS_UNAVAILABLE: { num: 3008, http: 501, temporary: false, text: 'Group messages need a relation reader (chain) that is not configured.' },
   SIWE_INVALID: { num: 3009, http: 401, temporary: false, text: 'The Sign-In with Ethereum message is malformed, for another domain, expired or not yet valid.' },
   NONCE_INVALID: { num: 3010, http: 401, temporary: false, text: 'The sign-in nonce is unknown, expired or already used.' },
   MESSAGE_NOT_FOUND: { num: 3011, http: 404, temporary: false, text: 'No message with this id is visible to the caller.' },
   INVALID_TARGET: { num: 3012, http: 400, temporary: false, text: 'The message this one refers to does not exist in the same chat.' },
   // --- load and availability (4xxx)
-  RATE_LIMITED: { num: 4001, http: 429, temporary: true, text: 'Too many requests; slow down.' },
-  OVERLOADED: { num: 4002, http: 503, temporary: true, text: 'The server is shedding load; retry later.' },
+  OVERLOADED: { num: 4002, http: 503, temporary: true, text: 'Too many sends are being processed; retry with backoff.' },
   RELATIONS_UNAVAILABLE: { num: 4003, http: 503, temporary: true, text: 'The chain could not be read in time and no fresh cached view exists.' },
   SHUTTING_DOWN: { num: 4004, http: 503, temporary: true, text: 'The server is shutting down.' },
   INTERNAL: { num: 4999, http: 500, temporary: true, text: 'Unexpected server error.' },

@@ -151,3 +151,24 @@ describe('token expiry', () => {
     }
   });
 });
+
+describe('load shedding', () => {
+  it('answers OVERLOADED (503, temporary) past MAX_PENDING_SENDS and stores only what it accepted', async () => {
+    const srv = await startServer({ maxPendingSends: 2 });
+    try {
+      const alice = makeIdentity();
+      const bob = makeIdentity();
+      const msgs = Array.from({ length: 30 }, () => signedMessage(alice, { receiver: bob.address }));
+      const answers = await Promise.all(msgs.map((m) => http(srv.url, 'POST', '/message/send', { body: m })));
+      const shed = answers.filter((a) => a.status === 503);
+      expect(shed.length).toBeGreaterThan(0);
+      for (const a of shed) expect(a.json).toMatchObject({ error: { code: 'OVERLOADED' } });
+      for (let i = 0; i < msgs.length; i++) {
+        const stored = await srv.app.store.getEventById(msgs[i]?.id as string);
+        expect(stored !== null).toBe(answers[i]?.status === 200);
+      }
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * Writes the generated reference tables from the code's single sources of truth:
+ * docs/errors.md (error catalogue and close codes), docs/configuration.md and .env.example (CONFIG_SPEC).
+ * `test/unit/docs.test.ts` fails when the committed files differ from what this produces.
+ * Run: npx tsx scripts/gen-docs.ts
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CONFIG_SPEC } from '../src/config/config.js';
+import { CLOSE_CODES, ERROR_CATALOGUE } from '../src/errors/catalogue.js';
+
+export function errorsDoc(): string {
+  const rows = Object.entries(ERROR_CATALOGUE).map(([code, e]) => `| \`${code}\` | ${e.num} | ${e.http} | ${e.temporary ? 'yes' : 'no'} | ${e.text} |`);
+  const closes = Object.entries(CLOSE_CODES).map(([name, c]) => `| ${c.code} | \`${name}\` | ${c.reconnect ? 'yes' : 'no'} | ${c.text} |`);
+  return `# Error catalogue
+
+Generated from \`src/errors/catalogue.ts\` by \`npx tsx scripts/gen-docs.ts\`; a test fails when this file and
+the catalogue disagree. Codes are stable: clients branch on \`code\`, never on \`message\`.
+
+Every REST error body is \`{"error": {"code": "<CODE>", "message": "<human text>"}}\` with the HTTP status
+below. On \`/ws\` the same object arrives as \`{"type": "error", "ref": <your ref or null>, "error": {…}}\`.
+\`num\` is the numeric form for binary faces. \`temporary\` = retrying the same request later may succeed.
+
+| code | num | HTTP | temporary | meaning |
+|---|---|---|---|---|
+${rows.join('\n')}
+
+## WebSocket close codes
+
+| close code | name | reconnect? | meaning |
+|---|---|---|---|
+${closes.join('\n')}
+`;
+}
+
+export function configDoc(): string {
+  const rows = Object.entries(CONFIG_SPEC).map(([key, s]) => {
+    const range = 'values' in s ? ` (one of ${s.values.map((v) => `\`${v}\``).join(', ')})` : '';
+    const def = s.default === '' ? '(empty)' : `\`${s.default}\``;
+    return `| \`${key}\` | ${s.kind} | ${def} | ${s.doc}${range} |`;
+  });
+  return `# Configuration
+
+Generated from \`src/config/config.ts\` by \`npx tsx scripts/gen-docs.ts\`; a test keeps it in step with the code.
+
+Settings come from the environment, and from a \`.env\` file in the working directory for variables the
+environment does not set. Every value is validated at start; the server refuses to start and lists every
+problem at once instead of falling back to a default (exit code 2).
+
+| variable | type | default | meaning |
+|---|---|---|---|
+${rows.join('\n')}
+`;
+}
+
+export function envExample(): string {
+  const lines = Object.entries(CONFIG_SPEC).map(([key, s]) => `# ${s.doc}\n#${key}=${s.default}`);
+  return `# relation-im-proxy configuration. Copy to .env and uncomment what you change.\n# Every variable is documented in docs/configuration.md.\n\n${lines.join('\n\n')}\n`;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  writeFileSync(path.join(root, 'docs/errors.md'), errorsDoc());
+  writeFileSync(path.join(root, 'docs/configuration.md'), configDoc());
+  writeFileSync(path.join(root, '.env.example'), envExample());
+}
