@@ -56,6 +56,7 @@ export class WorkerPool implements JobRunner {
       if (!pendings) return;
       lane.inFlight.delete(msg.batch);
       lane.jobsInFlight -= pendings.length;
+      if (lane.jobsInFlight === 0) worker.unref();
       for (let i = 0; i < pendings.length; i++) {
         const result = msg.results[i];
         if (result) pendings[i]?.resolve(result);
@@ -103,6 +104,8 @@ export class WorkerPool implements JobRunner {
       const batch = this.nextBatch++;
       lane.inFlight.set(batch, slice.map((s) => s.pending));
       lane.jobsInFlight += slice.length;
+      // An idle pool must not keep the process alive, a busy one must (its callers are waiting).
+      lane.worker.ref();
       lane.worker.postMessage({ batch, jobs: slice.map((s) => s.job) });
     }
   }

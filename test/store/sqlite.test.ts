@@ -8,7 +8,8 @@ import { dm, storeContract } from './contract.js';
 
 const file = (): string => path.join(mkdtempSync(path.join(tmpdir(), 'rim-store-')), 'db.sqlite');
 
-storeContract('sqlite file', async () => new SqliteStore({ file: file(), synchronous: 'FULL' }));
+storeContract('sqlite file (writer thread)', async () => new SqliteStore({ file: file(), synchronous: 'FULL' }));
+storeContract('sqlite in memory (inline writer)', async () => new SqliteStore({ file: ':memory:', synchronous: 'FULL' }));
 
 describe('SqliteStore', () => {
   it('keeps everything across a reopen of the same file', async () => {

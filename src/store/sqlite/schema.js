@@ -1,5 +1,11 @@
-/** Schema of the embedded store. `user_version` records the applied migration. */
-export const MIGRATIONS: readonly string[] = [
+// @ts-check
+/**
+ * Schema of the embedded store; `user_version` records how many migrations ran. Append new migrations,
+ * never edit an applied one. Plain JavaScript because the writer thread loads it (Node 20 cannot start
+ * a worker from TypeScript).
+ */
+/** @type {readonly string[]} */
+export const MIGRATIONS = [
   `
   CREATE TABLE events (
     pos         INTEGER PRIMARY KEY,          -- global commit order
@@ -49,3 +55,21 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   `,
 ];
+
+/**
+ * Opens a connection with the store's pragmas and brings the schema up to date.
+ * @param {import('better-sqlite3').Database} db
+ * @param {'FULL' | 'NORMAL'} synchronous
+ */
+export function prepareConnection(db, synchronous) {
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${synchronous}`);
+  db.pragma('busy_timeout = 5000');
+  const version = /** @type {number} */ (db.pragma('user_version', { simple: true }));
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(/** @type {string} */ (MIGRATIONS[v]));
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * End-to-end benchmark of the Relation ONE face: the real server (dist build, its own process, SQLite
+ * with synchronous=FULL) driven over HTTP and WebSocket on this machine.
+ *
+ *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 128]
+ *                    [--rate 1000] [--latency-seconds 10]
+ *
+ * Prints, from one run: the machine's signature-recovery ceiling (native and pure JS), verified messages
+ * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
+ * send-to-push latency at a fixed offered rate.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { getBytes, Wallet } from 'ethers';
+import { SiweMessage } from 'siwe';
+import WebSocket from 'ws';
+import { recoverWith, personalDigest, splitSignature } from '../src/identity/recover-core.js';
+import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
+const num = (k: string, d: number): number => Number(args.get(k) ?? d);
+const MESSAGES = num('messages', 30_000);
+const RECEIVERS = num('receivers', 1000);
+const SENDERS = num('senders', 50);
+const CONCURRENCY = num('concurrency', 128);
+const RATE = num('rate', 1000);
+const LATENCY_SECONDS = num('latency-seconds', 10);
+const now = (): number => performance.timeOrigin + performance.now();
+const log = (s: string): void => { process.stdout.write(`${s}\n`); };
+
+function ceiling(): { nativePerSec: number; jsMsPerRecovery: number } {
+  const w = Wallet.createRandom();
+  const samples = Array.from({ length: 64 }, (_, i) => {
+    const msg = getBytes(Wallet.createRandom().privateKey);
+    void i;
+    const split = splitSignature(w.signMessageSync(msg));
+    if (!split) throw new Error('bad sample');
+    return { digest: personalDigest(msg), split };
+  });
+  const native = recoverWith('native');
+  const js = recoverWith('js');
+  let n = 0;
+  const t0 = now();
+  while (now() - t0 < 1500) for (const s of samples) { native(s.digest, s.split); n++; }
+  const nativePerSec = n / ((now() - t0) / 1000);
+  let m = 0;
+  const t1 = now();
+  while (now() - t1 < 1500) for (const s of samples.slice(0, 8)) { js(s.digest, s.split); m++; }
+  return { nativePerSec, jsMsPerRecovery: (now() - t1) / m };
+}
+
+async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
+  // BENCH_NODE_ARGS passes flags to the server process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
+    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000' },
+  });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = /"port":(\d+)/.exec(line);
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => child.kill('SIGTERM') });
+      const b = /"backend":"(\w+)","verifyThreads":(\d+)/.exec(line);
+      if (b) log(`server: recovery backend ${b[1]}, ${b[2]} verify threads`);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+async function loginToken(url: string, who: Wallet): Promise<string> {
+  const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
+  const message = new SiweMessage({ domain: new URL(url).host, address: who.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
+  const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: who.signMessageSync(message) }) });
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** Every push lands here: message id -> time received. */
+const received = new Map<string, number>();
+let onPush: (() => void) | null = null;
+const ID_AT = '"message":{"id":"';
+
+function openReceiver(wsUrl: string, token: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${wsUrl}?token=${token}`, { perMessageDeflate: false });
+    ws.on('message', (data) => {
+      const s = data.toString();
+      const i = s.indexOf(ID_AT);
+      if (i >= 0) {
+        received.set(s.slice(i + ID_AT.length, i + ID_AT.length + 66), now());
+        onPush?.();
+      } else if (s.includes('"ready"')) resolve(ws);
+    });
+    ws.on('error', reject);
+  });
+}
+
+function runSender(url: string, bodies: string[], concurrency: number, ratePerSec: number): Promise<{ sentAt: Float64Array; statuses: [number, number][]; elapsedMs: number }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(path.join(here, 'bench-sender.js'), { workerData: { url, bodies, concurrency, ratePerSec } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+}
+
+function waitForPushes(ids: string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const check = (): boolean => ids.every((id) => received.has(id));
+    const timer = setTimeout(() => { onPush = null; resolve(); }, timeoutMs);
+    let pending = ids.filter((id) => !received.has(id)).length;
+    onPush = () => {
+      pending--;
+      if (pending <= 0 && check()) { clearTimeout(timer); onPush = null; resolve(); }
+    };
+    if (check()) { clearTimeout(timer); onPush = null; resolve(); }
+  });
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+async function main(): Promise<void> {
+  log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}`);
+  const c = ceiling();
+  const cores = availableParallelism();
+  log(`ceiling: native secp256k1 recovery ${c.nativePerSec.toFixed(0)}/s on one core (${(1e6 / c.nativePerSec).toFixed(0)} us), `
+    + `so at most ~${(c.nativePerSec * cores).toFixed(0)} recoveries/s on ${cores} cores with nothing else running; ethers pure JS ${c.jsMsPerRecovery.toFixed(2)} ms per recovery`);
+
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-'));
+  const server = await startServer(dataDir);
+  try {
+    const wsUrl = server.url.replace('http', 'ws') + '/ws';
+    const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < receivers.length; i += 50) {
+      const batch = receivers.slice(i, i + 50);
+      const tokens = await Promise.all(batch.map((r) => loginToken(server.url, r)));
+      sockets.push(...(await Promise.all(tokens.map((t) => openReceiver(wsUrl, t)))));
+    }
+    log(`setup: ${sockets.length} receivers connected over /ws`);
+    const senders: BenchIdentity[] = Array.from({ length: SENDERS }, benchIdentity);
+    const payload = Buffer.from('x'.repeat(150)).toString('base64');
+    const make = (n: number): { ids: string[]; bodies: string[] } => {
+      const ids: string[] = [];
+      const bodies: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const m = benchMessage(senders[i % SENDERS] as BenchIdentity, (receivers[i % RECEIVERS] as Wallet).address, payload);
+        ids.push(m.id);
+        bodies.push(JSON.stringify(m));
+      }
+      return { ids, bodies };
+    };
+
+    // Warm-up (JIT, caches, delegation cache per sender).
+    const warm = make(2000);
+    await runSender(server.url, warm.bodies, CONCURRENCY, 0);
+    await waitForPushes(warm.ids, 30_000);
+
+    const load = make(MESSAGES);
+    log(`throughput: ${MESSAGES} messages, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} requests in flight`);
+    const sent = await runSender(server.url, load.bodies, CONCURRENCY, 0);
+    await waitForPushes(load.ids, 60_000);
+    const first = Math.min(...Array.from(sent.sentAt));
+    const pushed = load.ids.map((id) => received.get(id)).filter((t): t is number => t !== undefined);
+    const last = Math.max(...pushed);
+    const rate = pushed.length / ((last - first) / 1000);
+    log(`  HTTP answers: ${JSON.stringify(Object.fromEntries(sent.statuses))}`);
+    log(`  delivered ${pushed.length}/${MESSAGES} in ${((last - first) / 1000).toFixed(2)} s: ${rate.toFixed(0)} verified messages/s end to end `
+      + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
+
+    const lat = make(RATE * LATENCY_SECONDS);
+    log(`latency: ${lat.ids.length} messages offered at ${RATE}/s`);
+    const sentL = await runSender(server.url, lat.bodies, 64, RATE);
+    await waitForPushes(lat.ids, 30_000);
+    const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
+    log(`  HTTP answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
+    log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
+    for (const s of sockets) s.terminate();
+  } finally {
+    server.stop();
+    await new Promise((r) => setTimeout(r, 500));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,82 @@
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { createWriter, type Writer, type WriteOp } from './writer-core.js';
+
+type Args<K extends WriteOp> = Parameters<Writer[K]>;
+type Result<K extends WriteOp> = ReturnType<Writer[K]>;
+
+/** How the store reaches its writer: on this thread, or on the writer thread. */
+export interface WriterClient {
+  call<K extends WriteOp>(op: K, ...args: Args<K>): Promise<Result<K>>;
+  close(): Promise<void>;
+}
+
+/** Writes on the calling thread (in-memory databases, where a second connection would see another database). */
+export class InlineWriter implements WriterClient {
+  private readonly writer: Writer;
+  constructor(db: Database.Database) {
+    this.writer = createWriter(db);
+  }
+  async call<K extends WriteOp>(op: K, ...args: Args<K>): Promise<Result<K>> {
+    return (this.writer[op] as unknown as (...a: Args<K>) => Result<K>)(...args);
+  }
+  async close(): Promise<void> {}
+}
+
+interface Reply { id: number; ok: boolean; value?: unknown; error?: string }
+
+/**
+ * Writes on a dedicated thread, in the order they were called. If the thread dies, the calls under way
+ * fail (their requests are answered with an error, nothing is acknowledged) and the next call starts a
+ * new thread: SQLite's journal guarantees a half-done transaction is rolled back.
+ */
+export class ThreadWriter implements WriterClient {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private closing = false;
+
+  constructor(private readonly file: string, private readonly synchronous: 'FULL' | 'NORMAL') {}
+
+  private ensure(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { file: this.file, synchronous: this.synchronous } });
+    w.on('message', (m: Reply | { ready: true }) => {
+      if (!('id' in m)) return;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(new Error(`store write failed: ${m.error}`));
+    });
+    const fail = (err: Error): void => {
+      if (this.worker === w) this.worker = null;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`store writer exited with code ${code}`)));
+    this.worker = w;
+    return w;
+  }
+
+  call<K extends WriteOp>(op: K, ...args: Args<K>): Promise<Result<K>> {
+    if (this.closing) return Promise.reject(new Error('store closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.ensure().postMessage({ id, op, args });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    const w = this.worker;
+    if (!w) return;
+    // Writes already posted run before the close message: the queue is drained, then the thread ends.
+    await new Promise<void>((resolve) => {
+      w.once('exit', () => resolve());
+      w.postMessage({ close: true });
+    });
+  }
+}

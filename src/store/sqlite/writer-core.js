@@ -1,0 +1,131 @@
+// @ts-check
+/**
+ * Every write of the embedded store, on one connection. It runs on the store's writer thread, so the
+ * fsync of a durable commit (synchronous=FULL) never blocks the thread that parses, verifies and pushes;
+ * reads use their own connection (WAL lets them run beside the writer).
+ */
+
+/**
+ * @typedef {import('../port.js').NewEvent} NewEvent
+ * @typedef {import('../port.js').StoredEvent} StoredEvent
+ * @typedef {import('../port.js').AppendOutcome} AppendOutcome
+ * @typedef {{ pos: number, cid: string, seq: number, id: string | null, face: number, kind: number, sender: string,
+ *   ts: number, received_at: number, body: string, counts: number, only_for: string | null }} EventRow
+ */
+
+/**
+ * @param {EventRow} r
+ * @returns {StoredEvent}
+ */
+export function toEvent(r) {
+  return {
+    pos: r.pos, cid: r.cid, seq: r.seq, id: r.id, face: /** @type {0 | 1} */ (r.face), kind: r.kind, sender: r.sender, ts: r.ts,
+    receivedAt: r.received_at, body: r.body, counts: r.counts === 1, onlyFor: r.only_for,
+  };
+}
+
+/**
+ * @param {import('better-sqlite3').Database} db a connection prepared by schema.js
+ */
+export function createWriter(db) {
+  const s = {
+    byId: db.prepare('SELECT * FROM events WHERE id = ?'),
+    conv: db.prepare('SELECT last_seq, last_post_at FROM conversations WHERE cid = ?'),
+    insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for)
+      VALUES (@cid, @seq, @id, @face, @kind, @sender, @ts, @receivedAt, @body, @counts, @onlyFor)`),
+    upsertConv: db.prepare(`INSERT INTO conversations (cid, last_seq, last_post_at) VALUES (@cid, @lastSeq, @lastPostAt)
+      ON CONFLICT (cid) DO UPDATE SET last_seq = excluded.last_seq, last_post_at = excluded.last_post_at`),
+    ensureChat: db.prepare('INSERT OR IGNORE INTO chat_members (user, cid, peer) VALUES (?, ?, ?)'),
+    hide: db.prepare('INSERT OR IGNORE INTO hidden (user, cid, seq) VALUES (?, ?, ?)'),
+    markRead: db.prepare('UPDATE chat_members SET last_read_seq = MAX(last_read_seq, ?) WHERE user = ? AND cid = ?'),
+    readMarker: db.prepare('SELECT last_read_seq FROM chat_members WHERE user = ? AND cid = ?'),
+    setMuted: db.prepare('UPDATE chat_members SET muted = ? WHERE user = ? AND cid = ?'),
+    setPinned: db.prepare('UPDATE chat_members SET pinned_at = ? WHERE user = ? AND cid = ?'),
+    putToken: db.prepare('INSERT OR REPLACE INTO tokens (hash, address, expires_at, revoked) VALUES (?, ?, ?, ?)'),
+    revokeToken: db.prepare('UPDATE tokens SET revoked = 1 WHERE hash = ?'),
+    putNonce: db.prepare('INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)'),
+    consumeNonce: db.prepare('UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0 AND expires_at > ?'),
+    pruneNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
+  };
+
+  /**
+   * @param {readonly NewEvent[]} events
+   * @returns {AppendOutcome[]}
+   */
+  function appendInTx(events) {
+    /** @type {AppendOutcome[]} */
+    const outcomes = [];
+    /** @type {Map<string, { lastSeq: number, lastPostAt: number }>} */
+    const convs = new Map();
+    for (const ev of events) {
+      if (ev.id !== null) {
+        const existing = /** @type {EventRow | undefined} */ (s.byId.get(ev.id));
+        if (existing) {
+          outcomes.push({ status: 'duplicate', event: toEvent(existing) });
+          continue;
+        }
+      }
+      let conv = convs.get(ev.cid);
+      if (!conv) {
+        const row = /** @type {{ last_seq: number, last_post_at: number } | undefined} */ (s.conv.get(ev.cid));
+        conv = { lastSeq: row?.last_seq ?? 0, lastPostAt: row?.last_post_at ?? 0 };
+        convs.set(ev.cid, conv);
+      }
+      const seq = conv.lastSeq + 1;
+      conv.lastSeq = seq;
+      if (ev.counts) conv.lastPostAt = Math.max(conv.lastPostAt, ev.receivedAt);
+      const info = s.insertEvent.run({
+        cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender, ts: ev.ts,
+        receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts ? 1 : 0, onlyFor: ev.onlyFor,
+      });
+      if (seq === 1 && ev.participants) {
+        const [a, b] = ev.participants;
+        s.ensureChat.run(a, ev.cid, b);
+        if (b !== a) s.ensureChat.run(b, ev.cid, a);
+      }
+      if (ev.hides && ev.onlyFor !== null) s.hide.run(ev.onlyFor, ev.cid, ev.hides.seq);
+      outcomes.push({
+        status: 'stored',
+        event: {
+          pos: Number(info.lastInsertRowid), cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender,
+          ts: ev.ts, receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts, onlyFor: ev.onlyFor,
+        },
+      });
+    }
+    for (const [cid, c] of convs) s.upsertConv.run({ cid, lastSeq: c.lastSeq, lastPostAt: c.lastPostAt });
+    return outcomes;
+  }
+  const appendTx = db.transaction(appendInTx);
+
+  return {
+    /** @param {readonly NewEvent[]} events */
+    appendEvents: (events) => (events.length === 0 ? [] : appendTx(events)),
+    /** @param {string} user @param {string} cid @param {string | null} peer */
+    ensureChat: (user, cid, peer) => { s.ensureChat.run(user, cid, peer); },
+    /** @param {string} user @param {string} cid @param {number} seq @returns {number} */
+    markRead: (user, cid, seq) => {
+      s.markRead.run(seq, user, cid);
+      const row = /** @type {{ last_read_seq: number } | undefined} */ (s.readMarker.get(user, cid));
+      return row?.last_read_seq ?? 0;
+    },
+    /** @param {string} user @param {string} cid @param {boolean} muted */
+    setMuted: (user, cid, muted) => { s.setMuted.run(muted ? 1 : 0, user, cid); },
+    /** @param {string} user @param {string} cid @param {number | null} pinnedAt */
+    setPinned: (user, cid, pinnedAt) => { s.setPinned.run(pinnedAt, user, cid); },
+    /** @param {string} hash @param {{ address: string, expiresAt: number, revoked: boolean }} r */
+    putToken: (hash, r) => { s.putToken.run(hash, r.address, r.expiresAt, r.revoked ? 1 : 0); },
+    /** @param {string} hash */
+    revokeToken: (hash) => { s.revokeToken.run(hash); },
+    /** @param {string} nonce @param {number} expiresAt */
+    putNonce: (nonce, expiresAt) => { s.putNonce.run(nonce, expiresAt); },
+    /** @param {string} nonce @param {number} now @returns {boolean} */
+    consumeNonce: (nonce, now) => {
+      const ok = s.consumeNonce.run(nonce, now).changes === 1;
+      s.pruneNonces.run(now - 86_400_000);
+      return ok;
+    },
+  };
+}
+
+/** @typedef {ReturnType<typeof createWriter>} Writer */
+/** @typedef {keyof Writer} WriteOp */
