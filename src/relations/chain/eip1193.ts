@@ -1,4 +1,4 @@
-import { BrowserProvider, FetchRequest, Network } from 'ethers';
+import { BrowserProvider, FetchRequest, Network, makeError, type JsonRpcError, type JsonRpcPayload } from 'ethers';
 
 /** The EIP-1193 `request` shape shared by the in-process chain, the HTTP adapter and ethers' BrowserProvider. */
 export interface Eip1193 {
@@ -18,12 +18,34 @@ export class RpcError extends Error {
 }
 
 /**
+ * The RPC could not be reached or answered nothing usable (refused, reset, timed out, HTTP error). Thrown by
+ * the EIP-1193 sources here so that ethers reports NETWORK_ERROR instead of guessing: for eth_call ethers
+ * would otherwise turn any failure into CALL_EXCEPTION, which the reader must keep for real reverts.
+ */
+export class TransportError extends Error {
+  readonly code = 'RPC_TRANSPORT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'TransportError';
+  }
+}
+
+class Eip1193Provider extends BrowserProvider {
+  override getRpcError(payload: JsonRpcPayload, error: JsonRpcError): Error {
+    if ((error.error as { code?: unknown }).code === 'RPC_TRANSPORT') {
+      return makeError(`RPC unreachable: ${error.error.message}`, 'NETWORK_ERROR', { event: payload.method });
+    }
+    return super.getRpcError(payload, error);
+  }
+}
+
+/**
  * An ethers v6 provider over an EIP-1193 source with a fixed chain id, so ethers never starts its
  * endless network-detection retry loop against an RPC that is down, and with ethers' 250 ms result cache
  * off (a refresh must see the newest block number).
  */
 export function ethersProvider(source: Eip1193, chainId: number): BrowserProvider {
-  const provider = new BrowserProvider(source, chainId, {
+  const provider = new Eip1193Provider(source, chainId, {
     staticNetwork: Network.from(chainId),
     cacheTimeout: -1,
     pollingInterval: 100,
@@ -48,9 +70,14 @@ export class HttpEip1193 implements Eip1193 {
     req.retryFunc = async () => false;
     req.setHeader('content-type', 'application/json');
     req.body = JSON.stringify({ jsonrpc: '2.0', id: ++this.#id, method: args.method, params: args.params ?? [] });
-    const res = await req.send();
-    res.assertOk();
-    const body = res.bodyJson as { result?: unknown; error?: { code: number; message: string; data?: unknown } };
+    let body;
+    try {
+      const res = await req.send();
+      res.assertOk();
+      body = res.bodyJson as { result?: unknown; error?: { code: number; message: string; data?: unknown } };
+    } catch (e) {
+      throw new TransportError(e instanceof Error ? e.message : String(e));
+    }
     if (body.error) throw new RpcError(body.error.code, body.error.message, body.error.data);
     return body.result;
   }

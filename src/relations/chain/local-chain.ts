@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { HDNodeWallet, Mnemonic, computeAddress } from 'ethers';
-import { RpcError, type Eip1193 } from './eip1193.js';
+import { RpcError, TransportError, type Eip1193 } from './eip1193.js';
 
 // EDR is a native (napi) CommonJS module; load it lazily so nothing pays for it unless a local chain starts.
 type Edr = typeof import('@nomicfoundation/edr');
@@ -97,7 +97,7 @@ export class LocalChain implements Eip1193 {
   }
 
   async request(args: { method: string; params?: readonly unknown[] | Record<string, unknown> }): Promise<unknown> {
-    if (this.#closed) throw new RpcError(-32000, 'local chain is closed');
+    if (this.#closed) throw new TransportError('local chain is closed');
     const response = await this.provider.handleRequest(
       JSON.stringify({ jsonrpc: '2.0', id: ++this.#id, method: args.method, params: args.params ?? [] }),
     );
