@@ -290,6 +290,8 @@ export class ChainRelations implements RelationReader {
         await this.#tracker.track(c);
         contracts.add(c);
       }
+      // The holder sets must be at least as new as the scan, or a follow seen by the scan could be missing.
+      if (this.#tracker.cursor < latest) await this.#tracker.poll();
     }
     const scan = { scannedTo: latest, at: started, contracts };
     this.#followingScans.set(a, scan);

@@ -71,6 +71,11 @@ export class LogTracker {
     return this.#syncedAt;
   }
 
+  /** The last block applied to every tracked contract (-1 before the first contact). */
+  get cursor(): number {
+    return this.#cursor ?? -1;
+  }
+
   /** The holders of `address` if it is already tracked (no RPC). */
   peek(address: string): TokenHolders | undefined {
     return this.#tracked.get(address);
@@ -104,7 +109,6 @@ export class LogTracker {
       const started = this.opts.now();
       if (this.#cursor === undefined) {
         await this.#start();
-        this.#syncedAt = started;
         return;
       }
       const latest = await this.#blockNumber();
@@ -138,8 +142,11 @@ export class LogTracker {
     return this.#blockNumber();
   }
 
+  /** Sets the cursor to the newest block: whatever is loaded up to it is current as of now. */
   async #start(): Promise<void> {
+    const started = this.opts.now();
     this.#cursor = await this.#blockNumber();
+    this.#syncedAt = started;
   }
 
   #blockNumber(): Promise<number> {
