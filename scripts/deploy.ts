@@ -13,7 +13,7 @@ if (!url || !key) {
   process.stderr.write('usage: RPC_URL=<http url> DEPLOYER_KEY=<0x private key> [NAME_SUFFIX=.rel] npx tsx scripts/deploy.ts\n');
   process.exit(2);
 }
-const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true });
+const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
 const deployer = new Wallet(key, provider);
 const addresses = await deployRelationContracts(deployer, process.env['NAME_SUFFIX'] ?? DEV_NAME_SUFFIX);
 const { chainId } = await provider.getNetwork();

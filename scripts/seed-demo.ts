@@ -21,7 +21,7 @@ if (!url || !addresses.nameService || !addresses.followRegister || !addresses.da
   process.exit(2);
 }
 const keys = env['DEMO_KEYS'] ? env['DEMO_KEYS'].split(',').map((k) => k.trim()) : devKeys(5).slice(1);
-const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true });
+const provider = new JsonRpcProvider(url, undefined, { staticNetwork: true, batchMaxCount: 1, cacheTimeout: -1 });
 const world = await seedDemo(provider, addresses, keys);
 for (const id of world.identities) process.stdout.write(`${id.label.padEnd(6)} ${id.address} ${id.name}\n`);
 process.stdout.write(`DAO "${world.dao.name}" ${world.dao.address} owner ${world.dao.owner} members ${world.dao.members.length}\n`);

@@ -33,7 +33,7 @@ export interface RelationReader {
    * Whether `address` holds a token of the DAO at `group` (false when `group` is not a DAO).
    *
    * Readers that talk to a chain throw `AppError('RELATIONS_UNAVAILABLE')` from every method when the chain
-   * cannot be read in time and no fresh-enough cached view exists; they never hang past their RPC timeout.
+   * cannot be read in time and no fresh-enough cached view exists; they never hang (bounded by their RPC timeout).
    */
   isMember(group: string, address: string): Promise<boolean>;
   /**
