@@ -5,6 +5,7 @@ import { AuthService } from './auth/auth-service.js';
 import { ChatService } from './chat/chat-service.js';
 import { GroupCommitter } from './chat/committer.js';
 import { MessageService } from './chat/message-service.js';
+import { SocialService } from './chat/social-service.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/config.js';
 import { backend } from './identity/recover-core.js';
@@ -23,12 +24,14 @@ import { JsonWsGateway } from './transport/ws/json-ws.js';
 export interface AppOverrides {
   clock?: Clock;
   store?: Store;
+  /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
 }
 
 export interface App {
   server: Server;
   store: Store;
+  relations: RelationReader;
   messages: MessageService;
   chats: ChatService;
   auth: AuthService;
@@ -44,6 +47,9 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const clock = overrides.clock ?? systemClock;
   const store = overrides.store ?? new SqliteStore({ file: path.join(config.dataDir, 'relation-im.sqlite'), synchronous: config.sqliteSynchronous });
   const relations = overrides.relations ?? new NoRelations();
+  if (config.chain !== 'none' && !overrides.relations) {
+    throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
+  }
   const hub = new LocalHub();
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
@@ -53,6 +59,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
   });
   const chats = new ChatService(store, relations, hub, clock);
+  const social = new SocialService(store, relations);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
   });
@@ -62,7 +69,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   log.info({ backend, verifyThreads: runner.threads }, 'signature recovery ready');
 
   const routes = buildRoutes({
-    auth, chats, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
+    auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
     health: () => ({ ok: true, connections: hub.connections, recovery: backend, verifyThreads: runner.threads }),
   });
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
@@ -86,7 +93,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, messages, chats, auth, hub,
+    server, store, relations, messages, chats, auth, hub,
     listen: () => new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve((server.address() as AddressInfo).port));
@@ -102,8 +109,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       });
       await committer.drain();
       await verifier.close();
-      await relations.close();
-      await store.close();
+      if (!overrides.store) await store.close();
     },
   };
 }

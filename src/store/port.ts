@@ -116,6 +116,15 @@ export interface Store {
   /** Unread chat messages from others after the read marker, not hidden by the user. */
   unreadCount(user: string, cid?: string): Promise<number>;
   setMuted(user: string, cid: string, muted: boolean): Promise<void>;
+  /** Users who muted this chat (few, whatever the group's size: one query per fan-out). */
+  mutedUsers(cid: string): Promise<string[]>;
+  /** Drops the user's entry for a chat (a group the user left). Its events stay. */
+  removeChat(user: string, cid: string): Promise<void>;
+  /** Ids of every group conversation (not `dm:`) that holds at least one event. */
+  groupConversations(): Promise<string[]>;
+  /** The server's own admin records of a group (set by the group's owner). */
+  setAdmin(cid: string, user: string, admin: boolean): Promise<void>;
+  listAdmins(cid: string): Promise<string[]>;
   setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void>;
 
   putToken(hash: string, record: TokenRecord): Promise<void>;

@@ -54,6 +54,14 @@ export const MIGRATIONS = [
     used       INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE group_admins (
+    cid  TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (cid, user)
+  ) WITHOUT ROWID;
+  CREATE INDEX chat_members_muted ON chat_members (cid) WHERE muted = 1;
+  `,
 ];
 
 /**

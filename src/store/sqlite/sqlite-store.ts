@@ -63,6 +63,9 @@ export class SqliteStore implements Store {
       unreadAll: db.prepare<{ viewer: string }, { n: number }>(`
         SELECT COUNT(*) AS n FROM chat_members m JOIN events e ON e.cid = m.cid AND e.seq > m.last_read_seq
         WHERE m.user = @viewer AND e.counts = 1 AND e.sender <> @viewer AND ${VISIBLE}`),
+      mutedUsers: db.prepare<[string], { user: string }>('SELECT user FROM chat_members WHERE cid = ? AND muted = 1'),
+      groupConversations: db.prepare<[], { cid: string }>("SELECT cid FROM conversations WHERE cid NOT LIKE 'dm:%' ORDER BY cid"),
+      listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
     };
   }
@@ -135,6 +138,26 @@ export class SqliteStore implements Store {
 
   setMuted(user: string, cid: string, muted: boolean): Promise<void> {
     return this.writer.call('setMuted', user, cid, muted);
+  }
+
+  async mutedUsers(cid: string): Promise<string[]> {
+    return this.s.mutedUsers.all(cid).map((r) => r.user);
+  }
+
+  removeChat(user: string, cid: string): Promise<void> {
+    return this.writer.call('removeChat', user, cid);
+  }
+
+  async groupConversations(): Promise<string[]> {
+    return this.s.groupConversations.all().map((r) => r.cid);
+  }
+
+  setAdmin(cid: string, user: string, admin: boolean): Promise<void> {
+    return this.writer.call('setAdmin', cid, user, admin);
+  }
+
+  async listAdmins(cid: string): Promise<string[]> {
+    return this.s.listAdmins.all(cid).map((r) => r.user);
   }
 
   setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void> {

@@ -41,6 +41,9 @@ export function createWriter(db) {
     readMarker: db.prepare('SELECT last_read_seq FROM chat_members WHERE user = ? AND cid = ?'),
     setMuted: db.prepare('UPDATE chat_members SET muted = ? WHERE user = ? AND cid = ?'),
     setPinned: db.prepare('UPDATE chat_members SET pinned_at = ? WHERE user = ? AND cid = ?'),
+    removeChat: db.prepare('DELETE FROM chat_members WHERE user = ? AND cid = ?'),
+    addAdmin: db.prepare('INSERT OR IGNORE INTO group_admins (cid, user) VALUES (?, ?)'),
+    removeAdmin: db.prepare('DELETE FROM group_admins WHERE cid = ? AND user = ?'),
     putToken: db.prepare('INSERT OR REPLACE INTO tokens (hash, address, expires_at, revoked) VALUES (?, ?, ?, ?)'),
     revokeToken: db.prepare('UPDATE tokens SET revoked = 1 WHERE hash = ?'),
     putNonce: db.prepare('INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)'),
@@ -112,6 +115,10 @@ export function createWriter(db) {
     setMuted: (user, cid, muted) => { s.setMuted.run(muted ? 1 : 0, user, cid); },
     /** @param {string} user @param {string} cid @param {number | null} pinnedAt */
     setPinned: (user, cid, pinnedAt) => { s.setPinned.run(pinnedAt, user, cid); },
+    /** @param {string} user @param {string} cid */
+    removeChat: (user, cid) => { s.removeChat.run(user, cid); },
+    /** @param {string} cid @param {string} user @param {boolean} admin */
+    setAdmin: (cid, user, admin) => { (admin ? s.addAdmin : s.removeAdmin).run(cid, user); },
     /** @param {string} hash @param {{ address: string, expiresAt: number, revoked: boolean }} r */
     putToken: (hash, r) => { s.putToken.run(hash, r.address, r.expiresAt, r.revoked ? 1 : 0); },
     /** @param {string} hash */
