@@ -8,7 +8,7 @@ import { MessageService } from './chat/message-service.js';
 import { SocialService } from './chat/social-service.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/config.js';
-import { backend } from './identity/recover-core.js';
+import { backend, keccakBackend } from './identity/recover-core.js';
 import { MessageVerifier } from './identity/verifier.js';
 import { createJobRunner } from './identity/worker-pool.js';
 import type { Logger } from './log/logger.js';
@@ -66,11 +66,11 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   if (config.requireName && !relations.available) {
     log.warn('REQUIRE_NAME is on but no relation reader (chain) is configured: name admission cannot be enforced');
   }
-  log.info({ backend, verifyThreads: runner.threads }, 'signature recovery ready');
+  log.info({ backend, keccak: keccakBackend, verifyThreads: runner.threads }, 'signature recovery ready');
 
   const routes = buildRoutes({
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
-    health: () => ({ ok: true, connections: hub.connections, recovery: backend, verifyThreads: runner.threads }),
+    health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
   });
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
   const server = createServer((req, res) => {
