@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import path from 'node:path';
+import { validate as cronValid } from 'node-cron';
 
 /**
  * Every setting the server reads, with its type, default and meaning, in one table. `docs/configuration.md`
@@ -39,6 +40,16 @@ export const CONFIG_SPEC = {
   WS_MAX_FRAMES_PER_SEC: { kind: 'int', default: '200', min: 1, doc: 'Frames a client may send per second before close 4029.' },
   RESUME_MAX_PER_CHAT: { kind: 'int', default: '1000', min: 1, max: 100000, doc: 'Most messages replayed per chat by a /ws resume; the rest is paged over REST.' },
   LIST_MAX_LIMIT: { kind: 'int', default: '200', min: 1, max: 10000, doc: 'Largest `limit` accepted by list endpoints.' },
+  ARCHIVE_ENABLED: { kind: 'bool', default: 'true', doc: 'Archive every Relation ONE message to Arweave in chained bundles (docs/archive.md).' },
+  ARCHIVE_GATEWAY_URL: { kind: 'string', default: '', doc: 'Arweave gateway to upload to (e.g. https://arweave.net); empty runs the embedded arlocal gateway with its data under DATA_DIR/arlocal.' },
+  ARCHIVE_WALLET_FILE: { kind: 'string', default: '', doc: 'Path of the Arweave wallet (JWK JSON) that signs bundles; empty uses DATA_DIR/archive-wallet.json, generated on first start (embedded gateway only).' },
+  ARCHIVE_CRON: { kind: 'string', default: '0 */12 * * *', doc: 'node-cron schedule of bundle ticks (default every 12 hours); a tick with nothing pending makes no bundle.' },
+  ARCHIVE_SIZE_TRIGGER_BYTES: { kind: 'int', default: '104857600', min: 1024, doc: 'Pending bytes that cut a bundle at once, without waiting for the tick; also the largest bundle (default 100 MB).' },
+  ARCHIVE_POLL_MS: { kind: 'int', default: '10000', min: 100, doc: 'How often the archiver checks the pending size against ARCHIVE_SIZE_TRIGGER_BYTES and retries a failed upload.' },
+  ARCHIVE_RETRY_BASE_MS: { kind: 'int', default: '5000', min: 1, doc: 'First retry delay after a gateway failure; doubles per failure with jitter, up to ARCHIVE_RETRY_MAX_MS.' },
+  ARCHIVE_RETRY_MAX_MS: { kind: 'int', default: '600000', min: 1, doc: 'Longest retry delay after gateway failures.' },
+  ARCHIVE_LEASE_MS: { kind: 'int', default: '60000', min: 1000, doc: 'Lease that lets one process archive at a time; renewed while it works, taken over after it lapses.' },
+  ARCHIVE_MINE_MS: { kind: 'int', default: '5000', min: 0, doc: 'Embedded gateway only: mine a block this often (0: only after each upload).' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -66,6 +77,18 @@ export interface Config {
   wsMaxFramesPerSec: number;
   resumeMaxPerChat: number;
   listMaxLimit: number;
+  archiveEnabled: boolean;
+  /** Empty: the embedded arlocal gateway. */
+  archiveGatewayUrl: string;
+  /** Empty: DATA_DIR/archive-wallet.json. */
+  archiveWalletFile: string;
+  archiveCron: string;
+  archiveSizeTriggerBytes: number;
+  archivePollMs: number;
+  archiveRetryBaseMs: number;
+  archiveRetryMaxMs: number;
+  archiveLeaseMs: number;
+  archiveMineMs: number;
 }
 
 export class ConfigError extends Error {
@@ -146,7 +169,21 @@ export function loadConfig(env: Env = {}): Config {
     wsMaxFramesPerSec: int('WS_MAX_FRAMES_PER_SEC'),
     resumeMaxPerChat: int('RESUME_MAX_PER_CHAT'),
     listMaxLimit: int('LIST_MAX_LIMIT'),
+    archiveEnabled: bool('ARCHIVE_ENABLED'),
+    archiveGatewayUrl: raw('ARCHIVE_GATEWAY_URL'),
+    archiveWalletFile: raw('ARCHIVE_WALLET_FILE') === '' ? '' : path.resolve(raw('ARCHIVE_WALLET_FILE')),
+    archiveCron: raw('ARCHIVE_CRON'),
+    archiveSizeTriggerBytes: int('ARCHIVE_SIZE_TRIGGER_BYTES'),
+    archivePollMs: int('ARCHIVE_POLL_MS'),
+    archiveRetryBaseMs: int('ARCHIVE_RETRY_BASE_MS'),
+    archiveRetryMaxMs: int('ARCHIVE_RETRY_MAX_MS'),
+    archiveLeaseMs: int('ARCHIVE_LEASE_MS'),
+    archiveMineMs: int('ARCHIVE_MINE_MS'),
   };
+  if (!cronValid(config.archiveCron)) problems.push(`ARCHIVE_CRON is not a valid cron expression, got "${config.archiveCron}"`);
+  if (config.archiveGatewayUrl !== '' && !/^https?:\/\/[^\s]+$/.test(config.archiveGatewayUrl)) {
+    problems.push(`ARCHIVE_GATEWAY_URL must be an http(s) URL, got "${config.archiveGatewayUrl}"`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
