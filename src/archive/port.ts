@@ -88,6 +88,11 @@ export interface ArchiveStore {
    * (so no gap, no overlap, no fork can be recorded).
    */
   insertBundle(b: NewBundle): Promise<BundleRecord>;
+  /**
+   * Records a bundle that is already on the chain (an import from Arweave) as accepted, under the same
+   * rules as `insertBundle`; a bundle recorded with this txid already is left as it is.
+   */
+  adoptBundle(b: NewBundle, txid: string, at: number): Promise<BundleRecord>;
   /** cut → signed, fixing the transaction. Only from `cut`; a second call with another txid fails. */
   markSigned(seq: number, txid: string, txJson: string): Promise<void>;
   /** signed/uploading → uploading with the uploader's state. */

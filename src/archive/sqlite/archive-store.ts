@@ -42,12 +42,14 @@ export class SqliteArchiveStore implements ArchiveStore {
         WHERE face = 0 AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?`),
       sizes: db.prepare<[number], { pos: number; ts: number; len: number }>(`SELECT pos, ts, length(CAST(body AS BLOB)) AS len
         FROM events WHERE face = 0 AND pos > ? ORDER BY pos`),
+      countBetween: db.prepare<[number, number], { n: number }>('SELECT COUNT(*) AS n FROM events WHERE face = 0 AND pos > ? AND pos < ?'),
       latest: db.prepare<[], BundleRow>('SELECT * FROM archive_bundles ORDER BY seq DESC LIMIT 1'),
       get: db.prepare<[number], BundleRow>('SELECT * FROM archive_bundles WHERE seq = ?'),
       head: db.prepare<[], BundleRow>(`SELECT * FROM archive_bundles WHERE status = 'accepted' ORDER BY seq DESC LIMIT 1`),
       insert: db.prepare(`INSERT INTO archive_bundles (seq, status, prev_tx, first_pos, last_pos, count, first_ts, last_ts,
         bytes, sha256, file, cut_at) VALUES (@seq, 'cut', @prevTx, @firstPos, @lastPos, @count, @firstTs, @lastTs,
         @bytes, @sha256, @file, @cutAt)`),
+      adopt: db.prepare(`UPDATE archive_bundles SET status = 'accepted', txid = ?, accepted_at = ? WHERE seq = ?`),
       sign: db.prepare(`UPDATE archive_bundles SET status = 'signed', txid = ?, tx_json = ? WHERE seq = ? AND status = 'cut'`),
       upload: db.prepare(`UPDATE archive_bundles SET status = 'uploading', upload_state = ?
         WHERE seq = ? AND status IN ('signed', 'uploading')`),
@@ -115,19 +117,31 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async insertBundle(b: NewBundle): Promise<BundleRecord> {
+    this.db.transaction(() => this.insertChecked(b)).immediate();
+    return toBundle(this.s.get.get(b.seq) as BundleRow);
+  }
+
+  async adoptBundle(b: NewBundle, txid: string, at: number): Promise<BundleRecord> {
     this.db.transaction(() => {
-      const last = this.s.latest.get();
-      const expectSeq = (last?.seq ?? 0) + 1;
-      if (b.seq !== expectSeq) throw new ChainConflictError(`bundle ${b.seq} cannot follow bundle ${last?.seq ?? 0}`);
-      if (last && last.status !== 'accepted') throw new ChainConflictError(`bundle ${last.seq} is not accepted yet`);
-      if ((last?.txid ?? null) !== b.prevTx) throw new ChainConflictError(`bundle ${b.seq} must link to ${last?.txid ?? 'nothing'}`);
-      if (last && b.firstPos <= last.last_pos) throw new ChainConflictError(`bundle ${b.seq} overlaps bundle ${last.seq}`);
-      const between = this.db.prepare<[number, number], { n: number }>(
-        'SELECT COUNT(*) AS n FROM events WHERE face = 0 AND pos > ? AND pos < ?').get(last?.last_pos ?? 0, b.firstPos);
-      if ((between?.n ?? 0) > 0) throw new ChainConflictError(`bundle ${b.seq} would leave events unarchived`);
-      this.s.insert.run(b);
+      const existing = this.s.get.get(b.seq);
+      if (existing?.txid === txid) return;
+      this.insertChecked(b);
+      this.s.adopt.run(txid, at, b.seq);
     }).immediate();
     return toBundle(this.s.get.get(b.seq) as BundleRow);
+  }
+
+  /** The chain rules of insertBundle; runs inside a write transaction. */
+  private insertChecked(b: NewBundle): void {
+    const last = this.s.latest.get();
+    const expectSeq = (last?.seq ?? 0) + 1;
+    if (b.seq !== expectSeq) throw new ChainConflictError(`bundle ${b.seq} cannot follow bundle ${last?.seq ?? 0}`);
+    if (last && last.status !== 'accepted') throw new ChainConflictError(`bundle ${last.seq} is not accepted yet`);
+    if ((last?.txid ?? null) !== b.prevTx) throw new ChainConflictError(`bundle ${b.seq} must link to ${last?.txid ?? 'nothing'}`);
+    if (last && b.firstPos <= last.last_pos) throw new ChainConflictError(`bundle ${b.seq} overlaps bundle ${last.seq}`);
+    const between = this.s.countBetween.get(last?.last_pos ?? 0, b.firstPos);
+    if ((between?.n ?? 0) > 0) throw new ChainConflictError(`bundle ${b.seq} would leave events unarchived`);
+    this.s.insert.run(b);
   }
 
   async markSigned(seq: number, txid: string, txJson: string): Promise<void> {
