@@ -3,8 +3,10 @@ import { createServer, type Server } from 'node:http';
 import { createServer as netServer, type AddressInfo } from 'node:net';
 import type { Logger } from '../../log/logger.js';
 
-const ArLocal = ArLocalModule.default;
-type ArLocalInstance = InstanceType<typeof ArLocal>;
+type ArLocalClass = typeof ArLocalModule.default;
+// arlocal is CommonJS with `exports.default`: Node hands us the exports object, some loaders (vitest) the class.
+const ArLocal: ArLocalClass = (ArLocalModule as { default?: ArLocalClass }).default ?? (ArLocalModule as unknown as ArLocalClass);
+type ArLocalInstance = InstanceType<ArLocalClass>;
 /** Internals of arlocal we have to reach (its API offers no way to stop without dropping persisted tables). */
 interface ArLocalInternals {
   log: { logInFile(args: unknown): void };
