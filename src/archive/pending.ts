@@ -8,8 +8,16 @@ import type { ArchiveStore, PendingSummary } from './port.js';
 export class PendingCounter {
   private base = -1;
   private total: PendingSummary = { count: 0, bodyBytes: 0, lastPos: 0 };
+  private queue: Promise<unknown> = Promise.resolve();
 
-  async refresh(store: ArchiveStore, afterPos: number): Promise<PendingSummary> {
+  /** Refreshes are serialised: two overlapping ones (a status request during a run) must not add the same events twice. */
+  refresh(store: ArchiveStore, afterPos: number): Promise<PendingSummary> {
+    const next = this.queue.then(() => this.step(store, afterPos));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async step(store: ArchiveStore, afterPos: number): Promise<PendingSummary> {
     if (afterPos !== this.base) {
       this.base = afterPos;
       this.total = { count: 0, bodyBytes: 0, lastPos: afterPos };
