@@ -103,7 +103,13 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (e: unknown) => {
+// The verifier's worker threads are unref'd (they must not keep a server alive): hold the loop open
+// ourselves until the command is done, or Node would exit while a signature check is in flight.
+const keepAlive = setInterval(() => {}, 1 << 30);
+main().then((code) => {
+  clearInterval(keepAlive);
+  process.exit(code);
+}, (e: unknown) => {
   process.stderr.write(`archive: ${e instanceof Error ? e.message : String(e)}\n`);
   process.exit(2);
 });
