@@ -1,6 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { createArchive, type ArchiveComponent } from './archive/create.js';
+import { archiveRoutes } from './archive/routes.js';
 import { AuthService } from './auth/auth-service.js';
 import { ChatService } from './chat/chat-service.js';
 import { GroupCommitter } from './chat/committer.js';
@@ -45,7 +47,17 @@ export interface App {
 /** The composition root: builds every component from the config and wires them together. */
 export function buildApp(config: Config, log: Logger, overrides: AppOverrides = {}): App {
   const clock = overrides.clock ?? systemClock;
-  const store = overrides.store ?? new SqliteStore({ file: path.join(config.dataDir, 'relation-im.sqlite'), synchronous: config.sqliteSynchronous });
+  const storeFile = path.join(config.dataDir, 'relation-im.sqlite');
+  const store = overrides.store ?? new SqliteStore({ file: storeFile, synchronous: config.sqliteSynchronous });
+  // The archiver keeps its state beside the messages in the same SQLite file; it starts in the
+  // background (the embedded gateway takes a moment) and a failure to start it stops no message: the
+  // backlog stays in the store until an archiver runs.
+  const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store
+    ? createArchive(config, storeFile, log, { clock }) : null;
+  archive?.then((a) => a.archiver.start(), (err: unknown) => log.error({ err }, 'archive failed to start'));
+  const archiveHttp = archive
+    ? archiveRoutes({ status: async () => (await archive).archiver.status(), log: log.child({ component: 'archive' }) })
+    : null;
   const relations = overrides.relations ?? new NoRelations();
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
@@ -75,6 +87,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
   const server = createServer((req, res) => {
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
+    else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else routes(req, res);
   });
   server.keepAliveTimeout = 65_000;
@@ -108,6 +121,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
         server.closeAllConnections();
       });
       await committer.drain();
+      await (await archive?.catch(() => null))?.close();
       await verifier.close();
       if (!overrides.store) await store.close();
     },

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import path from 'node:path';
+import { validate as cronValid } from 'node-cron';
 
 /**
  * Every setting the server reads, with its type, default and meaning, in one table. `docs/configuration.md`
@@ -52,6 +53,16 @@ export const CONFIG_SPEC = {
   RELATIONS_STATE_TTL_MS: { kind: 'int', default: '30000', min: 0, doc: 'Longest a DAO name/owner/free-join flag (no events) or a name/avatar is served before it is re-read.' },
   RELATIONS_RPC_TIMEOUT_MS: { kind: 'int', default: '5000', min: 50, doc: 'Bound on every RPC call and on every relation read.' },
   RELATIONS_MAX_STALE_MS: { kind: 'int', default: '60000', min: 0, doc: 'While the chain cannot be read, cached relations younger than this are served; older reads fail with RELATIONS_UNAVAILABLE.' },
+  ARCHIVE_ENABLED: { kind: 'bool', default: 'true', doc: 'Archive every Relation ONE message to Arweave in chained bundles (docs/archive.md).' },
+  ARCHIVE_GATEWAY_URL: { kind: 'string', default: '', doc: 'Arweave gateway to upload to (e.g. https://arweave.net); empty runs the embedded arlocal gateway with its data under DATA_DIR/arlocal.' },
+  ARCHIVE_WALLET_FILE: { kind: 'string', default: '', doc: 'Path of the Arweave wallet (JWK JSON) that signs bundles; empty uses DATA_DIR/archive-wallet.json, generated on first start (embedded gateway only).' },
+  ARCHIVE_CRON: { kind: 'string', default: '0 */12 * * *', doc: 'node-cron schedule of bundle ticks (default every 12 hours); a tick with nothing pending makes no bundle.' },
+  ARCHIVE_SIZE_TRIGGER_BYTES: { kind: 'int', default: '104857600', min: 1024, doc: 'Pending bytes that cut a bundle at once, without waiting for the tick; also the largest bundle (default 100 MB).' },
+  ARCHIVE_POLL_MS: { kind: 'int', default: '10000', min: 100, doc: 'How often the archiver checks the pending size against ARCHIVE_SIZE_TRIGGER_BYTES and retries a failed upload.' },
+  ARCHIVE_RETRY_BASE_MS: { kind: 'int', default: '5000', min: 1, doc: 'First retry delay after a gateway failure; doubles per failure with jitter, up to ARCHIVE_RETRY_MAX_MS.' },
+  ARCHIVE_RETRY_MAX_MS: { kind: 'int', default: '600000', min: 1, doc: 'Longest retry delay after gateway failures.' },
+  ARCHIVE_LEASE_MS: { kind: 'int', default: '60000', min: 1000, doc: 'Lease that lets one process archive at a time; renewed while it works, taken over after it lapses.' },
+  ARCHIVE_MINE_MS: { kind: 'int', default: '5000', min: 0, doc: 'Embedded gateway only: mine a block this often (0: only after each upload).' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -92,6 +103,18 @@ export interface Config {
   relationsStateTtlMs: number;
   relationsRpcTimeoutMs: number;
   relationsMaxStaleMs: number;
+  archiveEnabled: boolean;
+  /** Empty: the embedded arlocal gateway. */
+  archiveGatewayUrl: string;
+  /** Empty: DATA_DIR/archive-wallet.json. */
+  archiveWalletFile: string;
+  archiveCron: string;
+  archiveSizeTriggerBytes: number;
+  archivePollMs: number;
+  archiveRetryBaseMs: number;
+  archiveRetryMaxMs: number;
+  archiveLeaseMs: number;
+  archiveMineMs: number;
 }
 
 export class ConfigError extends Error {
@@ -185,12 +208,26 @@ export function loadConfig(env: Env = {}): Config {
     relationsStateTtlMs: int('RELATIONS_STATE_TTL_MS'),
     relationsRpcTimeoutMs: int('RELATIONS_RPC_TIMEOUT_MS'),
     relationsMaxStaleMs: int('RELATIONS_MAX_STALE_MS'),
+    archiveEnabled: bool('ARCHIVE_ENABLED'),
+    archiveGatewayUrl: raw('ARCHIVE_GATEWAY_URL'),
+    archiveWalletFile: raw('ARCHIVE_WALLET_FILE') === '' ? '' : path.resolve(raw('ARCHIVE_WALLET_FILE')),
+    archiveCron: raw('ARCHIVE_CRON'),
+    archiveSizeTriggerBytes: int('ARCHIVE_SIZE_TRIGGER_BYTES'),
+    archivePollMs: int('ARCHIVE_POLL_MS'),
+    archiveRetryBaseMs: int('ARCHIVE_RETRY_BASE_MS'),
+    archiveRetryMaxMs: int('ARCHIVE_RETRY_MAX_MS'),
+    archiveLeaseMs: int('ARCHIVE_LEASE_MS'),
+    archiveMineMs: int('ARCHIVE_MINE_MS'),
   };
   if (config.chain === 'rpc') {
     if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);
     for (const key of ['NAME_SERVICE_ADDRESS', 'FOLLOW_REGISTER_ADDRESS', 'DAO_REGISTER_ADDRESS'] as const) {
       if (!/^0x[0-9a-f]{40}$/.test(raw(key).toLowerCase())) problems.push(`${key} must be a 0x-prefixed 20-byte address when CHAIN=rpc, got "${raw(key)}"`);
     }
+  }
+  if (!cronValid(config.archiveCron)) problems.push(`ARCHIVE_CRON is not a valid cron expression, got "${config.archiveCron}"`);
+  if (config.archiveGatewayUrl !== '' && !/^https?:\/\/[^\s]+$/.test(config.archiveGatewayUrl)) {
+    problems.push(`ARCHIVE_GATEWAY_URL must be an http(s) URL, got "${config.archiveGatewayUrl}"`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
