@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, Store, StoredEvent, TokenRecord,
+  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, RoleId, RoleRecord, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -64,6 +64,9 @@ export class SqliteStore implements Store {
         SELECT COUNT(*) AS n FROM chat_members m JOIN events e ON e.cid = m.cid AND e.seq > m.last_read_seq
         WHERE m.user = @viewer AND e.counts = 1 AND e.sender <> @viewer AND ${VISIBLE}`),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
+      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
+      listRoles: db.prepare<[string], { user: string; role: number; set_by: string; set_at: number }>(
+        'SELECT user, role, set_by, set_at FROM group_roles WHERE cid = ? ORDER BY set_at, user'),
     };
   }
 
@@ -83,25 +86,61 @@ export class SqliteStore implements Store {
 
   async listEvents(q: ListQuery): Promise<StoredEvent[]> {
     const after = q.afterSeq !== undefined;
-    const key = `${after}:${q.face !== undefined}`;
+    const key = `${after}:${q.face !== undefined}:${q.view !== undefined}`;
     let stmt = this.listCache.get(key);
     if (!stmt) {
       stmt = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT * FROM events e WHERE e.cid = @cid
-        ${after ? 'AND e.seq > @afterSeq' : ''} ${q.face !== undefined ? 'AND e.face = @face' : ''} AND ${VISIBLE}
+        ${after ? 'AND e.seq > @afterSeq' : ''} ${q.face !== undefined ? 'AND e.face = @face' : ''}
+        ${q.view !== undefined ? 'AND (e.face = @view OR e.counts = 1)' : ''} AND ${VISIBLE}
         ORDER BY e.seq ${after ? 'ASC' : 'DESC'} LIMIT @limit OFFSET @offset`);
       this.listCache.set(key, stmt);
     }
     const params: Record<string, unknown> = { cid: q.cid, viewer: q.viewer, limit: q.limit, offset: q.offset };
     if (after) params['afterSeq'] = q.afterSeq;
     if (q.face !== undefined) params['face'] = q.face;
+    if (q.view !== undefined) params['view'] = q.view;
     return stmt.all(params).map(toEvent);
   }
 
-  async listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId): Promise<StoredEvent[]> {
+  async listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId, view?: FaceId): Promise<StoredEvent[]> {
+    const params: Record<string, unknown> = { viewer, limit, offset };
+    if (face !== undefined) params['face'] = face;
+    if (view !== undefined) params['view'] = view;
     const rows = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT e.* FROM chat_members m
-      JOIN events e ON e.cid = m.cid WHERE m.user = @viewer ${face !== undefined ? 'AND e.face = @face' : ''} AND ${VISIBLE}
-      ORDER BY e.pos DESC LIMIT @limit OFFSET @offset`).all(face !== undefined ? { viewer, limit, offset, face } : { viewer, limit, offset });
+      JOIN events e ON e.cid = m.cid WHERE m.user = @viewer ${face !== undefined ? 'AND e.face = @face' : ''}
+      ${view !== undefined ? 'AND (e.face = @view OR e.counts = 1)' : ''} AND ${VISIBLE}
+      ORDER BY e.pos DESC LIMIT @limit OFFSET @offset`).all(params);
     return rows.map(toEvent);
+  }
+
+  async listRange(q: RangeQuery): Promise<StoredEvent[]> {
+    const params: Record<string, unknown> = { cid: q.cid, viewer: q.viewer, limit: q.limit };
+    const where: string[] = [];
+    if (q.fromSeq !== undefined) { where.push('e.seq >= @fromSeq'); params['fromSeq'] = q.fromSeq; }
+    if (q.toSeq !== undefined) { where.push('e.seq <= @toSeq'); params['toSeq'] = q.toSeq; }
+    if (q.since !== undefined) { where.push('e.received_at >= @since'); params['since'] = q.since; }
+    if (q.until !== undefined) { where.push('e.received_at <= @until'); params['until'] = q.until; }
+    const key = `range:${where.join(',')}:${q.desc === true}`;
+    let stmt = this.listCache.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT * FROM events e WHERE e.cid = @cid
+        ${where.map((w) => `AND ${w}`).join(' ')} AND ${VISIBLE}
+        ORDER BY e.seq ${q.desc === true ? 'DESC' : 'ASC'} LIMIT @limit`);
+      this.listCache.set(key, stmt);
+    }
+    return stmt.all(params).map(toEvent);
+  }
+
+  async lastSeq(cid: string): Promise<number> {
+    return this.s.lastSeq.get(cid)?.last_seq ?? 0;
+  }
+
+  setRole(cid: string, user: string, role: RoleId, setBy: string, at: number): Promise<void> {
+    return this.writer.call('setRole', cid, user, role, setBy, at);
+  }
+
+  async listRoles(cid: string): Promise<RoleRecord[]> {
+    return this.s.listRoles.all(cid).map((r) => ({ user: r.user, role: r.role as RoleId, setBy: r.set_by, setAt: r.set_at }));
   }
 
   async getChat(user: string, cid: string): Promise<ChatState | null> {
