@@ -149,7 +149,7 @@ export class MessageService {
   private publish(e: StoredEvent, muted: ReadonlySet<string>): void {
     for (const user of this.recipients(e.cid, e.onlyFor)) {
       if (!this.deps.push.isOnline(user)) continue;
-      this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), cid: e.cid, seq: e.seq });
+      this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), event: e, alert: !muted.has(user), cid: e.cid, seq: e.seq });
     }
   }
 }
