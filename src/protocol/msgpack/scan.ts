@@ -36,9 +36,8 @@ export function scanMsgpack(buf: Uint8Array, lim: MsgpackLimits): void {
     total += entries * perEntry;
     if (total > maxTotal) throw bad(`the frame holds more than ${maxTotal} values`);
     if (entries === 0) return;
-    // Levels already fully read are still on the stack until the loop pops them: drop them first so
-    // that the stack (minus the bottom entry) is exactly the open containers.
-    while (stack.length > 1 && stack[stack.length - 1] === 0) stack.pop();
+    // Every entry above the bottom one is an enclosing container of this one (levels whose last value
+    // this is have 0 left but are popped only after it), so the new container's depth is stack.length.
     if (stack.length > lim.maxDepth) throw bad(`nesting deeper than ${lim.maxDepth}`);
     stack.push(entries * perEntry);
   };
