@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../../src/errors/app-error.js';
-import { decodeEnvelope, encodeEnvelope, mp, pack } from '../../../src/protocol/msgpack/codec.js';
+import { decodeEnvelope, encodeEnvelope, mp, pack, type MpValue } from '../../../src/protocol/msgpack/codec.js';
 import { scanMsgpack } from '../../../src/protocol/msgpack/scan.js';
 import { parseDraft } from '../../../src/im/events.js';
 
@@ -46,7 +46,7 @@ describe('MsgPack codec', () => {
 
   it('round-trips arbitrary structured bodies within the limits', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: 100 }), fc.nat(), mpValue, (cmd, seq, v) => {
-      const frame = encodeEnvelope(cmd, seq, mp({ 9: v }));
+      const frame = encodeEnvelope(cmd, seq, mp({ 9: v as MpValue }));
       try {
         const env = decodeEnvelope(frame, LIM);
         expect([env.cmd, env.seq]).toEqual([cmd, seq]);
@@ -64,8 +64,8 @@ describe('MsgPack codec', () => {
   it('bounds depth exactly and refuses huge length headers before allocating', () => {
     let v: unknown = 1;
     for (let i = 0; i < 7; i++) v = [v];
-    expect(() => scanMsgpack(pack(mp({ 0: v })), LIM)).not.toThrow();
-    expect(() => scanMsgpack(pack(mp({ 0: [v] })), LIM)).toThrowError(/deeper/);
+    expect(() => scanMsgpack(pack(mp({ 0: v as MpValue })), LIM)).not.toThrow();
+    expect(() => scanMsgpack(pack(mp({ 0: [v as MpValue] })), LIM)).toThrowError(/deeper/);
     expect(() => scanMsgpack(Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff]), LIM)).toThrowError(/entries/);
   });
 
