@@ -20,8 +20,8 @@ export interface BenchIdentity {
   delegationSig: string;
 }
 
-export function benchIdentity(): BenchIdentity {
-  const wallet = Wallet.createRandom();
+export function benchIdentity(key?: string): BenchIdentity {
+  const wallet = key ? new Wallet(key) : Wallet.createRandom();
   const session = Wallet.createRandom();
   const now = Date.now();
   const delegationMessage = delegationText(session.address, now - 60_000, now + 86_400_000);
@@ -31,9 +31,9 @@ export function benchIdentity(): BenchIdentity {
   };
 }
 
-export function benchMessage(from: BenchIdentity, receiver: string, payload: string): RelationMessage {
+export function benchMessage(from: BenchIdentity, receiver: string, payload: string, kind: RelationMessage['kind'] = 0): RelationMessage {
   const m: RelationMessage = {
-    id: '', encryptedBy: 'Lit', sender: from.address, receiver, timestamp: Date.now(), kind: 0, tags: [], type: 'TEXT', payload,
+    id: '', encryptedBy: 'Lit', sender: from.address, receiver, timestamp: Date.now(), kind, tags: [], type: 'TEXT', payload,
     encryptedSymmetricKey: '0x' + 'cd'.repeat(16), delegationMessage: from.delegationMessage, delegationSig: from.delegationSig, sig: '',
   };
   m.id = keccak256(toUtf8Bytes(idPreimage(m)));

@@ -5,9 +5,10 @@ import { AuthService } from './auth/auth-service.js';
 import { ChatService } from './chat/chat-service.js';
 import { GroupCommitter } from './chat/committer.js';
 import { MessageService } from './chat/message-service.js';
+import { SocialService } from './chat/social-service.js';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/config.js';
-import { backend } from './identity/recover-core.js';
+import { backend, keccakBackend } from './identity/recover-core.js';
 import { MessageVerifier } from './identity/verifier.js';
 import { createJobRunner } from './identity/worker-pool.js';
 import type { Logger } from './log/logger.js';
@@ -33,6 +34,7 @@ import { SeaKing } from './seaking/seaking.js';
 export interface AppOverrides {
   clock?: Clock;
   store?: Store;
+  /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
   files?: ObjectStore;
 }
@@ -40,6 +42,7 @@ export interface AppOverrides {
 export interface App {
   server: Server;
   store: Store;
+  relations: RelationReader;
   messages: MessageService;
   chats: ChatService;
   auth: AuthService;
@@ -58,6 +61,9 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const clock = overrides.clock ?? systemClock;
   const store = overrides.store ?? new SqliteStore({ file: path.join(config.dataDir, 'relation-im.sqlite'), synchronous: config.sqliteSynchronous });
   const relations = overrides.relations ?? new NoRelations();
+  if (config.chain !== 'none' && !overrides.relations) {
+    throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
+  }
   const hub = new LocalHub();
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
@@ -67,17 +73,18 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
   });
   const chats = new ChatService(store, relations, hub, clock);
+  const social = new SocialService(store, relations);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
   });
   if (config.requireName && !relations.available) {
     log.warn('REQUIRE_NAME is on but no relation reader (chain) is configured: name admission cannot be enforced');
   }
-  log.info({ backend, verifyThreads: runner.threads }, 'signature recovery ready');
+  log.info({ backend, keccak: keccakBackend, verifyThreads: runner.threads }, 'signature recovery ready');
 
   const routes = buildRoutes({
-    auth, chats, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
-    health: () => ({ ok: true, connections: hub.connections, recovery: backend, verifyThreads: runner.threads }),
+    auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
+    health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
   });
   // The MsgPack face (SPEC section 6): SeaKing decides, Relay stores, the Gateway connects and fans out.
   let boundPort = config.port;
@@ -89,21 +96,21 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     endpoint: config.s3Endpoint, region: config.s3Region, bucket: config.s3Bucket, accessKeyId: config.s3AccessKeyId,
     secretAccessKey: config.s3SecretAccessKey, forcePathStyle: config.s3ForcePathStyle, urlTtlS: config.filesUrlTtlS,
   }, clock);
-  const seaking = new SeaKing(auth, relations, store, hub, clock);
+  const seaking = new SeaKing(auth, relations, store, hub);
   const access = new AccessCache(seaking, config.gatewayCacheMs);
   const relay = new Relay(store, committer);
   const wire = new ImWire(files);
   const im = new ImService({
-    relay, store, files, push: hub, wire, clock, access: (u, c) => access.get(u, c),
+    relay, store, files, push: hub, wire, clock, access: (u, c) => access.get(u, c), audience: (cid) => seaking.audience(cid),
     revokeWindowMs: config.revokeWindowS * 1000, maxPending: config.maxPendingSends,
   });
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
   }, () => access.clear());
-  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, store, log: log.child({ component: 'im' }) }, {
+  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
-    maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256, recheckMs: config.gatewayCacheMs,
+    maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
   });
 
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
@@ -129,7 +136,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, messages, chats, auth, hub, im, seaking, files,
+    server, store, relations, messages, chats, auth, hub, im, seaking, files,
     listen: () => new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {
@@ -150,9 +157,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       });
       await committer.drain();
       await verifier.close();
-      await relations.close();
-      await files.close();
-      await store.close();
+      if (!overrides.files) await files.close();
+      if (!overrides.store) await store.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readEnv } from './config/config.js';
 import { createLogger } from './log/logger.js';
+import { startChainRelations } from './relations/chain/setup.js';
 
 /** Loads configuration, builds the app and listens; the only place that touches process state. */
 async function main(): Promise<void> {
@@ -15,7 +16,17 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  const app = buildApp(config, log);
+  const chain = config.chain === 'none' ? null : await startChainRelations(config, log);
+  if (chain) {
+    log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');
+    if (chain.demo) {
+      for (const id of chain.demo.identities) {
+        log.info({ label: id.label, address: id.address, name: id.name, privateKey: id.privateKey }, `demo identity ${id.label} (development key, never use elsewhere)`);
+      }
+      log.info({ dao: chain.demo.dao }, `demo group "${chain.demo.dao.name}" at ${chain.demo.dao.address}`);
+    }
+  }
+  const app = buildApp(config, log, chain ? { relations: chain.reader } : {});
   const port = await app.listen();
   log.info({ port, host: config.host, dataDir: config.dataDir }, `relation-im-proxy listening on http://${config.host}:${port}`);
 
@@ -24,7 +35,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    app.close().then(() => process.exit(0), (err: unknown) => {
+    app.close().then(() => chain?.close()).then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'shutdown failed');
       process.exit(1);
     });

@@ -4,7 +4,8 @@ import { isAddress } from '../protocol/message.js';
 import type { PushBus } from '../push/hub.js';
 import type { RelationReader } from '../relations/port.js';
 import { Face, type ChatSummary, type Store, type StoredEvent } from '../store/port.js';
-import { chatIdFor, dmCid, dmParticipants } from './ids.js';
+import { chatIdFor, dmCid, dmParticipants, isDmCid } from './ids.js';
+import { belongsTo } from './membership.js';
 
 export interface Page {
   limit: number;
@@ -48,15 +49,41 @@ export class ChatService {
     }
     if (!isAddress(lower)) throw new AppError('INVALID_FIELD', 'chatId must be an address', { field: 'chatId' });
     if (this.relations.available && (await this.relations.group(lower))) {
-      throw new AppError('GROUPS_UNAVAILABLE', 'group chats are not served by this version');
+      if (!(await belongsTo(this.relations, lower, viewer))) throw new AppError('NOT_MEMBER', 'only members may read a group');
+      return { cid: lower, peer: null };
     }
     return { cid: dmCid(viewer, lower), peer: lower };
+  }
+
+  /** Whether the viewer may see events of this conversation: a participant, or a member of the group. */
+  private async canRead(viewer: string, cid: string): Promise<boolean> {
+    const p = dmParticipants(cid);
+    if (p) return p[0] === viewer || p[1] === viewer;
+    return belongsTo(this.relations, cid, viewer);
+  }
+
+  /**
+   * Gives the viewer a chat entry for every group conversation they belong to, and drops the entries of
+   * groups they left, so the chat list and the unread total follow the chain. Membership comes from the
+   * relation reader's cached member sets: no RPC per group once loaded.
+   */
+  private async syncGroups(viewer: string): Promise<void> {
+    if (!this.relations.available) return;
+    for (const cid of await this.store.groupConversations()) {
+      const member = await belongsTo(this.relations, cid, viewer);
+      const entry = await this.store.getChat(viewer, cid);
+      if (member && !entry) await this.store.ensureChat(viewer, cid, null);
+      else if (!member && entry) await this.store.removeChat(viewer, cid);
+    }
   }
 
   async list(viewer: string, q: Page & { chatId?: string; afterSeq?: number }): Promise<StoredEvent[]> {
     // The REST face's view: its own events plus the MsgPack face's chat messages (text, file); only
     // control events of the other face (revokes) are gaps in its seq (SPEC section 3).
-    if (q.chatId === undefined) return this.store.listUserEvents(viewer, q.limit, q.offset, undefined, Face.RELATION_ONE);
+    if (q.chatId === undefined) {
+      await this.syncGroups(viewer);
+      return this.store.listUserEvents(viewer, q.limit, q.offset, undefined, Face.RELATION_ONE);
+    }
     const { cid } = await this.resolve(viewer, q.chatId);
     const query = { cid, viewer, limit: q.limit, offset: q.offset, view: Face.RELATION_ONE };
     return this.store.listEvents(q.afterSeq === undefined ? query : { ...query, afterSeq: q.afterSeq });
@@ -65,31 +92,36 @@ export class ChatService {
   /** Marks `messageId` and everything before it in its chat as read; tells the viewer's other devices. */
   async markRead(viewer: string, messageId: string): Promise<{ chatId: string; lastReadSeq: number }> {
     const e = await this.store.getEventById(messageId.toLowerCase());
-    const p = e ? dmParticipants(e.cid) : null;
-    if (!e || !p || (p[0] !== viewer && p[1] !== viewer) || (e.onlyFor !== null && e.onlyFor !== viewer)) {
+    if (!e || (e.onlyFor !== null && e.onlyFor !== viewer) || !(await this.canRead(viewer, e.cid))) {
       throw new AppError('MESSAGE_NOT_FOUND');
     }
     const chatId = chatIdFor(e.cid, viewer);
-    await this.store.ensureChat(viewer, e.cid, chatId);
+    await this.store.ensureChat(viewer, e.cid, isDmCid(e.cid) ? chatId : null);
     const lastReadSeq = await this.store.markRead(viewer, e.cid, e.seq);
     this.push.publish([viewer], { frame: JSON.stringify({ type: 'read', chatId, lastReadSeq }) });
     return { chatId, lastReadSeq };
   }
 
   async unreadCount(viewer: string, chatId?: string): Promise<number> {
-    if (chatId === undefined) return this.store.unreadCount(viewer);
-    const { cid } = await this.resolve(viewer, chatId);
+    if (chatId === undefined) {
+      await this.syncGroups(viewer);
+      return this.store.unreadCount(viewer);
+    }
+    const { cid, peer } = await this.resolve(viewer, chatId);
+    await this.store.ensureChat(viewer, cid, peer);
     return this.store.unreadCount(viewer, cid);
   }
 
   async chats(viewer: string, page: Page): Promise<ChatView[]> {
+    await this.syncGroups(viewer);
     const rows = await this.store.listChats(viewer, page.limit, page.offset);
     return Promise.all(rows.map((r) => this.view(viewer, r)));
   }
 
   private async view(viewer: string, r: ChatSummary): Promise<ChatView> {
-    const id = r.peer ?? chatIdFor(r.cid, viewer);
-    const profile = await this.relations.profile(id);
+    const group = !isDmCid(r.cid);
+    const id = group ? r.cid : (r.peer ?? chatIdFor(r.cid, viewer));
+    const profile = group ? await this.relations.group(id) : await this.relations.profile(id);
     let type = '';
     let payload = '';
     if (r.last) {
@@ -98,7 +130,7 @@ export class ChatService {
       payload = typeof body.payload === 'string' ? body.payload : '';
     }
     return {
-      id, name: profile.name, avatar: profile.avatar, channelType: 'P2P', unreadMessageCount: r.unread, type, payload,
+      id, name: profile?.name ?? '', avatar: profile?.avatar ?? '', channelType: group ? 'GROUP' : 'P2P', unreadMessageCount: r.unread, type, payload,
       lastPostAt: String(r.lastPostAt), lastSeq: r.lastSeq, lastReadSeq: r.lastReadSeq, muted: r.muted, pinned: r.pinnedAt !== null,
     };
   }

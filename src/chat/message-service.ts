@@ -3,10 +3,11 @@ import type { Clock } from '../clock.js';
 import type { SignatureVerifier } from '../identity/verifier.js';
 import { canonicalJson, Kind, parseMessage, tagValue, type RelationMessage } from '../protocol/message.js';
 import type { PushBus } from '../push/hub.js';
-import type { RelationReader } from '../relations/port.js';
+import type { GroupInfo, RelationReader } from '../relations/port.js';
 import { Face, type NewEvent, type Store, type StoredEvent } from '../store/port.js';
 import type { GroupCommitter } from './committer.js';
-import { chatIdFor, dmCid, dmParticipants } from './ids.js';
+import { chatIdFor, dmCid, dmParticipants, isDmCid } from './ids.js';
+import { belongsTo, groupAudience } from './membership.js';
 import { messageFrame } from './render.js';
 
 export interface SubmitResult {
@@ -83,10 +84,10 @@ export class MessageService {
 
     const verified = await verifier.verifyMessage(m, clock.now());
     const event = await this.authorise(m, verified.sender, body);
-    const muted = await this.mutedRecipients(event);
+    const audience = await this.audience(event);
     const outcome = await this.deps.committer.append(event);
     if (outcome.status === 'duplicate') return this.duplicateOf(outcome.event, body, sender);
-    this.publish(outcome.event, muted);
+    this.publish(outcome.event, audience);
     return { id: m.id, chatId: chatIdFor(outcome.event.cid, sender), seq: outcome.event.seq, receivedAt: outcome.event.receivedAt, duplicate: false };
   }
 
@@ -99,57 +100,87 @@ export class MessageService {
   private async authorise(m: RelationMessage, sender: string, body: string): Promise<NewEvent> {
     const { relations, requireName, clock } = this.deps;
     const receiver = m.receiver.toLowerCase();
-    if (m.kind === Kind.GROUP || m.kind === Kind.DAO || m.kind === Kind.ANNOUNCEMENT) {
-      if (!relations.available) throw new AppError('GROUPS_UNAVAILABLE');
-      throw new AppError('GROUPS_UNAVAILABLE', 'group kinds are not served by this version');
-    }
     if (requireName && relations.available && !(await relations.hasName(sender))) {
       throw new AppError('NAME_REQUIRED');
     }
-    const base = { id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, receivedAt: clock.now(), body };
+    const base = { id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, body };
     if (m.kind === Kind.HIDE) {
       const target = await this.hideTarget(m, sender, receiver);
-      return { ...base, cid: target.cid, counts: false, onlyFor: sender, hides: { seq: target.seq }, participants: null };
+      return { ...base, receivedAt: clock.now(), cid: target.cid, counts: false, onlyFor: sender, hides: { seq: target.seq }, participants: null };
     }
-    const cid = dmCid(sender, receiver);
-    return { ...base, cid, counts: true, onlyFor: null, hides: null, participants: [sender, receiver] };
+    if (m.kind === Kind.P2P) {
+      return { ...base, receivedAt: clock.now(), cid: dmCid(sender, receiver), counts: true, onlyFor: null, hides: null, participants: [sender, receiver] };
+    }
+    // Group, DAO and announcement messages go to a DAO contract.
+    const group = await this.groupOf(receiver);
+    if (m.kind === Kind.ANNOUNCEMENT) {
+      if (group.owner !== sender) throw new AppError('NOT_OWNER', 'only the DAO owner may post announcements');
+    } else if (group.owner !== sender && !(await relations.isMember(receiver, sender))) {
+      throw new AppError('NOT_MEMBER');
+    }
+    return { ...base, receivedAt: clock.now(), cid: receiver, counts: true, onlyFor: null, hides: null, participants: null };
   }
 
-  /** A hide names, by its quoteId tag, a message of the chat between sender and receiver that the sender can see. */
+  private async groupOf(address: string): Promise<GroupInfo> {
+    if (!this.deps.relations.available) throw new AppError('GROUPS_UNAVAILABLE');
+    const group = await this.deps.relations.group(address);
+    if (!group) throw new AppError('NOT_A_GROUP');
+    return group;
+  }
+
+  /**
+   * A hide names, by its quoteId tag, a message the sender can see in the chat named by `receiver`
+   * (the peer of a direct chat, or the DAO of a group the sender belongs to).
+   */
   private async hideTarget(m: RelationMessage, sender: string, receiver: string): Promise<StoredEvent> {
     const quoteId = tagValue(m, 'quoteId');
     if (!quoteId) throw new AppError('INVALID_TARGET', 'a hide message needs a quoteId tag');
     const target = await this.deps.store.getEventById(quoteId.toLowerCase());
-    const cid = dmCid(sender, receiver);
-    if (!target || target.cid !== cid || (target.onlyFor !== null && target.onlyFor !== sender) || !target.counts) {
+    if (!target || !target.counts || (target.onlyFor !== null && target.onlyFor !== sender)) {
       throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+    }
+    if (isDmCid(target.cid)) {
+      if (target.cid !== dmCid(sender, receiver)) throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+    } else {
+      if (target.cid !== receiver) throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+      await this.groupOf(receiver);
+      if (!(await belongsTo(this.deps.relations, receiver, sender))) throw new AppError('NOT_MEMBER');
     }
     return target;
   }
 
-  /** Who will be pushed this event: the hider alone for a hide, else both participants. */
-  private recipients(cid: string, onlyFor: string | null): string[] {
-    if (onlyFor !== null) return [onlyFor];
-    const participants = dmParticipants(cid);
-    return participants ? [...new Set(participants)] : [];
+  /** Who is pushed an event: the hider alone for a hide, both participants of a direct chat, every member of a group. */
+  private async recipients(e: NewEvent | StoredEvent): Promise<string[]> {
+    if (e.onlyFor !== null) return [e.onlyFor];
+    const participants = dmParticipants(e.cid);
+    if (participants) return participants[0] === participants[1] ? [participants[0]] : participants;
+    return groupAudience(this.deps.relations, e.cid);
   }
 
   /**
-   * Mute state of the recipients that are online, read before the commit so that the push after it is
-   * synchronous and stays in seq order. (A mute that lands in between affects the next message.)
+   * Who will be pushed the event, and who of them muted the chat. Read before the commit so the push
+   * after it is synchronous and stays in seq order (a mute that lands in between affects the next
+   * message). Offline users are left out: nothing would reach them, and the bus says who is online.
    */
-  private async mutedRecipients(e: NewEvent): Promise<ReadonlySet<string>> {
-    const muted = new Set<string>();
-    for (const user of this.recipients(e.cid, e.onlyFor)) {
-      if (this.deps.push.isOnline(user) && (await this.deps.store.getChat(user, e.cid))?.muted) muted.add(user);
-    }
-    return muted;
+  private async audience(e: NewEvent): Promise<{ online: string[]; muted: ReadonlySet<string> }> {
+    const online = (await this.recipients(e)).filter((u) => this.deps.push.isOnline(u));
+    const muted = online.length > 0 ? new Set(await this.deps.store.mutedUsers(e.cid)) : new Set<string>();
+    return { online, muted };
   }
 
-  private publish(e: StoredEvent, muted: ReadonlySet<string>): void {
-    for (const user of this.recipients(e.cid, e.onlyFor)) {
-      if (!this.deps.push.isOnline(user)) continue;
-      this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), event: e, alert: !muted.has(user), cid: e.cid, seq: e.seq });
+  private publish(e: StoredEvent, audience: { online: string[]; muted: ReadonlySet<string> }): void {
+    const { online, muted } = audience;
+    if (online.length === 0) return;
+    if (isDmCid(e.cid)) {
+      // Each side of a direct chat sees the other as the chat id.
+      for (const user of online) {
+        this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), event: e, alert: !muted.has(user), cid: e.cid, seq: e.seq });
+      }
+      return;
     }
+    const loud = online.filter((u) => !muted.has(u));
+    const quiet = online.filter((u) => muted.has(u));
+    if (loud.length > 0) this.deps.push.publish(loud, { frame: messageFrame(e.cid, e, false), event: e, alert: true, cid: e.cid, seq: e.seq });
+    if (quiet.length > 0) this.deps.push.publish(quiet, { frame: messageFrame(e.cid, e, true), event: e, alert: false, cid: e.cid, seq: e.seq });
   }
 }

@@ -40,6 +40,18 @@ export const CONFIG_SPEC = {
   WS_MAX_FRAMES_PER_SEC: { kind: 'int', default: '200', min: 1, doc: 'Frames a client may send per second before close 4029.' },
   RESUME_MAX_PER_CHAT: { kind: 'int', default: '1000', min: 1, max: 100000, doc: 'Most messages replayed per chat by a /ws resume; the rest is paged over REST.' },
   LIST_MAX_LIMIT: { kind: 'int', default: '200', min: 1, max: 10000, doc: 'Largest `limit` accepted by list endpoints.' },
+  CHAIN: { kind: 'enum', default: 'embedded', values: ['embedded', 'rpc', 'none'], doc: 'Relation chain: `embedded` starts an in-process chain (EDR) with the contracts deployed and demo identities; `rpc` reads RPC_URL at the configured addresses; `none` runs without relations (no groups).' },
+  RPC_URL: { kind: 'string', default: '', doc: 'JSON-RPC endpoint of the chain holding the Relation Protocol contracts (required with CHAIN=rpc).' },
+  CHAIN_ID: { kind: 'int', default: '31337', min: 1, doc: 'Chain id of RPC_URL (fixed so a down RPC is not probed for it); the embedded chain uses it too.' },
+  NAME_SERVICE_ADDRESS: { kind: 'string', default: '', doc: 'NameService contract address (required with CHAIN=rpc).' },
+  FOLLOW_REGISTER_ADDRESS: { kind: 'string', default: '', doc: 'FollowRegister contract address (required with CHAIN=rpc).' },
+  DAO_REGISTER_ADDRESS: { kind: 'string', default: '', doc: 'DaoRegister contract address (required with CHAIN=rpc).' },
+  RELATIONS_FROM_BLOCK: { kind: 'int', default: '0', min: 0, doc: 'First block whose logs are read (the block the contracts were deployed in).' },
+  RELATIONS_LOG_RANGE: { kind: 'int', default: '10000', min: 1, doc: 'Most blocks asked for in one eth_getLogs request.' },
+  RELATIONS_REFRESH_MS: { kind: 'int', default: '2000', min: 50, doc: 'Event poll interval: a removed member stops being a member within this plus one poll.' },
+  RELATIONS_STATE_TTL_MS: { kind: 'int', default: '30000', min: 0, doc: 'Longest a DAO name/owner/free-join flag (no events) or a name/avatar is served before it is re-read.' },
+  RELATIONS_RPC_TIMEOUT_MS: { kind: 'int', default: '5000', min: 50, doc: 'Bound on every RPC call and on every relation read.' },
+  RELATIONS_MAX_STALE_MS: { kind: 'int', default: '60000', min: 0, doc: 'While the chain cannot be read, cached relations younger than this are served; older reads fail with RELATIONS_UNAVAILABLE.' },
   IM_MAX_FRAME_BYTES: { kind: 'int', default: '65536', min: 1024, max: 16777216, doc: 'Largest /im MsgPack frame; bigger frames close the connection with 1009.' },
   IM_MAX_DEPTH: { kind: 'int', default: '8', min: 3, max: 64, doc: 'Deepest nesting of arrays and maps accepted in a /im frame (BAD_MSGPACK beyond).' },
   IM_MAX_ELEMENTS: { kind: 'int', default: '1024', min: 16, max: 1000000, doc: 'Longest array or map accepted in a /im frame, and most elements in one frame overall (BAD_MSGPACK beyond).' },
@@ -85,6 +97,18 @@ export interface Config {
   wsMaxFramesPerSec: number;
   resumeMaxPerChat: number;
   listMaxLimit: number;
+  chain: 'embedded' | 'rpc' | 'none';
+  rpcUrl: string;
+  chainId: number;
+  nameServiceAddress: string;
+  followRegisterAddress: string;
+  daoRegisterAddress: string;
+  relationsFromBlock: number;
+  relationsLogRange: number;
+  relationsRefreshMs: number;
+  relationsStateTtlMs: number;
+  relationsRpcTimeoutMs: number;
+  relationsMaxStaleMs: number;
   imMaxFrameBytes: number;
   imMaxDepth: number;
   imMaxElements: number;
@@ -183,6 +207,18 @@ export function loadConfig(env: Env = {}): Config {
     wsMaxFramesPerSec: int('WS_MAX_FRAMES_PER_SEC'),
     resumeMaxPerChat: int('RESUME_MAX_PER_CHAT'),
     listMaxLimit: int('LIST_MAX_LIMIT'),
+    chain: oneOf('CHAIN'),
+    rpcUrl: raw('RPC_URL'),
+    chainId: int('CHAIN_ID'),
+    nameServiceAddress: raw('NAME_SERVICE_ADDRESS').toLowerCase(),
+    followRegisterAddress: raw('FOLLOW_REGISTER_ADDRESS').toLowerCase(),
+    daoRegisterAddress: raw('DAO_REGISTER_ADDRESS').toLowerCase(),
+    relationsFromBlock: int('RELATIONS_FROM_BLOCK'),
+    relationsLogRange: int('RELATIONS_LOG_RANGE'),
+    relationsRefreshMs: int('RELATIONS_REFRESH_MS'),
+    relationsStateTtlMs: int('RELATIONS_STATE_TTL_MS'),
+    relationsRpcTimeoutMs: int('RELATIONS_RPC_TIMEOUT_MS'),
+    relationsMaxStaleMs: int('RELATIONS_MAX_STALE_MS'),
     imMaxFrameBytes: int('IM_MAX_FRAME_BYTES'),
     imMaxDepth: int('IM_MAX_DEPTH'),
     imMaxElements: int('IM_MAX_ELEMENTS'),
@@ -202,6 +238,12 @@ export function loadConfig(env: Env = {}): Config {
     s3ForcePathStyle: bool('S3_FORCE_PATH_STYLE'),
   };
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
+  if (config.chain === 'rpc') {
+    if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);
+    for (const key of ['NAME_SERVICE_ADDRESS', 'FOLLOW_REGISTER_ADDRESS', 'DAO_REGISTER_ADDRESS'] as const) {
+      if (!/^0x[0-9a-f]{40}$/.test(raw(key).toLowerCase())) problems.push(`${key} must be a 0x-prefixed 20-byte address when CHAIN=rpc, got "${raw(key)}"`);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -9,7 +9,6 @@ import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type
 import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
 import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
 import type { SeaKing } from '../seaking/seaking.js';
-import type { Store } from '../store/port.js';
 import { BEFORE_AUTH, Cmd } from '../im/commands.js';
 import type { ImWire } from '../im/events.js';
 import type { ImHandlers, ImSession } from '../im/handlers.js';
@@ -26,8 +25,6 @@ export interface ImGatewayOptions {
   resumeMaxPerChat: number;
   /** Requests of one connection being processed at once; beyond it a request is answered OVERLOADED. */
   maxInflight: number;
-  /** How often joined group conversations are checked again with SeaKing (a removed member stops receiving). */
-  recheckMs: number;
 }
 
 export interface ImGatewayDeps {
@@ -37,7 +34,6 @@ export interface ImGatewayDeps {
   im: ImService;
   wire: ImWire;
   hub: LocalHub;
-  store: Store;
   log: Logger;
 }
 
@@ -152,41 +148,7 @@ class ImConnection implements Subscriber, ImSession {
     const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
     this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
     this.gw.deps.hub.add(this);
-    void this.joinKnownGroups();
     return mp({ 0: s.address, 1: s.expiresAt });
-  }
-
-  /** Routes the groups the user has a chat entry for to this connection (membership checked). */
-  private async joinKnownGroups(): Promise<void> {
-    try {
-      const chats = await this.gw.deps.store.listChats(this.user, 1000, 0);
-      for (const c of chats) {
-        if (c.peer !== null || c.cid.startsWith('dm:')) continue;
-        try {
-          await this.gw.deps.access.get(this.user, c.cid);
-          this.joinGroup(c.cid);
-        } catch {
-          // not a member any more
-        }
-      }
-    } catch (e) {
-      this.gw.deps.log.warn({ err: e }, 'could not join known groups');
-    }
-  }
-
-  joinGroup(cid: string): void {
-    if (!this.closed && this.session) this.gw.deps.hub.join(cid, this);
-  }
-
-  /** Checks joined groups again with SeaKing itself and leaves those the user is no longer in. */
-  async recheck(): Promise<void> {
-    for (const cid of this.gw.deps.hub.joinedBy(this)) {
-      try {
-        await this.gw.deps.seaking.access(this.user, cid);
-      } catch {
-        this.gw.deps.hub.leave(cid, this);
-      }
-    }
   }
 
   /**
@@ -209,7 +171,6 @@ class ImConnection implements Subscriber, ImSession {
     const result: MpValue[] = [];
     try {
       for (const [cid, after] of cursors) {
-        if (!cid.startsWith('dm:')) this.joinGroup(cid);
         const limit = this.gw.opts.resumeMaxPerChat;
         const events = await this.gw.deps.im.query(this.user, { cid, fromSeq: after + 1, limit: limit + 1 });
         let last = after;
@@ -286,14 +247,14 @@ class ImConnection implements Subscriber, ImSession {
 }
 
 /**
- * The Gateway role for the MsgPack face at /im (seed section 8): connections, token auth, routing of a
- * conversation's events to its online devices, fan-out, short-TTL caches; no durable state of its own.
+ * The Gateway role for the MsgPack face at /im (seed section 8): connections, token auth, delivery of a
+ * conversation's events to the online devices of its participants (the hub routes user -> devices),
+ * short-TTL caches of access decisions; no durable state of its own.
  */
 export class ImGateway {
   readonly wss: WebSocketServer;
   readonly connections = new Set<ImConnection>();
   private readonly heartbeat: NodeJS.Timeout;
-  private readonly recheck: NodeJS.Timeout;
 
   constructor(readonly deps: ImGatewayDeps, readonly opts: ImGatewayOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
@@ -301,10 +262,6 @@ export class ImGateway {
       for (const c of this.connections) c.heartbeat();
     }, opts.heartbeatMs);
     this.heartbeat.unref();
-    this.recheck = setInterval(() => {
-      for (const c of this.connections) void c.recheck();
-    }, Math.max(1000, opts.recheckMs));
-    this.recheck.unref();
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -315,7 +272,6 @@ export class ImGateway {
 
   close(): void {
     clearInterval(this.heartbeat);
-    clearInterval(this.recheck);
     for (const c of [...this.connections]) c.close('GOING_AWAY');
     this.wss.close();
   }

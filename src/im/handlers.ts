@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
 import type { ObjectStore } from '../files/port.js';
 import { mp, optArr, optInt, optStr, reqInt, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
-import type { SeaKing } from '../seaking/seaking.js';
-import type { RoleId } from '../store/port.js';
+import type { RoleId, SeaKing } from '../seaking/seaking.js';
 import { Cmd } from './commands.js';
 import { parseDraft, type ImWire } from './events.js';
 import type { ImService } from './im-service.js';
@@ -18,11 +17,9 @@ export interface HandlerOptions {
   maxPresence: number;
 }
 
-/** The connection as command handlers see it: who it is, and the conversations it should receive. */
+/** The connection as command handlers see it. */
 export interface ImSession {
   readonly user: string;
-  /** Routes a group conversation's pushes to this connection (called once access was granted). */
-  joinGroup(cid: string): void;
 }
 
 /**
@@ -52,14 +49,12 @@ export class ImHandlers {
       case Cmd.SEND: {
         const d = parseDraft(body, { maxTextBytes: this.opts.maxTextBytes, maxFileBytes: this.opts.filesMaxBytes });
         const r = await this.im.send(s.user, d);
-        if (!d.cid.startsWith('dm:')) s.joinGroup(d.cid);
         return mp({ 0: r.mid, 1: r.t, 2: r.cid });
       }
       case Cmd.ACK: {
         const cid = await this.cid(s, body);
         const mid = reqInt(body, 1, 'body', 0, Number.MAX_SAFE_INTEGER);
         const read = await this.im.ack(s.user, cid, mid);
-        if (!cid.startsWith('dm:')) s.joinGroup(cid);
         return mp({ 0: cid, 1: read });
       }
       case Cmd.QUERY: {
@@ -73,7 +68,6 @@ export class ImHandlers {
           until: secondsToMs(optInt(body, 4, 'body', 0, 1e11), 999),
         };
         const events = await this.im.query(s.user, q);
-        if (!cid.startsWith('dm:')) s.joinGroup(cid);
         const page = events.slice(0, limit);
         return mp({ 0: await Promise.all(page.map((e) => this.wire.encode(e))), 1: events.length > limit });
       }
@@ -106,8 +100,8 @@ export class ImHandlers {
       }
       case Cmd.MEMBERS: {
         const cid = await this.cid(s, body);
-        const r = await this.seaking.members(s.user, cid);
-        return mp({ 0: r.members.map(([u, role]) => [u, role] as MpValue[]), 1: r.complete });
+        const members = await this.seaking.members(s.user, cid);
+        return mp({ 0: members.map(([u, role]) => [u, role] as MpValue[]), 1: true });
       }
       case Cmd.ROLES: {
         const cid = await this.cid(s, body);

@@ -1,10 +1,10 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../clock.js';
 import type { ObjectStore } from '../files/port.js';
-import type { PushBus, PushItem } from '../push/hub.js';
+import type { PushBus } from '../push/hub.js';
 import type { Relay } from '../relay/relay.js';
-import type { Access } from '../seaking/seaking.js';
-import { Face, Role, type NewEvent, type RangeQuery, type Store, type StoredEvent } from '../store/port.js';
+import { Role, type Access } from '../seaking/seaking.js';
+import { Face, type NewEvent, type RangeQuery, type Store, type StoredEvent } from '../store/port.js';
 import { dmParticipants } from '../chat/ids.js';
 import { ImKind, Scope, storedBody, type Draft, type ImWire } from './events.js';
 
@@ -17,6 +17,8 @@ export interface ImServiceDeps {
   clock: Clock;
   /** SeaKing's access decision (cached by the gateway for a short time). */
   access: (user: string, cid: string) => Promise<Access>;
+  /** Everyone a group event goes to (SeaKing: token holders and the owner). */
+  audience: (cid: string) => Promise<string[]>;
   revokeWindowMs: number;
   maxPending: number;
 }
@@ -41,9 +43,11 @@ export class ImService {
       const access = await this.deps.access(user, d.cid);
       const event = await this.admit(user, d, access);
       if (access.kind === 'group' && !(await this.deps.store.getChat(user, d.cid))) await this.deps.store.ensureChat(user, d.cid, null);
+      // Who gets the push is read before the commit, so the push right after it stays in mid order.
+      const online = (await this.recipients(event)).filter((u) => this.deps.push.isOnline(u));
       const stored = await this.deps.relay.append(event);
       if (stored.kind === ImKind.FILE) await this.deps.wire.preparePush(stored);
-      this.publish(stored);
+      if (online.length > 0) this.deps.push.publish(online, { event: stored, cid: stored.cid, seq: stored.seq, alert: true });
       return { cid: stored.cid, mid: stored.seq, t: Math.floor(stored.receivedAt / 1000) };
     } finally {
       this.pending--;
@@ -92,11 +96,10 @@ export class ImService {
     return t;
   }
 
-  private publish(e: StoredEvent): void {
-    const item: PushItem = { event: e, cid: e.cid, seq: e.seq, alert: true };
-    if (e.onlyFor !== null) this.deps.push.publish([e.onlyFor], item);
-    else if (e.cid.startsWith('dm:')) this.deps.push.publish([...new Set(dmParticipants(e.cid) ?? [])], item);
-    else this.deps.push.publishConversation(e.cid, item);
+  private async recipients(e: NewEvent): Promise<string[]> {
+    if (e.onlyFor !== null) return [e.onlyFor];
+    if (e.cid.startsWith('dm:')) return [...new Set(dmParticipants(e.cid) ?? [])];
+    return this.deps.audience(e.cid);
   }
 
   /** Raises the user's read marker in the conversation; returns the marker in force. */

@@ -30,8 +30,6 @@ export interface Subscriber {
  */
 export interface PushBus {
   publish(users: readonly string[], item: PushItem): void;
-  /** Delivers to every connection that joined the conversation (group fan-out of the /im gateway). */
-  publishConversation(cid: string, item: PushItem): void;
   /** Closes every connection authenticated with this token, on every process. */
   revokeToken(tokenHash: string): void;
   /** Whether the user has at least one live connection on any process (the local hub knows its own). */
@@ -41,36 +39,7 @@ export interface PushBus {
 /** Registry of this process's connections by user. Cleaned on every close, so it never grows unbounded. */
 export class LocalHub implements PushBus {
   private readonly byUser = new Map<string, Set<Subscriber>>();
-  private readonly byCid = new Map<string, Set<Subscriber>>();
-  private readonly joined = new Map<Subscriber, Set<string>>();
   private count = 0;
-
-  /** Routes the conversation's pushes to this connection until it leaves or closes. */
-  join(cid: string, sub: Subscriber): void {
-    let set = this.byCid.get(cid);
-    if (!set) this.byCid.set(cid, (set = new Set()));
-    set.add(sub);
-    let mine = this.joined.get(sub);
-    if (!mine) this.joined.set(sub, (mine = new Set()));
-    mine.add(cid);
-  }
-
-  leave(cid: string, sub: Subscriber): void {
-    const set = this.byCid.get(cid);
-    if (set?.delete(sub) && set.size === 0) this.byCid.delete(cid);
-    this.joined.get(sub)?.delete(cid);
-  }
-
-  /** Conversations the connection joined. */
-  joinedBy(sub: Subscriber): readonly string[] {
-    return [...(this.joined.get(sub) ?? [])];
-  }
-
-  publishConversation(cid: string, item: PushItem): void {
-    const set = this.byCid.get(cid);
-    if (!set) return;
-    for (const sub of set) sub.deliver(item);
-  }
 
   add(sub: Subscriber): void {
     let set = this.byUser.get(sub.user);
@@ -82,8 +51,6 @@ export class LocalHub implements PushBus {
   }
 
   remove(sub: Subscriber): void {
-    for (const cid of this.joinedBy(sub)) this.leave(cid, sub);
-    this.joined.delete(sub);
     const set = this.byUser.get(sub.user);
     if (set?.delete(sub)) {
       this.count--;

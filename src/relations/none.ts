@@ -19,5 +19,17 @@ export class NoRelations implements RelationReader {
   async isMember(): Promise<boolean> {
     return false;
   }
+  async members(): Promise<string[]> {
+    return [];
+  }
+  async following(): Promise<string[]> {
+    return [];
+  }
+  async followers(): Promise<string[]> {
+    return [];
+  }
+  async friends(): Promise<string[]> {
+    return [];
+  }
   async close(): Promise<void> {}
 }

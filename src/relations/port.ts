@@ -29,6 +29,24 @@ export interface RelationReader {
   profile(address: string): Promise<Profile>;
   /** The DAO at this address, or null when it is not a DAO. */
   group(address: string): Promise<GroupInfo | null>;
+  /**
+   * Whether `address` holds a token of the DAO at `group` (false when `group` is not a DAO).
+   *
+   * Readers that talk to a chain throw `AppError('RELATIONS_UNAVAILABLE')` from every method when the chain
+   * cannot be read in time and no fresh-enough cached view exists; they never hang (bounded by their RPC timeout).
+   */
   isMember(group: string, address: string): Promise<boolean>;
+  /**
+   * Lowercase addresses of every member (token holder) of the DAO at `group`, in no particular order;
+   * empty when it is not a DAO. Served from the cached member set (one RPC-free call per fan-out); a
+   * membership change is reflected within the reader's documented refresh bound.
+   */
+  members(group: string): Promise<string[]>;
+  /** Lowercase addresses that `address` follows (A follows B: B's Follow contract `isFollowing(A)`). */
+  following(address: string): Promise<string[]>;
+  /** Lowercase addresses that follow `address` (holders of its Follow contract); empty without one. */
+  followers(address: string): Promise<string[]>;
+  /** Mutual follows of `address`: both `following` and `followers`. */
+  friends(address: string): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -1,24 +1,15 @@
 import { AppError } from '../errors/app-error.js';
 import type { AuthService, Session } from '../auth/auth-service.js';
-import type { Clock } from '../clock.js';
 import { dmParticipants } from '../chat/ids.js';
+import { groupAudience } from '../chat/membership.js';
 import { isAddress } from '../protocol/message.js';
 import type { PushBus } from '../push/hub.js';
 import type { GroupInfo, RelationReader } from '../relations/port.js';
-import { Role, type RoleId, type Store } from '../store/port.js';
+import type { Store } from '../store/port.js';
 
-/**
- * Optional capabilities of a relation reader beyond the port: a chain adapter that can list a DAO's
- * members or a user's mutual follows offers them, and SeaKing uses them when present.
- */
-export interface RelationDirectory {
-  members(group: string): Promise<string[]>;
-  friends(address: string): Promise<string[]>;
-}
-
-function hasDirectory<K extends keyof RelationDirectory>(r: RelationReader, key: K): r is RelationReader & Pick<RelationDirectory, K> {
-  return typeof (r as unknown as Record<string, unknown>)[key] === 'function';
-}
+/** Roles as the MsgPack face numbers them (the owner from the chain, admins from the server's records). */
+export const Role = { NONE: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 } as const;
+export type RoleId = (typeof Role)[keyof typeof Role];
 
 /** What a user may do in a conversation, as SeaKing decides it. */
 export type Access =
@@ -27,7 +18,8 @@ export type Access =
 
 /**
  * The SeaKing role (seed section 9): identity, relations, roles and presence; the source of truth for
- * who may read and write where. It never pushes and never stores messages.
+ * who may read and write where. It never pushes and never stores messages. Admins are the same records
+ * the REST face's SocialService keeps (`Store.setAdmin`), so both faces agree on roles.
  */
 export class SeaKing {
   constructor(
@@ -35,7 +27,6 @@ export class SeaKing {
     private readonly relations: RelationReader,
     private readonly store: Store,
     private readonly presenceOf: Pick<PushBus, 'isOnline'>,
-    private readonly clock: Clock,
   ) {}
 
   authenticate(token: string | undefined): Promise<Session> {
@@ -46,8 +37,7 @@ export class SeaKing {
   async access(user: string, cid: string): Promise<Access> {
     if (cid.startsWith('dm:')) {
       const p = dmParticipants(cid);
-      if (!p) throw new AppError('INVALID_FIELD', 'a direct chat cid is dm:<lower address>:<higher address>, lowercase and sorted', { field: 'cid' });
-      if (p[0] > p[1]) throw new AppError('INVALID_FIELD', 'the addresses of a dm cid are sorted', { field: 'cid' });
+      if (!p || p[0] > p[1]) throw new AppError('INVALID_FIELD', 'a direct chat cid is dm:<lower address>:<higher address>, lowercase and sorted', { field: 'cid' });
       if (p[0] !== user && p[1] !== user) throw new AppError('FORBIDDEN', 'not a participant of this chat');
       return { kind: 'dm', cid, peer: p[0] === user ? p[1] : p[0] };
     }
@@ -68,16 +58,19 @@ export class SeaKing {
   private async roleOf(group: GroupInfo, user: string): Promise<RoleId> {
     if (group.owner === user) return Role.OWNER;
     if (!(await this.relations.isMember(group.address, user))) return Role.NONE;
-    const roles = await this.store.listRoles(group.address);
-    return roles.some((r) => r.user === user && r.role === Role.ADMIN) ? Role.ADMIN : Role.MEMBER;
+    return (await this.store.listAdmins(group.address)).includes(user) ? Role.ADMIN : Role.MEMBER;
+  }
+
+  /** Everyone a group event is pushed to: the token holders and the owner. */
+  audience(cid: string): Promise<string[]> {
+    return groupAudience(this.relations, cid);
   }
 
   /** The owner (from the chain) and the admins (the server's own record). */
   async roles(user: string, cid: string): Promise<{ owner: string; admins: string[] }> {
     const a = await this.access(user, cid);
     if (a.kind !== 'group') throw new AppError('NOT_A_GROUP');
-    const admins = (await this.store.listRoles(cid)).filter((r) => r.role === Role.ADMIN).map((r) => r.user);
-    return { owner: a.group.owner, admins };
+    return { owner: a.group.owner, admins: await this.store.listAdmins(cid) };
   }
 
   /** Only the group's owner sets roles; the target must be a member; ADMIN or MEMBER. */
@@ -88,25 +81,20 @@ export class SeaKing {
     if (role !== Role.ADMIN && role !== Role.MEMBER) throw new AppError('INVALID_FIELD', 'role is 1 (member) or 2 (admin)', { field: 'body.2' });
     if (target === a.group.owner) throw new AppError('INVALID_FIELD', 'the owner\'s role comes from the chain', { field: 'body.1' });
     if (!(await this.relations.isMember(cid, target))) throw new AppError('NOT_MEMBER', 'the target is not a member of the group');
-    await this.store.setRole(cid, target, role, actor, this.clock.now());
+    await this.store.setAdmin(cid, target, role === Role.ADMIN);
     return role;
   }
 
-  /** Members with their roles; `complete` is false when the reader cannot list holders (owner and admins only). */
-  async members(user: string, cid: string): Promise<{ members: [string, RoleId][]; complete: boolean }> {
+  /** Members (token holders and the owner) with their roles. */
+  async members(user: string, cid: string): Promise<[string, RoleId][]> {
     const { owner, admins } = await this.roles(user, cid);
     const adminSet = new Set(admins);
-    const roleOf = (m: string): RoleId => (m === owner ? Role.OWNER : adminSet.has(m) ? Role.ADMIN : Role.MEMBER);
-    if (hasDirectory(this.relations, 'members')) {
-      const all = new Set([owner, ...(await this.relations.members(cid))]);
-      return { members: [...all].map((m) => [m, roleOf(m)]), complete: true };
-    }
-    return { members: [...new Set([owner, ...admins])].map((m) => [m, roleOf(m)]), complete: false };
+    return (await this.audience(cid)).map((m) => [m, m === owner ? Role.OWNER : adminSet.has(m) ? Role.ADMIN : Role.MEMBER]);
   }
 
-  /** Mutual follows (SPEC section 7); NOT_SUPPORTED when the reader cannot list them. */
+  /** Mutual follows (SPEC section 7); NOT_SUPPORTED without a chain. */
   async friends(user: string): Promise<string[]> {
-    if (!this.relations.available || !hasDirectory(this.relations, 'friends')) throw new AppError('NOT_SUPPORTED', 'friends need a chain reader that lists follows');
+    if (!this.relations.available) throw new AppError('NOT_SUPPORTED', 'friends need a chain reader');
     return this.relations.friends(user);
   }
 

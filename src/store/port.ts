@@ -95,16 +95,6 @@ export interface RangeQuery {
   desc?: boolean;
 }
 
-/** Group roles kept by the server (the owner comes from the chain). */
-export const Role = { NONE: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 } as const;
-export type RoleId = (typeof Role)[keyof typeof Role];
-
-export interface RoleRecord {
-  user: string;
-  role: RoleId;
-  setBy: string;
-  setAt: number;
-}
 
 export interface ChatState {
   user: string;
@@ -149,10 +139,6 @@ export interface Store {
   /** Seq of the newest event of a conversation (0 when it has none). */
   lastSeq(cid: string): Promise<number>;
 
-  /** Records a group role (ADMIN); NONE or MEMBER removes the record. */
-  setRole(cid: string, user: string, role: RoleId, setBy: string, at: number): Promise<void>;
-  /** The server-kept roles of a group (admins). */
-  listRoles(cid: string): Promise<RoleRecord[]>;
 
   getChat(user: string, cid: string): Promise<ChatState | null>;
   /** Creates the user's entry for a chat if missing (groups: on first read or send). */
@@ -164,6 +150,15 @@ export interface Store {
   /** Unread chat messages from others after the read marker, not hidden by the user. */
   unreadCount(user: string, cid?: string): Promise<number>;
   setMuted(user: string, cid: string, muted: boolean): Promise<void>;
+  /** Users who muted this chat (few, whatever the group's size: one query per fan-out). */
+  mutedUsers(cid: string): Promise<string[]>;
+  /** Drops the user's entry for a chat (a group the user left). Its events stay. */
+  removeChat(user: string, cid: string): Promise<void>;
+  /** Ids of every group conversation (not `dm:`) that holds at least one event. */
+  groupConversations(): Promise<string[]>;
+  /** The server's own admin records of a group (set by the group's owner). */
+  setAdmin(cid: string, user: string, admin: boolean): Promise<void>;
+  listAdmins(cid: string): Promise<string[]>;
   setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void>;
 
   putToken(hash: string, record: TokenRecord): Promise<void>;

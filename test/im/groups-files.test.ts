@@ -38,9 +38,7 @@ describe('/im groups, roles and files', () => {
   });
   const say = (c: ImClient, t: string): Promise<M> => c.ok(3, { 1: DAO, 2: 1, 7: { 0: t } });
 
-  it('fans a group message out to the members that joined the conversation', async () => {
-    await b.ok(6, { 0: [[DAO, 0]] });
-    await o.ok(6, { 0: [[DAO, 0]] });
+  it('fans a group message out to the online members and the owner', async () => {
     const mid = (await say(a, 'hi group')).get(0) as number;
     expect((await b.push((e) => e.get(1) === DAO && e.get(3) === mid)).get(7)).toEqual(new Map([[0, 'hi group']]));
     await o.push((e) => e.get(1) === DAO && e.get(3) === mid);
@@ -75,15 +73,18 @@ describe('/im groups, roles and files', () => {
     expect(new Map(members.get(0) as [string, number][])).toEqual(new Map([
       [owner.address.toLowerCase(), 3], [amy.address.toLowerCase(), 2], [ben.address.toLowerCase(), 1],
     ]));
-    expect(members.get(1)).toBe(true);
     const groups = await b.ok(11, { 0: [DAO] });
     expect((groups.get(0) as M[])[0]?.get(4)).toBe(1);
     expect((await a.ok(10)).get(0)).toEqual([ben.address.toLowerCase()]);
   });
 
-  it('stops routing to a member removed on chain', async () => {
+  it('stops serving and pushing to a member removed on chain', async () => {
     relations.remove(DAO, ben.address.toLowerCase());
     expect(await b.err(7, { 0: DAO })).toBe('NOT_MEMBER');
+    const mid = (await say(a, 'after ben left')).get(0) as number;
+    await o.push((e) => e.get(1) === DAO && e.get(3) === mid);
+    await b.request(2);
+    expect(b.pushes.some((e) => e.get(1) === DAO && e.get(3) === mid)).toBe(false);
   });
 
   it('uploads a file with a signed URL, accepts kind 3 for it, and serves a signed download URL', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
-import { Face, Role, type NewEvent, type Store } from '../../src/store/port.js';
+import { Face, type NewEvent, type Store } from '../../src/store/port.js';
 import { dmCid } from '../../src/chat/ids.js';
 
 const A = '0x' + 'a'.repeat(40);
@@ -150,6 +150,39 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(mine.map((e) => e.cid)).toEqual([dmCid(A, C), dmCid(A, B)]);
     });
 
+    it('lists who muted a chat', async () => {
+      await store.appendEvents([dm(A, B), dm(A, C)]);
+      await store.setMuted(B, dmCid(A, B), true);
+      expect(await store.mutedUsers(dmCid(A, B))).toEqual([B]);
+      expect(await store.mutedUsers(dmCid(A, C))).toEqual([]);
+    });
+
+    it('keeps group conversations and per-user entries for them', async () => {
+      await store.appendEvents([dm(A, DAO, { cid: DAO, participants: null })]);
+      await store.appendEvents([dm(A, B)]);
+      expect(await store.groupConversations()).toEqual([DAO]);
+      expect(await store.getChat(A, DAO)).toBeNull();
+      await store.ensureChat(A, DAO, null);
+      expect((await store.listChats(A, 10, 0)).map((c) => c.cid)).toContain(DAO);
+      expect(await store.unreadCount(A)).toBe(0);
+      await store.appendEvents([dm(B, DAO, { cid: DAO, participants: null })]);
+      expect(await store.unreadCount(A)).toBe(1);
+      await store.removeChat(A, DAO);
+      expect(await store.getChat(A, DAO)).toBeNull();
+      expect(await store.unreadCount(A)).toBe(0);
+      expect((await store.listEvents({ cid: DAO, viewer: B, limit: 10, offset: 0 })).length).toBe(2);
+    });
+
+    it('records group admins', async () => {
+      await store.setAdmin(DAO, B, true);
+      await store.setAdmin(DAO, A, true);
+      await store.setAdmin(DAO, A, true);
+      expect(await store.listAdmins(DAO)).toEqual([A, B]);
+      await store.setAdmin(DAO, B, false);
+      expect(await store.listAdmins(DAO)).toEqual([A]);
+      expect(await store.listAdmins(C)).toEqual([]);
+    });
+
     it('stores tokens and revokes them', async () => {
       await store.putToken('h1', { address: A, expiresAt: 5000, revoked: false });
       expect(await store.getToken('h1')).toEqual({ address: A, expiresAt: 5000, revoked: false });
@@ -189,17 +222,6 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(target?.revokedBy).toBe(2);
       expect((await store.listRange({ cid, viewer: B, limit: 10 }))[0]?.revokedBy).toBe(2);
       expect((await store.getEventBySeq(cid, 2))?.revokedBy).toBeUndefined();
-    });
-
-    it('keeps group admin roles set by the owner, and clears them', async () => {
-      await store.setRole(DAO, B, Role.ADMIN, A, 10);
-      await store.setRole(DAO, C, Role.ADMIN, A, 20);
-      expect(await store.listRoles(DAO)).toEqual([
-        { user: B, role: Role.ADMIN, setBy: A, setAt: 10 }, { user: C, role: Role.ADMIN, setBy: A, setAt: 20 },
-      ]);
-      await store.setRole(DAO, B, Role.MEMBER, A, 30);
-      expect((await store.listRoles(DAO)).map((r) => r.user)).toEqual([C]);
-      expect(await store.listRoles(A)).toEqual([]);
     });
 
     it('consumes a nonce once and only before it expires', async () => {

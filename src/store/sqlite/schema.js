@@ -54,19 +54,19 @@ export const MIGRATIONS = [
     used       INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
   `,
-  // 1: the MsgPack face. A revoke for everyone marks its target (the row stays); time-range queries by
-  // conversation; group admins are the server's own record, set by the group's owner.
+  `
+  CREATE TABLE group_admins (
+    cid  TEXT NOT NULL,
+    user TEXT NOT NULL,
+    PRIMARY KEY (cid, user)
+  ) WITHOUT ROWID;
+  CREATE INDEX chat_members_muted ON chat_members (cid) WHERE muted = 1;
+  `,
+  // 2: the MsgPack face. A revoke for everyone marks its target (the row stays); time-range queries by
+  // conversation. (Group admins: migration 1's group_admins, shared by both faces.)
   `
   ALTER TABLE events ADD COLUMN revoked_by INTEGER;
   CREATE INDEX events_cid_time ON events (cid, received_at);
-  CREATE TABLE group_roles (
-    cid    TEXT    NOT NULL,
-    user   TEXT    NOT NULL,
-    role   INTEGER NOT NULL,
-    set_by TEXT    NOT NULL,
-    set_at INTEGER NOT NULL,
-    PRIMARY KEY (cid, user)
-  ) WITHOUT ROWID;
   `,
 ];
 

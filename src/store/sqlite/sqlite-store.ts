@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, RoleId, RoleRecord, Store, StoredEvent, TokenRecord,
+  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -63,10 +63,11 @@ export class SqliteStore implements Store {
       unreadAll: db.prepare<{ viewer: string }, { n: number }>(`
         SELECT COUNT(*) AS n FROM chat_members m JOIN events e ON e.cid = m.cid AND e.seq > m.last_read_seq
         WHERE m.user = @viewer AND e.counts = 1 AND e.sender <> @viewer AND ${VISIBLE}`),
+      mutedUsers: db.prepare<[string], { user: string }>('SELECT user FROM chat_members WHERE cid = ? AND muted = 1'),
+      groupConversations: db.prepare<[], { cid: string }>("SELECT cid FROM conversations WHERE cid NOT LIKE 'dm:%' ORDER BY cid"),
+      listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
-      listRoles: db.prepare<[string], { user: string; role: number; set_by: string; set_at: number }>(
-        'SELECT user, role, set_by, set_at FROM group_roles WHERE cid = ? ORDER BY set_at, user'),
     };
   }
 
@@ -135,13 +136,6 @@ export class SqliteStore implements Store {
     return this.s.lastSeq.get(cid)?.last_seq ?? 0;
   }
 
-  setRole(cid: string, user: string, role: RoleId, setBy: string, at: number): Promise<void> {
-    return this.writer.call('setRole', cid, user, role, setBy, at);
-  }
-
-  async listRoles(cid: string): Promise<RoleRecord[]> {
-    return this.s.listRoles.all(cid).map((r) => ({ user: r.user, role: r.role as RoleId, setBy: r.set_by, setAt: r.set_at }));
-  }
 
   async getChat(user: string, cid: string): Promise<ChatState | null> {
     const r = this.s.getChat.get(user, cid);
@@ -174,6 +168,26 @@ export class SqliteStore implements Store {
 
   setMuted(user: string, cid: string, muted: boolean): Promise<void> {
     return this.writer.call('setMuted', user, cid, muted);
+  }
+
+  async mutedUsers(cid: string): Promise<string[]> {
+    return this.s.mutedUsers.all(cid).map((r) => r.user);
+  }
+
+  removeChat(user: string, cid: string): Promise<void> {
+    return this.writer.call('removeChat', user, cid);
+  }
+
+  async groupConversations(): Promise<string[]> {
+    return this.s.groupConversations.all().map((r) => r.cid);
+  }
+
+  setAdmin(cid: string, user: string, admin: boolean): Promise<void> {
+    return this.writer.call('setAdmin', cid, user, admin);
+  }
+
+  async listAdmins(cid: string): Promise<string[]> {
+    return this.s.listAdmins.all(cid).map((r) => r.user);
   }
 
   setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void> {

@@ -44,15 +44,15 @@ export function createWriter(db) {
     readMarker: db.prepare('SELECT last_read_seq FROM chat_members WHERE user = ? AND cid = ?'),
     setMuted: db.prepare('UPDATE chat_members SET muted = ? WHERE user = ? AND cid = ?'),
     setPinned: db.prepare('UPDATE chat_members SET pinned_at = ? WHERE user = ? AND cid = ?'),
+    removeChat: db.prepare('DELETE FROM chat_members WHERE user = ? AND cid = ?'),
+    addAdmin: db.prepare('INSERT OR IGNORE INTO group_admins (cid, user) VALUES (?, ?)'),
+    removeAdmin: db.prepare('DELETE FROM group_admins WHERE cid = ? AND user = ?'),
     putToken: db.prepare('INSERT OR REPLACE INTO tokens (hash, address, expires_at, revoked) VALUES (?, ?, ?, ?)'),
     revokeToken: db.prepare('UPDATE tokens SET revoked = 1 WHERE hash = ?'),
     putNonce: db.prepare('INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)'),
     consumeNonce: db.prepare('UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0 AND expires_at > ?'),
     pruneNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
     revoke: db.prepare('UPDATE events SET revoked_by = ? WHERE cid = ? AND seq = ? AND revoked_by IS NULL'),
-    setRole: db.prepare(`INSERT INTO group_roles (cid, user, role, set_by, set_at) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (cid, user) DO UPDATE SET role = excluded.role, set_by = excluded.set_by, set_at = excluded.set_at`),
-    clearRole: db.prepare('DELETE FROM group_roles WHERE cid = ? AND user = ?'),
   };
 
   /**
@@ -116,17 +116,14 @@ export function createWriter(db) {
       const row = /** @type {{ last_read_seq: number } | undefined} */ (s.readMarker.get(user, cid));
       return row?.last_read_seq ?? 0;
     },
-    /**
-     * @param {string} cid @param {string} user @param {number} role NONE (0) or MEMBER (1) clears the record @param {string} setBy @param {number} at
-     */
-    setRole: (cid, user, role, setBy, at) => {
-      if (role <= 1) s.clearRole.run(cid, user);
-      else s.setRole.run(cid, user, role, setBy, at);
-    },
     /** @param {string} user @param {string} cid @param {boolean} muted */
     setMuted: (user, cid, muted) => { s.setMuted.run(muted ? 1 : 0, user, cid); },
     /** @param {string} user @param {string} cid @param {number | null} pinnedAt */
     setPinned: (user, cid, pinnedAt) => { s.setPinned.run(pinnedAt, user, cid); },
+    /** @param {string} user @param {string} cid */
+    removeChat: (user, cid) => { s.removeChat.run(user, cid); },
+    /** @param {string} cid @param {string} user @param {boolean} admin */
+    setAdmin: (cid, user, admin) => { (admin ? s.addAdmin : s.removeAdmin).run(cid, user); },
     /** @param {string} hash @param {{ address: string, expiresAt: number, revoked: boolean }} r */
     putToken: (hash, r) => { s.putToken.run(hash, r.address, r.expiresAt, r.revoked ? 1 : 0); },
     /** @param {string} hash */

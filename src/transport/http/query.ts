@@ -33,3 +33,4 @@ export function strParam(q: Query, name: string, pattern: RegExp, required = fal
 
 export const CHAT_ID = /^(0x[0-9a-fA-F]{40}|dm:0x[0-9a-fA-F]{40}:0x[0-9a-fA-F]{40})$/;
 export const MESSAGE_ID = /^0x[0-9a-fA-F]{64}$/;
+export const ADDRESS = /^0x[0-9a-fA-F]{40}$/;

@@ -2,15 +2,17 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { AppError } from '../../errors/app-error.js';
 import type { AuthService, Session } from '../../auth/auth-service.js';
 import type { ChatService } from '../../chat/chat-service.js';
+import type { SocialService } from '../../chat/social-service.js';
 import { renderMessages } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
-import { CHAT_ID, intParam, MESSAGE_ID, strParam } from './query.js';
+import { ADDRESS, CHAT_ID, intParam, MESSAGE_ID, strParam } from './query.js';
 
 export interface RouteDeps {
   auth: AuthService;
   chats: ChatService;
+  social: SocialService;
   log: Logger;
   maxBodyBytes: number;
   listMaxLimit: number;
@@ -97,6 +99,28 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   app.post('/chats/unmute', chatFlag((v, c) => deps.chats.setMuted(v, c, false)));
   app.post('/chats/pin', chatFlag((v, c) => deps.chats.setPinned(v, c, true)));
   app.post('/chats/unpin', chatFlag((v, c) => deps.chats.setPinned(v, c, false)));
+
+  // Relations (names, follows, groups, roles).
+  const address = (req: Request, name: string): string => {
+    const v = req.params[name];
+    if (typeof v !== 'string' || !ADDRESS.test(v)) throw new AppError('INVALID_FIELD', `${name} must be an address`, { field: name });
+    return v.toLowerCase();
+  };
+  const json = (res: Response, value: unknown): void => sendJson(res, 200, JSON.stringify(value));
+  app.get('/users/:address', authed(async (req, res) => json(res, await deps.social.profile(address(req, 'address')))));
+  app.get('/users/:address/friends', authed(async (req, res) => json(res, await deps.social.friends(address(req, 'address')))));
+  app.get('/users/:address/following', authed(async (req, res) => json(res, await deps.social.following(address(req, 'address')))));
+  app.get('/users/:address/followers', authed(async (req, res) => json(res, await deps.social.followers(address(req, 'address')))));
+  app.get('/groups/:address', authed(async (req, res) => json(res, await deps.social.group(address(req, 'address')))));
+  app.get('/groups/:address/members', authed(async (req, res, s) => json(res, await deps.social.members(address(req, 'address'), s.address))));
+  app.put('/groups/:address/admins/:user', authed(async (req, res, s) => {
+    await deps.social.setAdmin(address(req, 'address'), s.address, address(req, 'user'), true);
+    res.status(204).end();
+  }));
+  app.delete('/groups/:address/admins/:user', authed(async (req, res, s) => {
+    await deps.social.setAdmin(address(req, 'address'), s.address, address(req, 'user'), false);
+    res.status(204).end();
+  }));
 
   app.use((_req, _res, next) => next(new AppError('NOT_FOUND')));
   // Express recognises an error handler by its four parameters.

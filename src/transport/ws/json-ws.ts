@@ -188,13 +188,13 @@ class JsonConnection implements Subscriber {
 
   /**
    * The JSON frame of a push: the ready frame, or a chat message of the other face rendered for this
-   * user (a direct chat's chat messages only: control events of the MsgPack face are not JSON pushes).
+   * user (chat messages only: control events of the MsgPack face, such as revokes, are not JSON pushes).
    */
   private frameOf(item: PushItem): string | null {
     if (item.frame !== undefined) return item.frame;
     const e = item.event;
-    if (!e || !e.counts || !isDmCid(e.cid)) return null;
-    return messageFrame(chatIdFor(e.cid, this.user), e, item.alert ?? true);
+    if (!e || !e.counts) return null;
+    return messageFrame(isDmCid(e.cid) ? chatIdFor(e.cid, this.user) : e.cid, e, !(item.alert ?? true));
   }
 
   deliver(item: PushItem): void {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { getBytes, Signature, Wallet } from 'ethers';
+import { getBytes, hexlify, keccak256, randomBytes, Signature, Wallet } from 'ethers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
 import { MessageVerifier } from '../../../src/identity/verifier.js';
-import { backend, recoverPersonal, recoverWith, personalDigest, splitSignature, verifyJob } from '../../../src/identity/recover-core.js';
+import { backend, keccakBackend, keccakHex, recoverPersonal, recoverWith, personalDigest, splitSignature, verifyJob } from '../../../src/identity/recover-core.js';
 import { InlineRunner, WorkerPool, type JobRunner } from '../../../src/identity/worker-pool.js';
 import { delegationText } from '../../../src/protocol/delegation.js';
 import { parseMessage, type RelationMessage } from '../../../src/protocol/message.js';
@@ -170,6 +170,14 @@ describe('recovery core', () => {
       expect(recoverWith('native')(digest, split)).toBe(w.address.toLowerCase());
       expect(recoverWith('js')(digest, split)).toBe(w.address.toLowerCase());
       expect(recoverPersonal(msg, sig)).toBe(w.address.toLowerCase());
+    }
+  });
+
+  it(`hashes with the native keccak here (got ${keccakBackend}), equal to ethers' keccak256`, () => {
+    expect(keccakBackend).toBe('native');
+    for (const len of [0, 1, 31, 32, 64, 135, 136, 137, 650, 5000]) {
+      const data = getBytes(hexlify(randomBytes(len)));
+      expect(keccakHex(data)).toBe(keccak256(data));
     }
   });
 

@@ -1,0 +1,160 @@
+/**
+ * Group fan-out benchmark: a DAO with N members on the local chain (served over HTTP JSON-RPC, as a real
+ * node would be), the real server in its own process reading it with CHAIN=rpc, all N members connected
+ * over /ws. Measures the cold load of the member set and the time for one group message to reach every
+ * connection.
+ *
+ *   npm run bench:group -- [--members 10000] [--messages 20]
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { hexlify, Wallet } from 'ethers';
+import { SiweMessage } from 'siwe';
+import WebSocket from 'ws';
+import { ChainRelations } from '../src/relations/chain/chain-relations.js';
+import { deployRelationContracts } from '../src/relations/chain/deploy.js';
+import { RelationActions } from '../src/relations/chain/demo.js';
+import { ethersProvider, HttpEip1193 } from '../src/relations/chain/eip1193.js';
+import { LocalChain } from '../src/relations/chain/local-chain.js';
+import { benchIdentity, benchMessage } from './bench-sign.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
+const MEMBERS = Number(args.get('members') ?? 10_000);
+const MESSAGES = Number(args.get('messages') ?? 20);
+const now = (): number => performance.timeOrigin + performance.now();
+const log = (s: string): void => { process.stdout.write(`${s}\n`); };
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+async function main(): Promise<void> {
+  log(`machine: ${availableParallelism()} cores, node ${process.version}; ${MEMBERS} members, ${MESSAGES} group messages`);
+  const chain = await LocalChain.start({ accounts: 2 });
+  const provider = ethersProvider(chain, chain.chainId);
+  const addresses = await deployRelationContracts(new Wallet(chain.keys[0] as string, provider));
+  const ownerKey = chain.keys[1] as string;
+  const owner = new Wallet(ownerKey, provider);
+  const actions = new RelationActions(addresses);
+  await actions.registerName(owner, 'bench-owner');
+  const dao = (await actions.createDao(owner, 'Bench Group')).toLowerCase();
+  const members = Array.from({ length: MEMBERS }, () => new Wallet(hexlify(randomBytes(32))));
+  const t0 = now();
+  await actions.addMembers(owner, dao, members.map((m) => m.address));
+  log(`setup: ${MEMBERS} members added on chain in ${((now() - t0) / 1000).toFixed(1)} s (not part of the figures)`);
+
+  // The chain as a JSON-RPC endpoint on loopback.
+  const rpc = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const call = JSON.parse(Buffer.concat(chunks).toString()) as { id: number; method: string; params?: unknown[] };
+      chain.request({ method: call.method, ...(call.params ? { params: call.params } : {}) }).then(
+        (result) => res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result })),
+        (e: { code?: number; message?: string; data?: unknown }) => res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, error: { code: e.code ?? -32000, message: e.message, data: e.data } })),
+      );
+    });
+  });
+  await new Promise<void>((r) => rpc.listen(0, '127.0.0.1', () => r()));
+  const rpcUrl = `http://127.0.0.1:${(rpc.address() as AddressInfo).port}`;
+
+  const cold = new ChainRelations({ provider: ethersProvider(new HttpEip1193(rpcUrl, 30_000), chain.chainId), addresses, refreshMs: 3_600_000, stateTtlMs: 3_600_000, rpcTimeoutMs: 30_000, maxStaleMs: 3_600_000, fromBlock: 0, logRange: 10_000 });
+  const tc = now();
+  const loaded = await cold.members(dao);
+  log(`member set cold load over JSON-RPC: ${loaded.length} members in ${((now() - tc) / 1000).toFixed(2)} s (target < 5 s)`);
+  await cold.close();
+
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-group-'));
+  const child = spawn(process.execPath, [path.join(here, '../src/main.js')], {
+    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: 'rpc', RPC_URL: rpcUrl, CHAIN_ID: String(chain.chainId),
+      NAME_SERVICE_ADDRESS: addresses.nameService, FOLLOW_REGISTER_ADDRESS: addresses.followRegister, DAO_REGISTER_ADDRESS: addresses.daoRegister,
+      RELATIONS_RPC_TIMEOUT_MS: '30000',
+    },
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = /"port":(\d+)/.exec(line);
+      if (m) resolve(`http://127.0.0.1:${m[1]}`);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  const received = new Map<string, number[]>();
+  const waiters = new Map<string, () => void>();
+  const ID_AT = '"message":{"id":"';
+  try {
+    const sockets: WebSocket[] = [];
+    const tl = now();
+    for (let i = 0; i < members.length; i += 200) {
+      await Promise.all(members.slice(i, i + 200).map(async (w) => {
+        const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
+        const message = new SiweMessage({ domain: new URL(url).host, address: w.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
+        const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: w.signMessageSync(message) }) });
+        const { token } = (await res.json()) as { token: string };
+        sockets.push(await new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?token=${token}`, { perMessageDeflate: false });
+          ws.on('message', (data) => {
+            const s = data.toString();
+            const at = s.indexOf(ID_AT);
+            if (at < 0) {
+              if (s.includes('"ready"')) resolve(ws);
+              return;
+            }
+            const id = s.slice(at + ID_AT.length, at + ID_AT.length + 66);
+            const times = received.get(id) ?? [];
+            times.push(now());
+            received.set(id, times);
+            if (times.length === MEMBERS) waiters.get(id)?.();
+          });
+          ws.on('error', reject);
+        }));
+      }));
+    }
+    log(`setup: ${sockets.length} members logged in and connected in ${((now() - tl) / 1000).toFixed(1)} s`);
+
+    const sender = benchIdentity(ownerKey);
+    const sendOne = async (): Promise<{ sentAt: number; times: number[] }> => {
+      const m = benchMessage(sender, dao, 'Z3JvdXAtcGF5bG9hZA==', 1);
+      const all = new Promise<void>((resolve) => waiters.set(m.id, resolve));
+      const sentAt = now();
+      const res = await fetch(`${url}/message/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(m) });
+      if (res.status !== 200) throw new Error(`send failed: ${res.status} ${await res.text()}`);
+      await Promise.race([all, new Promise((r) => setTimeout(r, 30_000))]);
+      waiters.delete(m.id);
+      return { sentAt, times: received.get(m.id) ?? [] };
+    };
+    const first = await sendOne();
+    log(`first group message (server loads the member set cold): all ${first.times.length} reached in ${(Math.max(...first.times) - first.sentAt).toFixed(0)} ms`);
+    const lastArrivals: number[] = [];
+    const deliveries: number[] = [];
+    for (let i = 0; i < MESSAGES; i++) {
+      const r = await sendOne();
+      if (r.times.length < MEMBERS) log(`  message ${i}: only ${r.times.length}/${MEMBERS} delivered within 30 s`);
+      lastArrivals.push(Math.max(...r.times) - r.sentAt);
+      for (const t of r.times) deliveries.push(t - r.sentAt);
+    }
+    lastArrivals.sort((a, b) => a - b);
+    deliveries.sort((a, b) => a - b);
+    log(`one group message to all ${MEMBERS} connections (time until the last one has it): p50 ${pct(lastArrivals, 50).toFixed(0)} ms, p99 ${pct(lastArrivals, 99).toFixed(0)} ms (target p99 < 500 ms)`);
+    log(`per connection (${deliveries.length} deliveries): p50 ${pct(deliveries, 50).toFixed(0)} ms, p99 ${pct(deliveries, 99).toFixed(0)} ms`);
+    for (const s of sockets) s.terminate();
+  } finally {
+    child.kill('SIGTERM');
+    rpc.close();
+    await chain.close();
+    await new Promise((r) => setTimeout(r, 500));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+import { Wallet } from 'ethers';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../../log/logger.js';
+import { ChainRelations } from './chain-relations.js';
+import { deployRelationContracts, type RelationAddresses } from './deploy.js';
+import { seedDemo, type DemoWorld } from './demo.js';
+import { HttpEip1193, ethersProvider } from './eip1193.js';
+import { LocalChain } from './local-chain.js';
+
+export interface StartedRelations {
+  reader: ChainRelations;
+  addresses: RelationAddresses;
+  /** Present with CHAIN=embedded: the in-process chain (an EIP-1193 provider). */
+  chain?: LocalChain;
+  /** Present with CHAIN=embedded: the demo identities and DAO seeded at start. */
+  demo?: DemoWorld;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the chain-backed relation reader that `config` asks for (CHAIN=embedded or rpc) and starts its
+ * event poll. Embedded: starts the in-process chain, deploys the contracts with development account 0 and
+ * seeds the demo identities from accounts 1-4 (a few hundred ms). Rpc: connects to RPC_URL at the
+ * configured addresses; nothing is read until first use, so a down RPC does not stop the server starting.
+ */
+export async function startChainRelations(config: Config, log?: Logger): Promise<StartedRelations> {
+  if (config.chain === 'none') throw new Error('startChainRelations needs CHAIN=embedded or CHAIN=rpc');
+  const readerOptions = {
+    refreshMs: config.relationsRefreshMs,
+    stateTtlMs: config.relationsStateTtlMs,
+    rpcTimeoutMs: config.relationsRpcTimeoutMs,
+    maxStaleMs: config.relationsMaxStaleMs,
+    fromBlock: config.relationsFromBlock,
+    logRange: config.relationsLogRange,
+    ...(log ? { log: log.child({ component: 'relations' }) } : {}),
+  };
+  if (config.chain === 'rpc') {
+    const provider = ethersProvider(new HttpEip1193(config.rpcUrl, config.relationsRpcTimeoutMs), config.chainId);
+    const addresses = {
+      nameService: config.nameServiceAddress,
+      followRegister: config.followRegisterAddress,
+      daoRegister: config.daoRegisterAddress,
+    };
+    const reader = new ChainRelations({ provider, addresses, ...readerOptions }).start();
+    return { reader, addresses, close: () => reader.close() };
+  }
+  const chain = await LocalChain.start({ chainId: config.chainId });
+  const provider = ethersProvider(chain, chain.chainId);
+  const addresses = await deployRelationContracts(new Wallet(chain.keys[0] as string, provider));
+  const demo = await seedDemo(provider, addresses, chain.keys.slice(1));
+  const reader = new ChainRelations({ provider, addresses, ...readerOptions, fromBlock: 0 }).start();
+  return {
+    reader,
+    addresses,
+    chain,
+    demo,
+    close: async () => {
+      await reader.close();
+      await chain.close();
+    },
+  };
+}
