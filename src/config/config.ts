@@ -57,7 +57,7 @@ export const CONFIG_SPEC = {
   IM_MAX_ELEMENTS: { kind: 'int', default: '1024', min: 16, max: 1000000, doc: 'Longest array or map accepted in a /im frame, and most elements in one frame overall (BAD_MSGPACK beyond).' },
   IM_MAX_TEXT_BYTES: { kind: 'int', default: '16384', min: 1, doc: 'Longest text (kind 1 data 0) in UTF-8 bytes.' },
   REVOKE_WINDOW_S: { kind: 'int', default: '120', min: 0, doc: 'Seconds after which one may no longer revoke one\'s own message for everyone (scope 1).' },
-  GATEWAY_CACHE_MS: { kind: 'int', default: '30000', min: 0, doc: 'How long the /im gateway trusts a cached group membership or role before asking again; a removed member stops receiving within this time.' },
+  GATEWAY_CACHE_MS: { kind: 'int', default: '30000', min: 0, doc: 'How long the /im gateway trusts a cached access decision (participant, member, role) before asking SeaKing again; 0 disables the cache.' },
   FILES_STORE: { kind: 'enum', default: 'local', values: ['local', 's3'], doc: '`local`: objects under DATA_DIR/objects, URLs served by this process with HMAC signatures; `s3`: any S3-compatible store with presigned URLs.' },
   FILES_MAX_BYTES: { kind: 'int', default: '104857600', min: 1, doc: 'Largest file that may be presigned for upload.' },
   FILES_URL_TTL_S: { kind: 'int', default: '900', min: 1, max: 604800, doc: 'Lifetime of upload and download URLs, seconds.' },
