@@ -22,12 +22,23 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { fastSend } from './transport/http/fast-send.js';
 import { buildRoutes } from './transport/http/routes.js';
 import { JsonWsGateway } from './transport/ws/json-ws.js';
+import { LocalObjectStore } from './files/local.js';
+import type { ObjectStore } from './files/port.js';
+import { S3ObjectStore } from './files/s3.js';
+import { AccessCache } from './gateway/access-cache.js';
+import { ImGateway } from './gateway/im-gateway.js';
+import { ImWire } from './im/events.js';
+import { ImHandlers } from './im/handlers.js';
+import { ImService } from './im/im-service.js';
+import { Relay } from './relay/relay.js';
+import { SeaKing } from './seaking/seaking.js';
 
 export interface AppOverrides {
   clock?: Clock;
   store?: Store;
   /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
+  files?: ObjectStore;
 }
 
 export interface App {
@@ -38,6 +49,9 @@ export interface App {
   chats: ChatService;
   auth: AuthService;
   hub: LocalHub;
+  im: ImService;
+  seaking: SeaKing;
+  files: ObjectStore;
   /** Starts listening on config.port (0: any free port) and resolves with the bound port. */
   listen(): Promise<number>;
   /** Stops accepting, closes connections (1001), waits for pending commits, closes the store. */
@@ -84,10 +98,38 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
     health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
   });
+  // The MsgPack face (SPEC section 6): SeaKing decides, Relay stores, the Gateway connects and fans out.
+  let boundPort = config.port;
+  const localFiles = overrides.files || config.filesStore !== 'local' ? null : new LocalObjectStore({
+    dataDir: config.dataDir, secret: config.filesSecret, urlTtlS: config.filesUrlTtlS,
+    baseUrl: () => config.filesPublicUrl || `http://${config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host}:${boundPort}`,
+  }, clock);
+  const files: ObjectStore = overrides.files ?? localFiles ?? new S3ObjectStore({
+    endpoint: config.s3Endpoint, region: config.s3Region, bucket: config.s3Bucket, accessKeyId: config.s3AccessKeyId,
+    secretAccessKey: config.s3SecretAccessKey, forcePathStyle: config.s3ForcePathStyle, urlTtlS: config.filesUrlTtlS,
+  }, clock);
+  const seaking = new SeaKing(auth, relations, store, hub);
+  const access = new AccessCache(seaking, config.gatewayCacheMs);
+  const relay = new Relay(store, committer);
+  const wire = new ImWire(files);
+  const im = new ImService({
+    relay, store, files, push: hub, wire, clock, access: (u, c) => access.get(u, c), audience: (cid) => seaking.audience(cid),
+    revokeWindowMs: config.revokeWindowS * 1000, maxPending: config.maxPendingSends,
+  });
+  const handlers = new ImHandlers(im, seaking, files, wire, {
+    maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
+  }, () => access.clear());
+  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
+    maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
+    heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
+    maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
+  });
+
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
   const server = createServer((req, res) => {
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
+    else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
     else routes(req, res);
   });
   server.keepAliveTimeout = 65_000;
@@ -98,6 +140,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   server.on('upgrade', (req, socket, head) => {
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
     if (pathname === '/ws') ws.handleUpgrade(req, socket, head);
+    else if (pathname === '/im') imGateway.handleUpgrade(req, socket, head);
     else {
       socket.write('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       socket.destroy();
@@ -106,16 +149,21 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, relations, messages, chats, auth, hub,
+    server, store, relations, messages, chats, auth, hub, im, seaking, files,
     listen: () => new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(config.port, config.host, () => resolve((server.address() as AddressInfo).port));
+      server.listen(config.port, config.host, () => {
+        boundPort = (server.address() as AddressInfo).port;
+        resolve(boundPort);
+      });
     }),
     async close() {
       if (closed) return;
       closed = true;
       await messages.stop();
+      im.stop();
       ws.close();
+      imGateway.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -123,6 +171,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       await committer.drain();
       await (await archive?.catch(() => null))?.close();
       await verifier.close();
+      if (!overrides.files) await files.close();
       if (!overrides.store) await store.close();
     },
   };

@@ -78,12 +78,14 @@ export class ChatService {
   }
 
   async list(viewer: string, q: Page & { chatId?: string; afterSeq?: number }): Promise<StoredEvent[]> {
+    // The REST face's view: its own events plus the MsgPack face's chat messages (text, file); only
+    // control events of the other face (revokes) are gaps in its seq (SPEC section 3).
     if (q.chatId === undefined) {
       await this.syncGroups(viewer);
-      return this.store.listUserEvents(viewer, q.limit, q.offset, Face.RELATION_ONE);
+      return this.store.listUserEvents(viewer, q.limit, q.offset, undefined, Face.RELATION_ONE);
     }
     const { cid } = await this.resolve(viewer, q.chatId);
-    const query = { cid, viewer, limit: q.limit, offset: q.offset, face: Face.RELATION_ONE };
+    const query = { cid, viewer, limit: q.limit, offset: q.offset, view: Face.RELATION_ONE };
     return this.store.listEvents(q.afterSeq === undefined ? query : { ...query, afterSeq: q.afterSeq });
   }
 

@@ -183,13 +183,13 @@ export class MessageService {
     if (isDmCid(e.cid)) {
       // Each side of a direct chat sees the other as the chat id.
       for (const user of online) {
-        this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), cid: e.cid, seq: e.seq });
+        this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), event: e, alert: !muted.has(user), cid: e.cid, seq: e.seq });
       }
       return;
     }
     const loud = online.filter((u) => !muted.has(u));
     const quiet = online.filter((u) => muted.has(u));
-    if (loud.length > 0) this.deps.push.publish(loud, { frame: messageFrame(e.cid, e, false), cid: e.cid, seq: e.seq });
-    if (quiet.length > 0) this.deps.push.publish(quiet, { frame: messageFrame(e.cid, e, true), cid: e.cid, seq: e.seq });
+    if (loud.length > 0) this.deps.push.publish(loud, { frame: messageFrame(e.cid, e, false), event: e, alert: true, cid: e.cid, seq: e.seq });
+    if (quiet.length > 0) this.deps.push.publish(quiet, { frame: messageFrame(e.cid, e, true), event: e, alert: false, cid: e.cid, seq: e.seq });
   }
 }

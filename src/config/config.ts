@@ -63,6 +63,23 @@ export const CONFIG_SPEC = {
   ARCHIVE_RETRY_MAX_MS: { kind: 'int', default: '600000', min: 1, doc: 'Longest retry delay after gateway failures.' },
   ARCHIVE_LEASE_MS: { kind: 'int', default: '60000', min: 1000, doc: 'Lease that lets one process archive at a time; renewed while it works, taken over after it lapses.' },
   ARCHIVE_MINE_MS: { kind: 'int', default: '5000', min: 0, doc: 'Embedded gateway only: mine a block this often (0: only after each upload).' },
+  IM_MAX_FRAME_BYTES: { kind: 'int', default: '65536', min: 1024, max: 16777216, doc: 'Largest /im MsgPack frame; bigger frames close the connection with 1009.' },
+  IM_MAX_DEPTH: { kind: 'int', default: '8', min: 3, max: 64, doc: 'Deepest nesting of arrays and maps accepted in a /im frame (BAD_MSGPACK beyond).' },
+  IM_MAX_ELEMENTS: { kind: 'int', default: '1024', min: 16, max: 1000000, doc: 'Longest array or map accepted in a /im frame, and most elements in one frame overall (BAD_MSGPACK beyond).' },
+  IM_MAX_TEXT_BYTES: { kind: 'int', default: '16384', min: 1, doc: 'Longest text (kind 1 data 0) in UTF-8 bytes.' },
+  REVOKE_WINDOW_S: { kind: 'int', default: '120', min: 0, doc: 'Seconds after which one may no longer revoke one\'s own message for everyone (scope 1).' },
+  GATEWAY_CACHE_MS: { kind: 'int', default: '30000', min: 0, doc: 'How long the /im gateway trusts a cached access decision (participant, member, role) before asking SeaKing again; 0 disables the cache.' },
+  FILES_STORE: { kind: 'enum', default: 'local', values: ['local', 's3'], doc: '`local`: objects under DATA_DIR/objects, URLs served by this process with HMAC signatures; `s3`: any S3-compatible store with presigned URLs.' },
+  FILES_MAX_BYTES: { kind: 'int', default: '104857600', min: 1, doc: 'Largest file that may be presigned for upload.' },
+  FILES_URL_TTL_S: { kind: 'int', default: '900', min: 1, max: 604800, doc: 'Lifetime of upload and download URLs, seconds.' },
+  FILES_SECRET: { kind: 'string', default: '', doc: 'HMAC key of local file URLs; empty: a random key generated once under DATA_DIR (files-secret).' },
+  FILES_PUBLIC_URL: { kind: 'string', default: '', doc: 'Base URL clients reach this process at, for local file URLs; empty: http://<Host header of the /im connection>.' },
+  S3_ENDPOINT: { kind: 'string', default: '', doc: 'S3-compatible endpoint URL (empty: AWS default for S3_REGION).' },
+  S3_REGION: { kind: 'string', default: 'us-east-1', doc: 'S3 region.' },
+  S3_BUCKET: { kind: 'string', default: '', doc: 'Bucket for files (required with FILES_STORE=s3).' },
+  S3_ACCESS_KEY_ID: { kind: 'string', default: '', doc: 'S3 access key id (empty: the SDK default credential chain).' },
+  S3_SECRET_ACCESS_KEY: { kind: 'string', default: '', doc: 'S3 secret access key.' },
+  S3_FORCE_PATH_STYLE: { kind: 'bool', default: 'true', doc: 'Path-style bucket URLs (needed by most self-hosted S3 servers).' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -115,6 +132,23 @@ export interface Config {
   archiveRetryMaxMs: number;
   archiveLeaseMs: number;
   archiveMineMs: number;
+  imMaxFrameBytes: number;
+  imMaxDepth: number;
+  imMaxElements: number;
+  imMaxTextBytes: number;
+  revokeWindowS: number;
+  gatewayCacheMs: number;
+  filesStore: 'local' | 's3';
+  filesMaxBytes: number;
+  filesUrlTtlS: number;
+  filesSecret: string;
+  filesPublicUrl: string;
+  s3Endpoint: string;
+  s3Region: string;
+  s3Bucket: string;
+  s3AccessKeyId: string;
+  s3SecretAccessKey: string;
+  s3ForcePathStyle: boolean;
 }
 
 export class ConfigError extends Error {
@@ -218,7 +252,25 @@ export function loadConfig(env: Env = {}): Config {
     archiveRetryMaxMs: int('ARCHIVE_RETRY_MAX_MS'),
     archiveLeaseMs: int('ARCHIVE_LEASE_MS'),
     archiveMineMs: int('ARCHIVE_MINE_MS'),
+    imMaxFrameBytes: int('IM_MAX_FRAME_BYTES'),
+    imMaxDepth: int('IM_MAX_DEPTH'),
+    imMaxElements: int('IM_MAX_ELEMENTS'),
+    imMaxTextBytes: int('IM_MAX_TEXT_BYTES'),
+    revokeWindowS: int('REVOKE_WINDOW_S'),
+    gatewayCacheMs: int('GATEWAY_CACHE_MS'),
+    filesStore: oneOf('FILES_STORE'),
+    filesMaxBytes: int('FILES_MAX_BYTES'),
+    filesUrlTtlS: int('FILES_URL_TTL_S'),
+    filesSecret: raw('FILES_SECRET'),
+    filesPublicUrl: raw('FILES_PUBLIC_URL').replace(/\/+$/, ''),
+    s3Endpoint: raw('S3_ENDPOINT'),
+    s3Region: raw('S3_REGION'),
+    s3Bucket: raw('S3_BUCKET'),
+    s3AccessKeyId: raw('S3_ACCESS_KEY_ID'),
+    s3SecretAccessKey: raw('S3_SECRET_ACCESS_KEY'),
+    s3ForcePathStyle: bool('S3_FORCE_PATH_STYLE'),
   };
+  if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {
     if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);
     for (const key of ['NAME_SERVICE_ADDRESS', 'FOLLOW_REGISTER_ADDRESS', 'DAO_REGISTER_ADDRESS'] as const) {

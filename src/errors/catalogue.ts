@@ -14,6 +14,9 @@ export const ERROR_CATALOGUE = {
   UNKNOWN_FIELD: { num: 1004, http: 400, temporary: false, text: 'The object carries a field this server does not know.' },
   UNSUPPORTED_MEDIA_TYPE: { num: 1005, http: 415, temporary: false, text: 'The body must be application/json.' },
   NOT_FOUND: { num: 1006, http: 404, temporary: false, text: 'No such endpoint or resource.' },
+  BAD_MSGPACK: { num: 1007, http: 400, temporary: false, text: 'The /im frame is not one well-formed MsgPack value within the limits (text frame, truncated, trailing bytes, too deep, too many elements, extension types).' },
+  UNKNOWN_COMMAND: { num: 1008, http: 400, temporary: false, text: 'The /im envelope names a command this server does not offer.' },
+  NOT_SUPPORTED: { num: 1009, http: 501, temporary: false, text: 'This server is not configured to offer this (for example friends without a chain reader).' },
   // --- message verification (2xxx)
   ID_MISMATCH: { num: 2001, http: 400, temporary: false, text: 'The message id is not the keccak256 of its fields.' },
   INVALID_SIGNATURE: { num: 2002, http: 401, temporary: false, text: 'A signature is malformed, non-canonical or does not recover to the expected address.' },
@@ -35,6 +38,9 @@ export const ERROR_CATALOGUE = {
   NONCE_INVALID: { num: 3010, http: 401, temporary: false, text: 'The sign-in nonce is unknown, expired or already used.' },
   MESSAGE_NOT_FOUND: { num: 3011, http: 404, temporary: false, text: 'No message with this id is visible to the caller.' },
   INVALID_TARGET: { num: 3012, http: 400, temporary: false, text: 'The message this one refers to does not exist in the same chat.' },
+  REVOKE_WINDOW_PASSED: { num: 3013, http: 403, temporary: false, text: 'The message is older than the revoke window for one\'s own messages.' },
+  FILE_NOT_FOUND: { num: 3014, http: 400, temporary: false, text: 'The file was never uploaded, or its stored size differs from the stated size.' },
+  BAD_SIGNATURE_URL: { num: 3015, http: 403, temporary: false, text: 'The file URL signature is invalid or has expired.' },
   // --- load and availability (4xxx)
   OVERLOADED: { num: 4002, http: 503, temporary: true, text: 'Too many sends are being processed; retry with backoff.' },
   RELATIONS_UNAVAILABLE: { num: 4003, http: 503, temporary: true, text: 'The chain could not be read in time and no fresh cached view exists.' },
@@ -55,9 +61,9 @@ export function isErrorCode(value: string): value is ErrorCode {
 export const CLOSE_CODES = {
   NORMAL: { code: 1000, reconnect: false, text: 'Closed by the client or after logout.' },
   GOING_AWAY: { code: 1001, reconnect: true, text: 'The server is shutting down.' },
-  UNAUTHENTICATED: { code: 4001, reconnect: false, text: 'No valid token within the auth timeout.' },
+  UNAUTHENTICATED: { code: 4001, reconnect: false, text: 'No valid token within the auth timeout (/ws and /im), or a /im request other than auth/ping before auth.' },
   TOKEN_EXPIRED: { code: 4002, reconnect: false, text: 'The token expired or was revoked; log in again.' },
-  BAD_FRAME: { code: 4003, reconnect: true, text: 'A binary frame on the JSON face /ws.' },
+  BAD_FRAME: { code: 4003, reconnect: true, text: 'A binary frame on the JSON face /ws. (The MsgPack face /im answers a text frame with BAD_MSGPACK and keeps the connection.)' },
   FRAME_TOO_LARGE: { code: 1009, reconnect: true, text: 'A frame exceeded MAX_BODY_BYTES (sent by the ws library itself).' },
   SLOW_CONSUMER: { code: 4008, reconnect: true, text: 'Too many bytes queued for this connection; reconnect and resume with afterSeq.' },
   HEARTBEAT_TIMEOUT: { code: 4009, reconnect: true, text: 'No pong within the heartbeat interval.' },

@@ -1,8 +1,17 @@
 import type { CloseName } from '../errors/catalogue.js';
+import type { StoredEvent } from '../store/port.js';
 
-/** One frame to push; `cid`/`seq` let a resuming connection drop what its replay already sent. */
+/**
+ * One push. `frame` is a ready JSON frame for /ws (face-specific pushes such as read markers, or a
+ * message rendered for one recipient); `event` is the stored event itself, face-neutral, so each
+ * connection encodes its own frame (/ws JSON, /im MsgPack). `cid`/`seq` let a resuming connection drop
+ * what its replay already sent.
+ */
 export interface PushItem {
-  frame: string;
+  frame?: string;
+  event?: StoredEvent;
+  /** False when the recipient muted the chat (JSON face: no alert). */
+  alert?: boolean;
   cid?: string;
   seq?: number;
 }

@@ -32,6 +32,11 @@ export interface NewEvent {
   hides: { seq: number } | null;
   /** For a direct chat: both participants, who get a chat-list entry when the conversation starts. */
   participants: readonly [string, string] | null;
+  /**
+   * When set, the event revokes the event `revokes.seq` of the same conversation for everyone: that row
+   * stays, and is served with `revokedBy` = this event's seq from then on (MsgPack face, SPEC section 6).
+   */
+  revokes?: { seq: number } | null;
 }
 
 export interface StoredEvent {
@@ -49,6 +54,8 @@ export interface StoredEvent {
   body: string;
   counts: boolean;
   onlyFor: string | null;
+  /** Seq of the event that revoked this one for everyone; absent while it is not revoked. */
+  revokedBy?: number;
 }
 
 export type AppendOutcome =
@@ -63,9 +70,31 @@ export interface ListQuery {
   afterSeq?: number;
   limit: number;
   offset: number;
-  /** Restrict to one face (the REST face reads its own events). */
+  /** Restrict to one face. */
   face?: FaceId;
+  /**
+   * What one face serves: its own events plus the chat messages (`counts`) of the other face. The REST
+   * face uses it so that MsgPack texts and files appear there, while control events (revokes) stay gaps.
+   */
+  view?: FaceId;
 }
+
+/** A Relay query: one conversation, by seq (mid) range and/or receivedAt range, all faces. */
+export interface RangeQuery {
+  cid: string;
+  /** Visibility as in ListQuery: events only for others and events the viewer hid are left out. */
+  viewer: string;
+  /** Inclusive bounds on seq. */
+  fromSeq?: number;
+  toSeq?: number;
+  /** Inclusive bounds on receivedAt, ms. */
+  since?: number;
+  until?: number;
+  limit: number;
+  /** Newest first when true; oldest first otherwise. */
+  desc?: boolean;
+}
+
 
 export interface ChatState {
   user: string;
@@ -103,8 +132,13 @@ export interface Store {
   getEventById(id: string): Promise<StoredEvent | null>;
   getEventBySeq(cid: string, seq: number): Promise<StoredEvent | null>;
   listEvents(q: ListQuery): Promise<StoredEvent[]>;
-  /** Events of every chat the viewer has an entry for, newest commit first. */
-  listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId): Promise<StoredEvent[]>;
+  /** Events of every chat the viewer has an entry for, newest commit first; `view` as in ListQuery. */
+  listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId, view?: FaceId): Promise<StoredEvent[]>;
+  /** Events of one conversation in a seq and/or time range (the Relay's query). */
+  listRange(q: RangeQuery): Promise<StoredEvent[]>;
+  /** Seq of the newest event of a conversation (0 when it has none). */
+  lastSeq(cid: string): Promise<number>;
+
 
   getChat(user: string, cid: string): Promise<ChatState | null>;
   /** Creates the user's entry for a chat if missing (groups: on first read or send). */

@@ -191,6 +191,39 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(await store.getToken('nope')).toBeNull();
     });
 
+    it('serves the other face\'s chat messages but not its control events in a face view', async () => {
+      await store.appendEvents([dm(A, B), dm(A, B, { face: Face.IM, id: null }), dm(A, B, { face: Face.IM, id: null, counts: false })]);
+      const cid = dmCid(A, B);
+      const view = await store.listEvents({ cid, viewer: A, limit: 10, offset: 0, afterSeq: 0, view: Face.RELATION_ONE });
+      expect(view.map((e) => e.seq)).toEqual([1, 2]);
+      const mine = await store.listUserEvents(A, 10, 0, undefined, Face.RELATION_ONE);
+      expect(mine.map((e) => e.seq)).toEqual([2, 1]);
+    });
+
+    it('lists a conversation by seq range and by time range, with visibility, both orders', async () => {
+      const cid = dmCid(A, B);
+      await store.appendEvents([1, 2, 3, 4, 5].map((i) => dm(A, B, { receivedAt: i * 1000 })));
+      await store.appendEvents([dm(A, B, { counts: false, onlyFor: A, hides: { seq: 2 }, receivedAt: 6000 })]);
+      expect((await store.listRange({ cid, viewer: B, fromSeq: 2, toSeq: 4, limit: 10 })).map((e) => e.seq)).toEqual([2, 3, 4]);
+      expect((await store.listRange({ cid, viewer: A, fromSeq: 1, toSeq: 4, limit: 10 })).map((e) => e.seq)).toEqual([1, 3, 4]);
+      expect((await store.listRange({ cid, viewer: B, since: 3000, until: 4000, limit: 10 })).map((e) => e.seq)).toEqual([3, 4]);
+      expect((await store.listRange({ cid, viewer: B, limit: 2, desc: true })).map((e) => e.seq)).toEqual([5, 4]);
+      expect((await store.listRange({ cid, viewer: A, fromSeq: 5, limit: 10 })).map((e) => e.seq)).toEqual([5, 6]);
+      expect(await store.lastSeq(cid)).toBe(6);
+      expect(await store.lastSeq(dmCid(A, C))).toBe(0);
+    });
+
+    it('marks a revoked event without deleting it, for every reader', async () => {
+      const cid = dmCid(A, B);
+      await store.appendEvents([dm(A, B, { face: Face.IM, id: null })]);
+      const [rev] = await store.appendEvents([dm(A, B, { face: Face.IM, id: null, counts: false, revokes: { seq: 1 } })]);
+      expect(rev?.event.seq).toBe(2);
+      const target = await store.getEventBySeq(cid, 1);
+      expect(target?.revokedBy).toBe(2);
+      expect((await store.listRange({ cid, viewer: B, limit: 10 }))[0]?.revokedBy).toBe(2);
+      expect((await store.getEventBySeq(cid, 2))?.revokedBy).toBeUndefined();
+    });
+
     it('consumes a nonce once and only before it expires', async () => {
       await store.putNonce('n1', 1000);
       await store.putNonce('n2', 1000);

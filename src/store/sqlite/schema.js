@@ -62,6 +62,12 @@ export const MIGRATIONS = [
   ) WITHOUT ROWID;
   CREATE INDEX chat_members_muted ON chat_members (cid) WHERE muted = 1;
   `,
+  // 2: the MsgPack face. A revoke for everyone marks its target (the row stays); time-range queries by
+  // conversation. (Group admins: migration 1's group_admins, shared by both faces.)
+  `
+  ALTER TABLE events ADD COLUMN revoked_by INTEGER;
+  CREATE INDEX events_cid_time ON events (cid, received_at);
+  `,
 ];
 
 /**

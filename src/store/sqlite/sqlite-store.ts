@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, Store, StoredEvent, TokenRecord,
+  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -67,6 +67,7 @@ export class SqliteStore implements Store {
       groupConversations: db.prepare<[], { cid: string }>("SELECT cid FROM conversations WHERE cid NOT LIKE 'dm:%' ORDER BY cid"),
       listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
+      lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
     };
   }
 
@@ -86,26 +87,55 @@ export class SqliteStore implements Store {
 
   async listEvents(q: ListQuery): Promise<StoredEvent[]> {
     const after = q.afterSeq !== undefined;
-    const key = `${after}:${q.face !== undefined}`;
+    const key = `${after}:${q.face !== undefined}:${q.view !== undefined}`;
     let stmt = this.listCache.get(key);
     if (!stmt) {
       stmt = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT * FROM events e WHERE e.cid = @cid
-        ${after ? 'AND e.seq > @afterSeq' : ''} ${q.face !== undefined ? 'AND e.face = @face' : ''} AND ${VISIBLE}
+        ${after ? 'AND e.seq > @afterSeq' : ''} ${q.face !== undefined ? 'AND e.face = @face' : ''}
+        ${q.view !== undefined ? 'AND (e.face = @view OR e.counts = 1)' : ''} AND ${VISIBLE}
         ORDER BY e.seq ${after ? 'ASC' : 'DESC'} LIMIT @limit OFFSET @offset`);
       this.listCache.set(key, stmt);
     }
     const params: Record<string, unknown> = { cid: q.cid, viewer: q.viewer, limit: q.limit, offset: q.offset };
     if (after) params['afterSeq'] = q.afterSeq;
     if (q.face !== undefined) params['face'] = q.face;
+    if (q.view !== undefined) params['view'] = q.view;
     return stmt.all(params).map(toEvent);
   }
 
-  async listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId): Promise<StoredEvent[]> {
+  async listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId, view?: FaceId): Promise<StoredEvent[]> {
+    const params: Record<string, unknown> = { viewer, limit, offset };
+    if (face !== undefined) params['face'] = face;
+    if (view !== undefined) params['view'] = view;
     const rows = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT e.* FROM chat_members m
-      JOIN events e ON e.cid = m.cid WHERE m.user = @viewer ${face !== undefined ? 'AND e.face = @face' : ''} AND ${VISIBLE}
-      ORDER BY e.pos DESC LIMIT @limit OFFSET @offset`).all(face !== undefined ? { viewer, limit, offset, face } : { viewer, limit, offset });
+      JOIN events e ON e.cid = m.cid WHERE m.user = @viewer ${face !== undefined ? 'AND e.face = @face' : ''}
+      ${view !== undefined ? 'AND (e.face = @view OR e.counts = 1)' : ''} AND ${VISIBLE}
+      ORDER BY e.pos DESC LIMIT @limit OFFSET @offset`).all(params);
     return rows.map(toEvent);
   }
+
+  async listRange(q: RangeQuery): Promise<StoredEvent[]> {
+    const params: Record<string, unknown> = { cid: q.cid, viewer: q.viewer, limit: q.limit };
+    const where: string[] = [];
+    if (q.fromSeq !== undefined) { where.push('e.seq >= @fromSeq'); params['fromSeq'] = q.fromSeq; }
+    if (q.toSeq !== undefined) { where.push('e.seq <= @toSeq'); params['toSeq'] = q.toSeq; }
+    if (q.since !== undefined) { where.push('e.received_at >= @since'); params['since'] = q.since; }
+    if (q.until !== undefined) { where.push('e.received_at <= @until'); params['until'] = q.until; }
+    const key = `range:${where.join(',')}:${q.desc === true}`;
+    let stmt = this.listCache.get(key);
+    if (!stmt) {
+      stmt = this.db.prepare<Record<string, unknown>, EventRow>(`SELECT * FROM events e WHERE e.cid = @cid
+        ${where.map((w) => `AND ${w}`).join(' ')} AND ${VISIBLE}
+        ORDER BY e.seq ${q.desc === true ? 'DESC' : 'ASC'} LIMIT @limit`);
+      this.listCache.set(key, stmt);
+    }
+    return stmt.all(params).map(toEvent);
+  }
+
+  async lastSeq(cid: string): Promise<number> {
+    return this.s.lastSeq.get(cid)?.last_seq ?? 0;
+  }
+
 
   async getChat(user: string, cid: string): Promise<ChatState | null> {
     const r = this.s.getChat.get(user, cid);

@@ -10,7 +10,7 @@
  * @typedef {import('../port.js').StoredEvent} StoredEvent
  * @typedef {import('../port.js').AppendOutcome} AppendOutcome
  * @typedef {{ pos: number, cid: string, seq: number, id: string | null, face: number, kind: number, sender: string,
- *   ts: number, received_at: number, body: string, counts: number, only_for: string | null }} EventRow
+ *   ts: number, received_at: number, body: string, counts: number, only_for: string | null, revoked_by?: number | null }} EventRow
  */
 
 /**
@@ -18,10 +18,13 @@
  * @returns {StoredEvent}
  */
 export function toEvent(r) {
-  return {
+  /** @type {StoredEvent} */
+  const e = {
     pos: r.pos, cid: r.cid, seq: r.seq, id: r.id, face: /** @type {0 | 1} */ (r.face), kind: r.kind, sender: r.sender, ts: r.ts,
     receivedAt: r.received_at, body: r.body, counts: r.counts === 1, onlyFor: r.only_for,
   };
+  if (r.revoked_by !== undefined && r.revoked_by !== null) e.revokedBy = r.revoked_by;
+  return e;
 }
 
 /**
@@ -49,6 +52,7 @@ export function createWriter(db) {
     putNonce: db.prepare('INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)'),
     consumeNonce: db.prepare('UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0 AND expires_at > ?'),
     pruneNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
+    revoke: db.prepare('UPDATE events SET revoked_by = ? WHERE cid = ? AND seq = ? AND revoked_by IS NULL'),
   };
 
   /**
@@ -87,6 +91,7 @@ export function createWriter(db) {
         if (b !== a) s.ensureChat.run(b, ev.cid, a);
       }
       if (ev.hides && ev.onlyFor !== null) s.hide.run(ev.onlyFor, ev.cid, ev.hides.seq);
+      if (ev.revokes) s.revoke.run(seq, ev.cid, ev.revokes.seq);
       outcomes.push({
         status: 'stored',
         event: {

@@ -5,6 +5,7 @@ import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
 import type { AuthService, Session } from '../../auth/auth-service.js';
 import type { ChatService } from '../../chat/chat-service.js';
 import type { MessageService } from '../../chat/message-service.js';
+import { chatIdFor, isDmCid } from '../../chat/ids.js';
 import { messageFrame } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
 import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
@@ -43,7 +44,7 @@ class JsonConnection implements Subscriber {
   private frames = 0;
   private windowStart = Date.now();
   /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
-  private held: PushItem[] | null = null;
+  private held: { frame: string; cid: string | undefined; seq: number | undefined }[] | null = null;
   private heldBytes = 0;
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly authTimer: NodeJS.Timeout;
@@ -185,17 +186,30 @@ class JsonConnection implements Subscriber {
     }
   }
 
+  /**
+   * The JSON frame of a push: the ready frame, or a chat message of the other face rendered for this
+   * user (chat messages only: control events of the MsgPack face, such as revokes, are not JSON pushes).
+   */
+  private frameOf(item: PushItem): string | null {
+    if (item.frame !== undefined) return item.frame;
+    const e = item.event;
+    if (!e || !e.counts) return null;
+    return messageFrame(isDmCid(e.cid) ? chatIdFor(e.cid, this.user) : e.cid, e, !(item.alert ?? true));
+  }
+
   deliver(item: PushItem): void {
+    const frame = this.frameOf(item);
+    if (frame === null) return;
     if (this.held) {
-      this.heldBytes += item.frame.length;
+      this.heldBytes += frame.length;
       if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
         this.close('SLOW_CONSUMER');
         return;
       }
-      this.held.push(item);
+      this.held.push({ frame, cid: item.cid, seq: item.seq });
       return;
     }
-    this.send(item.frame);
+    this.send(frame);
   }
 
   private send(frame: string): void {

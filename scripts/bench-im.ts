@@ -1,0 +1,154 @@
+/**
+ * Benchmark of the MsgPack face: the real server (dist build, its own process, SQLite synchronous=FULL)
+ * driven over /im by many WebSocket connections on this machine.
+ *
+ *   npm run build && node dist/scripts/bench-im.js [--connections 1000] [--events 100000] [--window 8]
+ *
+ * Half the connections are senders, each paired with a receiver in its own direct chat. Every sender
+ * keeps `window` text events in flight. Prints events/s acknowledged (answer with mid and t, after the
+ * durable commit), p50/p99 ack latency, pushes received, and bytes per event on the wire against the
+ * JSON face (signed Relation ONE message + /ws push for the same text).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Packr, Unpackr } from 'msgpackr';
+import { Wallet } from 'ethers';
+import { SiweMessage } from 'siwe';
+import WebSocket from 'ws';
+import { dmCid } from '../src/chat/ids.js';
+import { messageFrame } from '../src/chat/render.js';
+import { Face } from '../src/store/port.js';
+import { benchIdentity, benchMessage } from './bench-sign.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
+const num = (k: string, d: number): number => Number(args.get(k) ?? d);
+const CONNECTIONS = num('connections', 1000);
+const EVENTS = num('events', 100_000);
+const WINDOW = num('window', 8);
+const TEXT = 'hello, this is a benchmark message of moderate length';
+const now = (): number => performance.timeOrigin + performance.now();
+const log = (s: string): void => { process.stdout.write(`${s}\n`); };
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
+
+async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
+  const child = spawn(process.execPath, [path.join(here, '../src/main.js')], {
+    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' },
+  });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const m = /"port":(\d+)/.exec(line);
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => child.kill('SIGTERM') });
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+}
+
+async function loginToken(url: string, who: Wallet): Promise<string> {
+  const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
+  const message = new SiweMessage({ domain: new URL(url).host, address: who.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
+  const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: who.signMessageSync(message) }) });
+  return ((await res.json()) as { token: string }).token;
+}
+
+interface Conn { ws: WebSocket; bytesIn: number; pushes: number; pending: Map<number, number>; onAnswer: ((seq: number, cmd: number) => void) | null }
+
+async function open(imUrl: string, token: string): Promise<Conn> {
+  const ws = new WebSocket(imUrl, { perMessageDeflate: false });
+  const c: Conn = { ws, bytesIn: 0, pushes: 0, pending: new Map(), onAnswer: null };
+  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  ws.on('message', (data: Buffer) => {
+    c.bytesIn += data.length;
+    const env = unpackr.unpack(data) as Map<number, unknown>;
+    const cmd = env.get(1) as number;
+    if (cmd === 4) c.pushes++;
+    else c.onAnswer?.(env.get(2) as number, cmd);
+  });
+  await new Promise<void>((resolve, reject) => {
+    c.onAnswer = (_s, cmd) => (cmd === 1 ? resolve() : reject(new Error('auth failed')));
+    ws.send(packr.pack(new Map<number, unknown>([[0, 1], [1, 1], [2, 0], [4, new Map([[0, token]])]])));
+  });
+  return c;
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-im-'));
+  const server = await startServer(dataDir);
+  const imUrl = server.url.replace('http', 'ws') + '/im';
+  log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; server in its own process`);
+  try {
+    const wallets = Array.from({ length: CONNECTIONS }, () => new Wallet(Wallet.createRandom().privateKey));
+    const tokens: string[] = [];
+    for (let i = 0; i < wallets.length; i += 50) tokens.push(...(await Promise.all(wallets.slice(i, i + 50).map((w) => loginToken(server.url, w)))));
+    const conns: Conn[] = [];
+    for (let i = 0; i < tokens.length; i += 100) conns.push(...(await Promise.all(tokens.slice(i, i + 100).map((t) => open(imUrl, t)))));
+    log(`${conns.length} /im connections authenticated`);
+    const pairs = Math.floor(conns.length / 2);
+    const perSender = Math.ceil(EVENTS / pairs);
+    const latencies: number[] = [];
+    let acked = 0;
+    let errors = 0;
+    let bytesOut = 0;
+    const t0 = now();
+    await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
+      const sender = conns[2 * p] as Conn;
+      const cid = dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? '');
+      let sent = 0;
+      let done = 0;
+      const sendOne = (): void => {
+        const seq = ++sent;
+        const frame = packr.pack(new Map<number, unknown>([[0, 1], [1, 3], [2, seq], [4, new Map<number, unknown>([[1, cid], [2, 1], [7, new Map([[0, TEXT]])]])]]));
+        bytesOut += frame.length;
+        sender.pending.set(seq, now());
+        sender.ws.send(frame);
+      };
+      sender.onAnswer = (seq, cmd) => {
+        const at = sender.pending.get(seq);
+        if (at === undefined) return;
+        sender.pending.delete(seq);
+        latencies.push(now() - at);
+        if (cmd === 3) acked++;
+        else errors++;
+        done++;
+        if (done === perSender) resolve();
+        else if (sent < perSender) sendOne();
+      };
+      for (let i = 0; i < Math.min(WINDOW, perSender); i++) sendOne();
+    })));
+    const elapsed = (now() - t0) / 1000;
+    await new Promise((r) => setTimeout(r, 500));
+    const pushes = conns.reduce((n, c, i) => n + (i % 2 === 1 ? c.pushes : 0), 0);
+    const bytesIn = conns.reduce((n, c) => n + c.bytesIn, 0);
+    latencies.sort((x, y) => x - y);
+    const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+    log(`acknowledged: ${acked} events in ${elapsed.toFixed(2)} s = ${Math.round(acked / elapsed)} events/s (${errors} errors)`);
+    log(`ack latency: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms (window ${WINDOW} per sender, ${pairs} senders)`);
+    log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
+    const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
+    log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
+    // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
+    const from = benchIdentity();
+    const to = benchIdentity();
+    const msg = benchMessage(from, to.address, TEXT);
+    const body = JSON.stringify(msg);
+    const stored = { pos: 1, cid: dmCid(from.address, to.address), seq: 1, id: msg.id, face: Face.RELATION_ONE, kind: 0, sender: from.address.toLowerCase(), ts: msg.timestamp, receivedAt: Date.now(), body, counts: true, onlyFor: null };
+    const push = messageFrame(to.address.toLowerCase(), stored, true).length;
+    const answer = JSON.stringify({ id: msg.id, chatId: to.address.toLowerCase(), seq: 1, receivedAt: Date.now(), duplicate: false }).length;
+    log(`JSON face bytes per event (POST body + answer body + 2 /ws pushes, no HTTP headers): ${body.length + answer + 2 * push}`);
+  } finally {
+    server.stop();
+    for (let i = 0; i < 50; i++) {
+      try { rmSync(dataDir, { recursive: true, force: true }); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+  }
+  process.exit(0);
+}
+
+void main();

@@ -1,0 +1,278 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { AppError, toAppError } from '../errors/app-error.js';
+import { CLOSE_CODES, ERROR_CATALOGUE, type CloseName } from '../errors/catalogue.js';
+import type { Session } from '../auth/auth-service.js';
+import type { Logger } from '../log/logger.js';
+import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
+import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
+import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
+import type { SeaKing } from '../seaking/seaking.js';
+import { BEFORE_AUTH, Cmd } from '../im/commands.js';
+import type { ImWire } from '../im/events.js';
+import type { ImHandlers, ImSession } from '../im/handlers.js';
+import type { ImService } from '../im/im-service.js';
+import type { AccessCache } from './access-cache.js';
+
+export interface ImGatewayOptions {
+  maxFrameBytes: number;
+  limits: MsgpackLimits;
+  heartbeatMs: number;
+  authTimeoutMs: number;
+  maxBufferedBytes: number;
+  maxFramesPerSec: number;
+  resumeMaxPerChat: number;
+  /** Requests of one connection being processed at once; beyond it a request is answered OVERLOADED. */
+  maxInflight: number;
+}
+
+export interface ImGatewayDeps {
+  seaking: SeaKing;
+  access: AccessCache;
+  handlers: ImHandlers;
+  im: ImService;
+  wire: ImWire;
+  hub: LocalHub;
+  log: Logger;
+}
+
+const MAX_CURSORS = 1000;
+const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
+
+/** One /im connection: binary MsgPack frames in, one answer per request, pushes out with a bounded queue. */
+class ImConnection implements Subscriber, ImSession {
+  user = '';
+  tokenHash = '';
+  private session: Session | null = null;
+  private authStarted = false;
+  private alive = true;
+  private closed = false;
+  private frames = 0;
+  private windowStart = Date.now();
+  private inflight = 0;
+  /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
+  private held: { frame: Buffer; cid: string | undefined; seq: number | undefined }[] | null = null;
+  private heldBytes = 0;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private readonly authTimer: NodeJS.Timeout;
+
+  constructor(private readonly ws: WebSocket, private readonly gw: ImGateway) {
+    this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), gw.opts.authTimeoutMs);
+    ws.on('pong', () => { this.alive = true; });
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('close', () => this.cleanup());
+    ws.on('error', () => this.cleanup());
+  }
+
+  heartbeat(): void {
+    if (!this.alive) {
+      this.close('HEARTBEAT_TIMEOUT');
+      return;
+    }
+    this.alive = false;
+    try {
+      this.ws.ping();
+    } catch {
+      this.cleanup();
+    }
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.frames = 0;
+    }
+    if (++this.frames > this.gw.opts.maxFramesPerSec) {
+      this.close('RATE_LIMITED');
+      return;
+    }
+    if (!isBinary) {
+      this.answerError(undefined, new AppError('BAD_MSGPACK', 'text frames are refused: /im takes binary MsgPack frames'));
+      return;
+    }
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    let env;
+    try {
+      env = decodeEnvelope(buf, this.gw.opts.limits);
+    } catch (e) {
+      this.answerError(e instanceof EnvelopeError ? e.seq : undefined, toAppError(e));
+      return;
+    }
+    const { cmd, seq, body } = env;
+    if (this.inflight >= this.gw.opts.maxInflight) {
+      this.answerError(seq, new AppError('OVERLOADED', 'too many requests of this connection under way'));
+      return;
+    }
+    this.inflight++;
+    this.handle(cmd, body, seq)
+      .then((result) => { if (result) this.send(encodeEnvelope(cmd, seq, result)); })
+      .catch((e: unknown) => this.answerError(seq, toAppError(e)))
+      .finally(() => { this.inflight--; });
+  }
+
+  /** Returns the answer body, or null when the answer was already sent (resume). */
+  private async handle(cmd: number, body: MpMap, seq: number | undefined): Promise<MpMap | null> {
+    if (!this.session) {
+      if (!BEFORE_AUTH.has(cmd)) throw new AppError('UNAUTHENTICATED', 'send auth (cmd 1) first');
+      if (cmd === Cmd.PING) return mp({ 0: Date.now() });
+      if (this.authStarted) throw new AppError('UNAUTHENTICATED', 'an auth is already under way');
+      this.authStarted = true;
+      return this.authenticate(reqStr(body, 0, 'body', 512));
+    }
+    if (cmd === Cmd.AUTH) throw new AppError('FORBIDDEN', 'this connection is authenticated already');
+    if (cmd === Cmd.RESUME) {
+      await this.resume(body, seq);
+      return null;
+    }
+    return this.gw.deps.handlers.run(cmd, this, body);
+  }
+
+  private async authenticate(token: string): Promise<MpMap> {
+    let s: Session;
+    try {
+      s = await this.gw.deps.seaking.authenticate(token);
+    } catch (e) {
+      const err = toAppError(e);
+      // The answer goes out first; the close follows once it is written.
+      setImmediate(() => this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED'));
+      throw err;
+    }
+    if (this.closed) throw new AppError('UNAUTHENTICATED');
+    clearTimeout(this.authTimer);
+    this.session = s;
+    this.user = s.address;
+    this.tokenHash = s.tokenHash;
+    const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
+    this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
+    this.gw.deps.hub.add(this);
+    return mp({ 0: s.address, 1: s.expiresAt });
+  }
+
+  /**
+   * Replays every conversation's events after the client's mid as PUSH frames, answers with the last mid
+   * replayed per conversation, then releases the live pushes held meanwhile (dropping those replayed).
+   */
+  private async resume(body: MpMap, seq: number | undefined): Promise<void> {
+    const cursors = (optArr(body, 0, 'body', MAX_CURSORS) ?? []).map((c, i): [string, number] => {
+      const [cid, after] = Array.isArray(c) ? c : [];
+      if (typeof cid !== 'string' || !CID.test(cid) || typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) {
+        throw new AppError('INVALID_FIELD', `body.0[${i}] must be [cid, afterMid]`, { field: 'body.0' });
+      }
+      return [cid, after];
+    });
+    if (this.held) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    for (const [cid] of cursors) await this.gw.deps.access.get(this.user, cid);
+    this.held = [];
+    this.heldBytes = 0;
+    const replayed = new Map<string, number>();
+    const result: MpValue[] = [];
+    try {
+      for (const [cid, after] of cursors) {
+        const limit = this.gw.opts.resumeMaxPerChat;
+        const events = await this.gw.deps.im.query(this.user, { cid, fromSeq: after + 1, limit: limit + 1 });
+        let last = after;
+        for (const e of events.slice(0, limit)) {
+          this.send(encodeEnvelope(Cmd.PUSH, undefined, await this.gw.deps.wire.encode(e)));
+          last = e.seq;
+        }
+        replayed.set(cid, last);
+        result.push([cid, last, events.length > limit]);
+      }
+      this.send(encodeEnvelope(Cmd.RESUME, seq, mp({ 0: result })));
+    } finally {
+      const held = this.held ?? [];
+      this.held = null;
+      for (const item of held) {
+        const upTo = item.cid !== undefined ? replayed.get(item.cid) : undefined;
+        if (upTo === undefined || item.seq === undefined || item.seq > upTo) this.send(item.frame);
+      }
+    }
+  }
+
+  deliver(item: PushItem): void {
+    const e = item.event;
+    if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
+    const frame = this.gw.deps.wire.pushFrame(e);
+    if (this.held) {
+      this.heldBytes += frame.length;
+      if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
+        this.close('SLOW_CONSUMER');
+        return;
+      }
+      this.held.push({ frame, cid: item.cid, seq: item.seq });
+      return;
+    }
+    this.send(frame);
+  }
+
+  private send(frame: Buffer): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount + frame.length > this.gw.opts.maxBufferedBytes) {
+      this.close('SLOW_CONSUMER');
+      return;
+    }
+    this.ws.send(frame, { binary: true });
+  }
+
+  private answerError(seq: number | undefined, err: AppError): void {
+    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'im request failed');
+    const c = ERROR_CATALOGUE[err.code];
+    this.send(encodeEnvelope(Cmd.ERROR, seq, mp({ 0: c.num, 1: err.code, 2: err.message, 3: c.temporary })));
+  }
+
+  close(reason: CloseName): void {
+    if (this.closed) return;
+    const { code, text } = CLOSE_CODES[reason];
+    this.cleanup();
+    try {
+      this.ws.close(code, text.slice(0, 120));
+    } catch {
+      // already closing
+    }
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  private cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.held = null;
+    clearTimeout(this.authTimer);
+    clearTimeout(this.expiryTimer);
+    this.gw.deps.hub.remove(this);
+    this.gw.connections.delete(this);
+  }
+}
+
+/**
+ * The Gateway role for the MsgPack face at /im (seed section 8): connections, token auth, delivery of a
+ * conversation's events to the online devices of its participants (the hub routes user -> devices),
+ * short-TTL caches of access decisions; no durable state of its own.
+ */
+export class ImGateway {
+  readonly wss: WebSocketServer;
+  readonly connections = new Set<ImConnection>();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(readonly deps: ImGatewayDeps, readonly opts: ImGatewayOptions) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.heartbeat = setInterval(() => {
+      for (const c of this.connections) c.heartbeat();
+    }, opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.connections.add(new ImConnection(ws, this));
+    });
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    for (const c of [...this.connections]) c.close('GOING_AWAY');
+    this.wss.close();
+  }
+}
