@@ -10,7 +10,7 @@
  * send-to-push latency at a fixed offered rate.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -56,7 +56,17 @@ function ceiling(): { nativePerSec: number; jsMsPerRecovery: number } {
   return { nativePerSec, jsMsPerRecovery: (now() - t1) / m };
 }
 
-async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+async function startServer(dataDir: string): Promise<{ url: string; pid: number; stop: () => void }> {
   // BENCH_NODE_ARGS passes flags to the server process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
@@ -66,7 +76,7 @@ async function startServer(dataDir: string): Promise<{ url: string; stop: () => 
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       const m = /"port":(\d+)/.exec(line);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => child.kill('SIGTERM') });
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') });
       const b = /"backend":"(\w+)","verifyThreads":(\d+)/.exec(line);
       if (b) log(`server: recovery backend ${b[1]}, ${b[2]} verify threads`);
     });
@@ -163,8 +173,10 @@ async function main(): Promise<void> {
 
     const load = make(MESSAGES);
     log(`throughput: ${MESSAGES} messages, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} requests in flight`);
+    const cpu0 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid) };
     const sent = await runSender(server.url, load.bodies, CONCURRENCY, 0);
     await waitForPushes(load.ids, 60_000);
+    const cpu1 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid) };
     const first = Math.min(...Array.from(sent.sentAt));
     const pushed = load.ids.map((id) => received.get(id)).filter((t): t is number => t !== undefined);
     const last = Math.max(...pushed);
@@ -172,6 +184,9 @@ async function main(): Promise<void> {
     log(`  HTTP answers: ${JSON.stringify(Object.fromEntries(sent.statuses))}`);
     log(`  delivered ${pushed.length}/${MESSAGES} in ${((last - first) / 1000).toFixed(2)} s: ${rate.toFixed(0)} verified messages/s end to end `
       + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
+    const perMsg = (s: number): string => ((s / pushed.length) * 1e6).toFixed(0);
+    log(`  CPU per message: server ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
+      + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
 
     const lat = make(RATE * LATENCY_SECONDS);
     log(`latency: ${lat.ids.length} messages offered at ${RATE}/s`);
