@@ -9,6 +9,11 @@ import type { StoredEvent } from '../store/port.js';
  */
 export interface PushItem {
   frame?: string;
+  /**
+   * `frame` as UTF-8, filled in by the first JSON connection that sends it: a group push goes to
+   * thousands of connections, and encoding the same string once instead of per socket matters there.
+   */
+  frameBytes?: Buffer;
   event?: StoredEvent;
   /** False when the recipient muted the chat (JSON face: no alert). */
   alert?: boolean;

@@ -44,7 +44,7 @@ class JsonConnection implements Subscriber {
   private frames = 0;
   private windowStart = Date.now();
   /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
-  private held: { frame: string; cid: string | undefined; seq: number | undefined }[] | null = null;
+  private held: { frame: string | Buffer; cid: string | undefined; seq: number | undefined }[] | null = null;
   private heldBytes = 0;
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly authTimer: NodeJS.Timeout;
@@ -198,7 +198,9 @@ class JsonConnection implements Subscriber {
   }
 
   deliver(item: PushItem): void {
-    const frame = this.frameOf(item);
+    let frame: string | Buffer | null;
+    if (item.frame !== undefined) frame = item.frameBytes ??= Buffer.from(item.frame, 'utf8');
+    else frame = this.frameOf(item);
     if (frame === null) return;
     if (this.held) {
       this.heldBytes += frame.length;
@@ -212,13 +214,14 @@ class JsonConnection implements Subscriber {
     this.send(frame);
   }
 
-  private send(frame: string): void {
+  /** Sends a text frame (a string, or its UTF-8 bytes shared by many connections). */
+  private send(frame: string | Buffer): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
     if (this.ws.bufferedAmount + frame.length > this.gw.opts.maxBufferedBytes) {
       this.close('SLOW_CONSUMER');
       return;
     }
-    this.ws.send(frame);
+    this.ws.send(frame, { binary: false });
   }
 
   private sendError(ref: string | undefined, err: AppError): void {
