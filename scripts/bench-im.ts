@@ -38,7 +38,8 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
 
 async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
-  const child = spawn(process.execPath, [path.join(here, '../src/main.js')], {
+  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
     cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' },
   });

@@ -77,8 +77,9 @@ async function startServer(dataDir: string): Promise<{ url: string; pid: number;
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       const m = /"port":(\d+)/.exec(line);
       if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') });
-      const b = /"backend":"(\w+)","verifyThreads":(\d+)/.exec(line);
-      if (b) log(`server: recovery backend ${b[1]}, ${b[2]} verify threads`);
+      if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
+      const b = /"backend":"(\w+)","keccak":"(\w+)","verifyThreads":(\d+)/.exec(line);
+      if (b) log(`server: recovery ${b[1]}, keccak ${b[2]}, ${b[3]} verify threads`);
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });

@@ -76,7 +76,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
-  const hub = new LocalHub();
+  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'));
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,

@@ -1,3 +1,4 @@
+import { sendCorked } from '../transport/ws/cork.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -214,7 +215,7 @@ class ImConnection implements Subscriber, ImSession {
       this.close('SLOW_CONSUMER');
       return;
     }
-    this.ws.send(frame, { binary: true });
+    sendCorked(this.ws, frame, true);
   }
 
   private answerError(seq: number | undefined, err: AppError): void {

@@ -63,11 +63,21 @@ export class LocalHub implements PushBus {
     }
   }
 
+  /** @param onError told of a connection whose delivery threw; the others still get the push. */
+  constructor(private readonly onError: (err: unknown) => void = () => undefined) {}
+
   publish(users: readonly string[], item: PushItem): void {
     for (const user of users) {
       const set = this.byUser.get(user);
       if (!set) continue;
-      for (const sub of set) sub.deliver(item);
+      for (const sub of set) {
+        try {
+          sub.deliver(item);
+        } catch (err) {
+          this.onError(err);
+          sub.close('GOING_AWAY');
+        }
+      }
     }
   }
 

@@ -1,3 +1,4 @@
+import { sendCorked } from './cork.js';
 import type { IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { AppError, toAppError } from '../../errors/app-error.js';
@@ -221,7 +222,7 @@ class JsonConnection implements Subscriber {
       this.close('SLOW_CONSUMER');
       return;
     }
-    this.ws.send(frame, { binary: false });
+    sendCorked(this.ws, frame, false);
   }
 
   private sendError(ref: string | undefined, err: AppError): void {
