@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChainRelations } from '../../src/relations/chain/chain-relations.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { http, login, startServer, WsClient, type TestServer } from '../support/server.js';
-import { reader, startWorld, type World } from '../relations/world.js';
+import { FaultSwitch, reader, startWorld, type World } from '../relations/world.js';
 
 /** Group chats against the real contracts on the in-process chain (no stubs). */
 describe('groups from the chain', () => {
@@ -161,5 +161,35 @@ describe('groups from the chain', () => {
     expect(members.find((m) => m.address === ids.owner.address.toLowerCase())?.role).toBe('owner');
     expect((await http(srv.url, 'GET', `/groups/${dao}`, { token: t })).json).toMatchObject({ name: 'Test Group', admins: [ids.bob.address.toLowerCase()] });
     expect((await http(srv.url, 'GET', `/groups/${ids.bob.address}`, { token: t })).json).toMatchObject({ error: { code: 'NOT_A_GROUP' } });
+  });
+});
+
+describe('groups when the chain cannot be read', () => {
+  it('answers 503 RELATIONS_UNAVAILABLE within the RPC timeout, stores nothing, and recovers', async () => {
+    const world = await startWorld();
+    const source = new FaultSwitch(world.chain);
+    const relations = reader(world, { source, rpcTimeoutMs: 300, maxStaleMs: 0 });
+    const srv = await startServer({ requireName: true }, { relations });
+    try {
+      const [ow, bw] = world.wallets as [Wallet, Wallet];
+      await world.actions.registerName(ow, 'downowner');
+      const dao = (await world.actions.createDao(ow, 'Down Group')).toLowerCase();
+      await world.actions.addMembers(ow, dao, [bw.address]);
+      const owner = makeIdentity({ wallet: ow });
+      source.mode = 'hang';
+      const m = signedMessage(owner, { receiver: dao, kind: 1 });
+      const res = await http(srv.url, 'POST', '/message/send', { body: m });
+      expect(res.status).toBe(503);
+      expect(res.json).toMatchObject({ error: { code: 'RELATIONS_UNAVAILABLE' } });
+      expect(await srv.app.store.getEventById(m.id)).toBeNull();
+      source.release();
+      const again = await http(srv.url, 'POST', '/message/send', { body: m });
+      expect(again.status).toBe(200);
+    } finally {
+      source.release();
+      await srv.close();
+      await relations.close();
+      await world.chain.close();
+    }
   });
 });
