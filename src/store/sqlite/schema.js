@@ -79,6 +79,10 @@ export function prepareConnection(db, synchronous) {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma('busy_timeout = 5000');
+  // Up to 64 MiB of pages per connection (SQLite's default is 2 MiB): the message-id and conversation
+  // indexes take random inserts, and once they outgrow the cache every commit reads pages back first
+  // (measured: 100,000 events, writer alone, 7.3k -> 8.8k events/s). Allocated only as used.
+  db.pragma('cache_size = -65536');
   const version = /** @type {number} */ (db.pragma('user_version', { simple: true }));
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
