@@ -1,6 +1,6 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../clock.js';
-import type { ObjectStore } from '../files/port.js';
+import { requireStored, type ObjectStore } from '../files/port.js';
 import type { PushBus } from '../push/hub.js';
 import type { Relay } from '../relay/relay.js';
 import { Role, type Access } from '../seaking/seaking.js';
@@ -81,8 +81,7 @@ export class ImService {
     }
     if (d.replyTo !== undefined) await this.visibleTarget(user, d.cid, d.replyTo);
     if (d.k === ImKind.FILE) {
-      const size = await this.deps.files.sizeOf(d.file.fid);
-      if (size === null || size !== d.file.size) throw new AppError('FILE_NOT_FOUND');
+      await requireStored(this.deps.files, d.file.fid, d.file.size);
     }
     return { ...base, counts: true, onlyFor: null, hides: null, revokes: null };
   }
