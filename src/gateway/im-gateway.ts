@@ -194,16 +194,24 @@ class ImConnection implements Subscriber, ImSession {
   }
 
   deliver(item: PushItem): void {
+    if (item.read) {
+      this.push(encodeEnvelope(Cmd.READ_PUSH, undefined, mp({ 0: item.read.cid, 1: item.read.seq })));
+      return;
+    }
     const e = item.event;
     if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
-    const frame = this.gw.deps.wire.pushFrame(e);
+    this.push(this.gw.deps.wire.pushFrame(e), item.cid, item.seq);
+  }
+
+  /** A push frame: sent now, or held while a resume replays (`cid`/`seq` drop what the replay sent). */
+  private push(frame: Buffer, cid?: string, seq?: number): void {
     if (this.held) {
       this.heldBytes += frame.length;
       if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
         this.close('SLOW_CONSUMER');
         return;
       }
-      this.held.push({ frame, cid: item.cid, seq: item.seq });
+      this.held.push({ frame, cid, seq });
       return;
     }
     this.send(frame);

@@ -54,7 +54,7 @@ export class ImHandlers {
       case Cmd.ACK: {
         const cid = await this.cid(s, body);
         const mid = reqInt(body, 1, 'body', 0, Number.MAX_SAFE_INTEGER);
-        const read = await this.im.ack(s.user, cid, mid);
+        const read = await this.im.ack(s.user, cid, mid, s);
         return mp({ 0: cid, 1: read });
       }
       case Cmd.QUERY: {

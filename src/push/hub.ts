@@ -19,6 +19,10 @@ export interface PushItem {
   alert?: boolean;
   cid?: string;
   seq?: number;
+  /** A read marker moved: /ws sends `frame`, /im its own READ_PUSH. */
+  read?: { cid: string; seq: number };
+  /** The connection whose request caused this push (an /im ACK): it is not told of its own change. */
+  origin?: object;
 }
 
 /** A live connection of one user (one device), as the hub sees it. */
@@ -71,6 +75,7 @@ export class LocalHub implements PushBus {
       const set = this.byUser.get(user);
       if (!set) continue;
       for (const sub of set) {
+        if (sub === item.origin) continue;
         try {
           sub.deliver(item);
         } catch (err) {
