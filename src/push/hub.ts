@@ -52,18 +52,40 @@ export class LocalHub implements PushBus {
 
   add(sub: Subscriber): void {
     let set = this.byUser.get(sub.user);
+    const first = !set;
     if (!set) this.byUser.set(sub.user, (set = new Set()));
     if (!set.has(sub)) {
       set.add(sub);
       this.count++;
     }
+    if (first) this.presenceChanged(sub.user, true);
   }
 
   remove(sub: Subscriber): void {
     const set = this.byUser.get(sub.user);
     if (set?.delete(sub)) {
       this.count--;
-      if (set.size === 0) this.byUser.delete(sub.user);
+      if (set.size === 0) {
+        this.byUser.delete(sub.user);
+        this.presenceChanged(sub.user, false);
+      }
+    }
+  }
+
+  private readonly presenceListeners: ((user: string, online: boolean) => void)[] = [];
+
+  /** Told when a user's first connection on this process opens (true) or their last one closes (false). */
+  onPresence(listener: (user: string, online: boolean) => void): void {
+    this.presenceListeners.push(listener);
+  }
+
+  private presenceChanged(user: string, online: boolean): void {
+    for (const l of this.presenceListeners) {
+      try {
+        l(user, online);
+      } catch (err) {
+        this.onError(err);
+      }
     }
   }
 
