@@ -6,6 +6,7 @@ import type { RelationReader } from '../relations/port.js';
 import { Face, type ChatSummary, type Store, type StoredEvent } from '../store/port.js';
 import { chatIdFor, dmCid, dmParticipants, isDmCid } from './ids.js';
 import { belongsTo } from './membership.js';
+import { readPush } from './render.js';
 
 export interface Page {
   limit: number;
@@ -89,16 +90,17 @@ export class ChatService {
     return this.store.listEvents(q.afterSeq === undefined ? query : { ...query, afterSeq: q.afterSeq });
   }
 
-  /** Marks `messageId` and everything before it in its chat as read; tells the viewer's other devices. */
+  /** Marks `messageId` and everything before it in its chat as read; tells the viewer's devices on both faces. */
   async markRead(viewer: string, messageId: string): Promise<{ chatId: string; lastReadSeq: number }> {
     const e = await this.store.getEventById(messageId.toLowerCase());
     if (!e || (e.onlyFor !== null && e.onlyFor !== viewer) || !(await this.canRead(viewer, e.cid))) {
       throw new AppError('MESSAGE_NOT_FOUND');
     }
     const chatId = chatIdFor(e.cid, viewer);
-    await this.store.ensureChat(viewer, e.cid, isDmCid(e.cid) ? chatId : null);
+    const before = (await this.store.ensureChat(viewer, e.cid, isDmCid(e.cid) ? chatId : null)).lastReadSeq;
     const lastReadSeq = await this.store.markRead(viewer, e.cid, e.seq);
-    this.push.publish([viewer], { frame: JSON.stringify({ type: 'read', chatId, lastReadSeq }) });
+    // Only a move is news to the other devices (of both faces); the marker is never lowered.
+    if (lastReadSeq > before) this.push.publish([viewer], readPush(viewer, e.cid, lastReadSeq));
     return { chatId, lastReadSeq };
   }
 

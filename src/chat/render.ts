@@ -1,4 +1,6 @@
+import type { PushItem } from '../push/hub.js';
 import { Face, type StoredEvent } from '../store/port.js';
+import { chatIdFor } from './ids.js';
 
 /**
  * A stored Relation ONE message as served: the message exactly as received plus the server's own
@@ -30,4 +32,14 @@ export function renderMessages(events: readonly StoredEvent[]): string {
 /** The push frame of a new message, for one side of the chat. */
 export function messageFrame(chatId: string, e: StoredEvent, muted: boolean): string {
   return `{"type":"message","chatId":${JSON.stringify(chatId)},"alert":${!muted},"message":${renderMessage(e)}}`;
+}
+
+/**
+ * The push that tells a user's devices their read marker in `cid` moved to `seq`, whichever face moved it
+ * (POST /message/read or an /im ACK): /ws gets `{"type":"read","chatId","lastReadSeq"}`, /im a READ_PUSH.
+ * `origin`, the connection that sent the ACK, is left out.
+ */
+export function readPush(viewer: string, cid: string, seq: number, origin?: object): PushItem {
+  const frame = JSON.stringify({ type: 'read', chatId: chatIdFor(cid, viewer), lastReadSeq: seq });
+  return origin === undefined ? { frame, read: { cid, seq } } : { frame, read: { cid, seq }, origin };
 }

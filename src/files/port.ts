@@ -1,3 +1,5 @@
+import { AppError } from '../errors/app-error.js';
+
 /**
  * The object store port (files of the MsgPack face). Clients upload and download directly with the URLs
  * it signs; the server only signs URLs and checks that an object exists with its stated size before a
@@ -25,3 +27,14 @@ export interface ObjectStore {
 
 /** File ids are 32 lowercase hex characters chosen by the server at presign time. */
 export const FILE_ID = /^[0-9a-f]{32}$/;
+
+/**
+ * The check before a kind 3 event may reference an object: it exists with exactly `size` bytes, else
+ * FILE_NOT_FOUND. The store's own size is authoritative: a store that does not enforce the signed
+ * Content-Length (or a client that bypassed it) cannot make the server announce a size it does not hold.
+ */
+export async function requireStored(store: Pick<ObjectStore, 'sizeOf'>, key: string, size: number): Promise<void> {
+  const stored = await store.sizeOf(key);
+  if (stored === null) throw new AppError('FILE_NOT_FOUND', 'no object was uploaded for this fid');
+  if (stored !== size) throw new AppError('FILE_NOT_FOUND', `the uploaded object holds ${stored} bytes, not ${size}`);
+}

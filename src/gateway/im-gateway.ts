@@ -15,6 +15,7 @@ import type { ImWire } from '../im/events.js';
 import type { ImHandlers, ImSession } from '../im/handlers.js';
 import type { ImService } from '../im/im-service.js';
 import type { AccessCache } from './access-cache.js';
+import { PresenceWatch, type PresenceWatcher } from './presence-watch.js';
 
 export interface ImGatewayOptions {
   maxFrameBytes: number;
@@ -26,6 +27,8 @@ export interface ImGatewayOptions {
   resumeMaxPerChat: number;
   /** Requests of one connection being processed at once; beyond it a request is answered OVERLOADED. */
   maxInflight: number;
+  /** Users one connection may watch for presence pushes (PRESENCE with watch); default 1000. */
+  maxWatchedUsers?: number;
 }
 
 export interface ImGatewayDeps {
@@ -42,7 +45,7 @@ const MAX_CURSORS = 1000;
 const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
 
 /** One /im connection: binary MsgPack frames in, one answer per request, pushes out with a bounded queue. */
-class ImConnection implements Subscriber, ImSession {
+class ImConnection implements Subscriber, ImSession, PresenceWatcher {
   user = '';
   tokenHash = '';
   private session: Session | null = null;
@@ -194,16 +197,34 @@ class ImConnection implements Subscriber, ImSession {
   }
 
   deliver(item: PushItem): void {
+    if (item.read) {
+      this.push(encodeEnvelope(Cmd.READ_PUSH, undefined, mp({ 0: item.read.cid, 1: item.read.seq })));
+      return;
+    }
     const e = item.event;
     if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
-    const frame = this.gw.deps.wire.pushFrame(e);
+    this.push(this.gw.deps.wire.pushFrame(e), item.cid, item.seq);
+  }
+
+  notifyPresence(user: string, online: boolean): void {
+    this.push(encodeEnvelope(Cmd.PRESENCE_PUSH, undefined, mp({ 0: user, 1: online, 2: Date.now() })));
+  }
+
+  watchPresence(users: readonly string[], on: boolean): void {
+    if (this.closed) return;
+    if (on) this.gw.presence.watch(this, users);
+    else this.gw.presence.unwatch(this, users);
+  }
+
+  /** A push frame: sent now, or held while a resume replays (`cid`/`seq` drop what the replay sent). */
+  private push(frame: Buffer, cid?: string, seq?: number): void {
     if (this.held) {
       this.heldBytes += frame.length;
       if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
         this.close('SLOW_CONSUMER');
         return;
       }
-      this.held.push({ frame, cid: item.cid, seq: item.seq });
+      this.held.push({ frame, cid, seq });
       return;
     }
     this.send(frame);
@@ -242,6 +263,7 @@ class ImConnection implements Subscriber, ImSession {
     this.held = null;
     clearTimeout(this.authTimer);
     clearTimeout(this.expiryTimer);
+    this.gw.presence.unwatchAll(this);
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
   }
@@ -255,9 +277,13 @@ class ImConnection implements Subscriber, ImSession {
 export class ImGateway {
   readonly wss: WebSocketServer;
   readonly connections = new Set<ImConnection>();
+  /** Presence watches of this gateway's connections; told by the hub when a user comes online or goes offline. */
+  readonly presence: PresenceWatch;
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(readonly deps: ImGatewayDeps, readonly opts: ImGatewayOptions) {
+    this.presence = new PresenceWatch(opts.maxWatchedUsers ?? 1000);
+    deps.hub.onPresence((user, online) => this.presence.changed(user, online));
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
     this.heartbeat = setInterval(() => {
       for (const c of this.connections) c.heartbeat();

@@ -1,6 +1,7 @@
 /**
  * Command numbers of the MsgPack face (envelope key 1). A request's answer carries the same command
- * number and the request's seq; an error answer carries cmd 0. PUSH is server-initiated and has no seq.
+ * number and the request's seq; an error answer carries cmd 0. PUSH, READ_PUSH and PRESENCE_PUSH are
+ * server-initiated and have no seq; sent as requests they are UNKNOWN_COMMAND.
  * Published with their bodies in docs/protocol-im.md.
  */
 export const Cmd = {
@@ -19,6 +20,10 @@ export const Cmd = {
   MEMBERS: 12,
   ROLES: 13,
   SET_ROLE: 14,
+  /** Server -> client, no seq: the user's read marker moved on another device (either face). */
+  READ_PUSH: 15,
+  /** Server -> client, no seq: a watched user came online or went offline (PRESENCE with watch). */
+  PRESENCE_PUSH: 16,
 } as const;
 export type CmdId = (typeof Cmd)[keyof typeof Cmd];
 

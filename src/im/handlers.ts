@@ -20,6 +20,8 @@ export interface HandlerOptions {
 /** The connection as command handlers see it. */
 export interface ImSession {
   readonly user: string;
+  /** Starts (true) or stops (false) presence pushes about these users to this connection. */
+  watchPresence?(users: readonly string[], on: boolean): void;
 }
 
 /**
@@ -54,7 +56,7 @@ export class ImHandlers {
       case Cmd.ACK: {
         const cid = await this.cid(s, body);
         const mid = reqInt(body, 1, 'body', 0, Number.MAX_SAFE_INTEGER);
-        const read = await this.im.ack(s.user, cid, mid);
+        const read = await this.im.ack(s.user, cid, mid, s);
         return mp({ 0: cid, 1: read });
       }
       case Cmd.QUERY: {
@@ -76,6 +78,13 @@ export class ImHandlers {
           if (typeof u !== 'string' || !ADDRESS.test(u)) throw new AppError('INVALID_FIELD', `body.0[${i}] must be an address`, { field: 'body.0' });
           return u.toLowerCase();
         });
+        const watch = body.get(1);
+        if (watch !== undefined && typeof watch !== 'boolean') throw new AppError('INVALID_FIELD', 'body.1 (watch) must be a boolean', { field: 'body.1' });
+        if (watch !== undefined) {
+          if (!s.watchPresence) throw new AppError('NOT_SUPPORTED', 'presence pushes need a connection');
+          // Watch first, then read: a change right after the answer is pushed, none falls in between.
+          s.watchPresence(users, watch);
+        }
         const online = this.seaking.presence(users);
         return mp({ 0: users.map((u, i) => [u, online[i] === true]) });
       }

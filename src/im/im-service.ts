@@ -1,11 +1,12 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../clock.js';
-import type { ObjectStore } from '../files/port.js';
+import { requireStored, type ObjectStore } from '../files/port.js';
 import type { PushBus } from '../push/hub.js';
 import type { Relay } from '../relay/relay.js';
 import { Role, type Access } from '../seaking/seaking.js';
 import { Face, type NewEvent, type RangeQuery, type Store, type StoredEvent } from '../store/port.js';
 import { dmParticipants } from '../chat/ids.js';
+import { readPush } from '../chat/render.js';
 import { ImKind, Scope, storedBody, type Draft, type ImWire } from './events.js';
 
 export interface ImServiceDeps {
@@ -81,8 +82,7 @@ export class ImService {
     }
     if (d.replyTo !== undefined) await this.visibleTarget(user, d.cid, d.replyTo);
     if (d.k === ImKind.FILE) {
-      const size = await this.deps.files.sizeOf(d.file.fid);
-      if (size === null || size !== d.file.size) throw new AppError('FILE_NOT_FOUND');
+      await requireStored(this.deps.files, d.file.fid, d.file.size);
     }
     return { ...base, counts: true, onlyFor: null, hides: null, revokes: null };
   }
@@ -102,11 +102,16 @@ export class ImService {
     return this.deps.audience(e.cid);
   }
 
-  /** Raises the user's read marker in the conversation; returns the marker in force. */
-  async ack(user: string, cid: string, mid: number): Promise<number> {
+  /**
+   * Raises the user's read marker in the conversation; returns the marker in force. When it moved, the
+   * user's other devices (both faces) are told; `origin`, the connection that acked, is not.
+   */
+  async ack(user: string, cid: string, mid: number, origin?: object): Promise<number> {
     const access = await this.deps.access(user, cid);
-    await this.deps.store.ensureChat(user, cid, access.kind === 'dm' ? access.peer : null);
-    return this.deps.store.markRead(user, cid, Math.min(mid, await this.deps.relay.lastMid(cid)));
+    const before = (await this.deps.store.ensureChat(user, cid, access.kind === 'dm' ? access.peer : null)).lastReadSeq;
+    const now = await this.deps.store.markRead(user, cid, Math.min(mid, await this.deps.relay.lastMid(cid)));
+    if (now > before) this.deps.push.publish([user], readPush(user, cid, now, origin));
+    return now;
   }
 
   /** Events of one conversation the user may read, by mid and/or time range. */

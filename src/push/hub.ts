@@ -19,6 +19,10 @@ export interface PushItem {
   alert?: boolean;
   cid?: string;
   seq?: number;
+  /** A read marker moved: /ws sends `frame`, /im its own READ_PUSH. */
+  read?: { cid: string; seq: number };
+  /** The connection whose request caused this push (an /im ACK): it is not told of its own change. */
+  origin?: object;
 }
 
 /** A live connection of one user (one device), as the hub sees it. */
@@ -48,18 +52,40 @@ export class LocalHub implements PushBus {
 
   add(sub: Subscriber): void {
     let set = this.byUser.get(sub.user);
+    const first = !set;
     if (!set) this.byUser.set(sub.user, (set = new Set()));
     if (!set.has(sub)) {
       set.add(sub);
       this.count++;
     }
+    if (first) this.presenceChanged(sub.user, true);
   }
 
   remove(sub: Subscriber): void {
     const set = this.byUser.get(sub.user);
     if (set?.delete(sub)) {
       this.count--;
-      if (set.size === 0) this.byUser.delete(sub.user);
+      if (set.size === 0) {
+        this.byUser.delete(sub.user);
+        this.presenceChanged(sub.user, false);
+      }
+    }
+  }
+
+  private readonly presenceListeners: ((user: string, online: boolean) => void)[] = [];
+
+  /** Told when a user's first connection on this process opens (true) or their last one closes (false). */
+  onPresence(listener: (user: string, online: boolean) => void): void {
+    this.presenceListeners.push(listener);
+  }
+
+  private presenceChanged(user: string, online: boolean): void {
+    for (const l of this.presenceListeners) {
+      try {
+        l(user, online);
+      } catch (err) {
+        this.onError(err);
+      }
     }
   }
 
@@ -71,6 +97,7 @@ export class LocalHub implements PushBus {
       const set = this.byUser.get(user);
       if (!set) continue;
       for (const sub of set) {
+        if (sub === item.origin) continue;
         try {
           sub.deliver(item);
         } catch (err) {
