@@ -73,7 +73,7 @@ export const CONFIG_SPEC = {
   FILES_MAX_BYTES: { kind: 'int', default: '104857600', min: 1, doc: 'Largest file that may be presigned for upload.' },
   FILES_URL_TTL_S: { kind: 'int', default: '900', min: 1, max: 604800, doc: 'Lifetime of upload and download URLs, seconds.' },
   FILES_SECRET: { kind: 'string', default: '', doc: 'HMAC key of local file URLs; empty: a random key generated once under DATA_DIR (files-secret).' },
-  FILES_PUBLIC_URL: { kind: 'string', default: '', doc: 'Base URL clients reach this process at, for local file URLs; empty: http://<Host header of the /im connection>.' },
+  FILES_PUBLIC_URL: { kind: 'string', default: '', doc: 'Base URL clients reach this process at, for local file URLs; empty: http://HOST:PORT as listened on (127.0.0.1 when HOST is 0.0.0.0). Set it whenever clients come through another name or a proxy.' },
   S3_ENDPOINT: { kind: 'string', default: '', doc: 'S3-compatible endpoint URL (empty: AWS default for S3_REGION).' },
   S3_REGION: { kind: 'string', default: 'us-east-1', doc: 'S3 region.' },
   S3_BUCKET: { kind: 'string', default: '', doc: 'Bucket for files (required with FILES_STORE=s3).' },
