@@ -37,10 +37,10 @@ export class SqliteArchiveStore implements ArchiveStore {
     const db = this.db;
     this.s = {
       pending: db.prepare<[number], { n: number; bytes: number | null; last: number | null }>(`SELECT COUNT(*) AS n,
-        SUM(length(CAST(body AS BLOB))) AS bytes, MAX(pos) AS last FROM events WHERE face = 0 AND pos > ?`),
+        SUM(body_bytes) AS bytes, MAX(pos) AS last FROM events WHERE face = 0 AND pos > ?`),
       between: db.prepare<[number, number, number], ArchivableEvent>(`SELECT pos, ts, body FROM events
         WHERE face = 0 AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?`),
-      sizes: db.prepare<[number], { pos: number; ts: number; len: number }>(`SELECT pos, ts, length(CAST(body AS BLOB)) AS len
+      sizes: db.prepare<[number], { pos: number; ts: number; len: number }>(`SELECT pos, ts, body_bytes AS len
         FROM events WHERE face = 0 AND pos > ? ORDER BY pos`),
       countBetween: db.prepare<[number, number], { n: number }>('SELECT COUNT(*) AS n FROM events WHERE face = 0 AND pos > ? AND pos < ?'),
       latest: db.prepare<[], BundleRow>('SELECT * FROM archive_bundles ORDER BY seq DESC LIMIT 1'),

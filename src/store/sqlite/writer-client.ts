@@ -32,6 +32,7 @@ interface Reply { id: number; ok: boolean; value?: unknown; error?: string }
  */
 export class ThreadWriter implements WriterClient {
   private worker: Worker | null = null;
+  private checkpointer: Worker | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closing = false;
@@ -57,6 +58,12 @@ export class ThreadWriter implements WriterClient {
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`store writer exited with code ${code}`)));
     this.worker = w;
+    if (!this.checkpointer) {
+      const c = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { file: this.file, intervalMs: 1000 } });
+      c.on('error', () => { this.checkpointer = null; }); // the writer's backstop checkpoint takes over
+      c.unref();
+      this.checkpointer = c;
+    }
     return w;
   }
 
@@ -71,6 +78,14 @@ export class ThreadWriter implements WriterClient {
 
   async close(): Promise<void> {
     this.closing = true;
+    const c = this.checkpointer;
+    if (c) {
+      this.checkpointer = null;
+      await new Promise<void>((resolve) => {
+        c.once('exit', () => resolve());
+        c.postMessage('close');
+      });
+    }
     const w = this.worker;
     if (!w) return;
     // Writes already posted run before the close message: the queue is drained, then the thread ends.

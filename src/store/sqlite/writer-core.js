@@ -34,8 +34,8 @@ export function createWriter(db) {
   const s = {
     byId: db.prepare('SELECT * FROM events WHERE id = ?'),
     conv: db.prepare('SELECT last_seq, last_post_at FROM conversations WHERE cid = ?'),
-    insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for)
-      VALUES (@cid, @seq, @id, @face, @kind, @sender, @ts, @receivedAt, @body, @counts, @onlyFor)`),
+    insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
+      VALUES (@cid, @seq, @id, @face, @kind, @sender, @ts, @receivedAt, @body, @counts, @onlyFor, @bodyBytes)`),
     upsertConv: db.prepare(`INSERT INTO conversations (cid, last_seq, last_post_at) VALUES (@cid, @lastSeq, @lastPostAt)
       ON CONFLICT (cid) DO UPDATE SET last_seq = excluded.last_seq, last_post_at = excluded.last_post_at`),
     ensureChat: db.prepare('INSERT OR IGNORE INTO chat_members (user, cid, peer) VALUES (?, ?, ?)'),
@@ -83,7 +83,7 @@ export function createWriter(db) {
       if (ev.counts) conv.lastPostAt = Math.max(conv.lastPostAt, ev.receivedAt);
       const info = s.insertEvent.run({
         cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender, ts: ev.ts,
-        receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts ? 1 : 0, onlyFor: ev.onlyFor,
+        receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts ? 1 : 0, onlyFor: ev.onlyFor, bodyBytes: Buffer.byteLength(ev.body),
       });
       if (seq === 1 && ev.participants) {
         const [a, b] = ev.participants;

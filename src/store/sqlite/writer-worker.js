@@ -10,11 +10,13 @@ const port = parentPort;
 const { file, synchronous } = /** @type {{ file: string, synchronous: 'FULL' | 'NORMAL' }} */ (workerData);
 const db = new Database(file);
 prepareConnection(db, synchronous);
-// Checkpoint the WAL into the database every ~40 MB instead of SQLite's default ~4 MB: pages written
-// again and again (index interior pages, conversation rows) then reach the database file once per
-// checkpoint rather than ten times, which measured 12k -> 18k events/s here with synchronous=FULL.
-// journal_size_limit truncates the WAL file back after a checkpoint.
-db.pragma('wal_autocheckpoint = 10000');
+// Checkpoints run on the checkpointer thread (checkpoint-worker.js), never inside a commit here: a
+// checkpoint copies pages to the database file and fsyncs it, which stalled commits (and every send
+// waiting on them) for tens of milliseconds. Pages dirtied again and again (index interior pages,
+// conversation rows) also reach the file once per checkpoint rather than per commit (writer alone:
+// 12k -> 18k events/s against SQLite's default of checkpointing in the commit every ~4 MB). The
+// automatic checkpoint stays as a backstop at ~200 MB of WAL; journal_size_limit truncates the file after.
+db.pragma('wal_autocheckpoint = 50000');
 db.pragma('journal_size_limit = 67108864');
 const writer = /** @type {Record<string, (...args: unknown[]) => unknown>} */ (/** @type {unknown} */ (createWriter(db)));
 
