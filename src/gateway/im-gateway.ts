@@ -1,9 +1,9 @@
-import { sendCorked } from '../transport/ws/cork.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { LiveSocket } from '../transport/ws/live-socket.js';
 import { AppError, toAppError } from '../errors/app-error.js';
-import { CLOSE_CODES, ERROR_CATALOGUE, type CloseName } from '../errors/catalogue.js';
+import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import type { Session } from '../auth/auth-service.js';
 import type { Logger } from '../log/logger.js';
 import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
@@ -44,55 +44,16 @@ export interface ImGatewayDeps {
 const MAX_CURSORS = 1000;
 const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
 
-/** One /im connection: binary MsgPack frames in, one answer per request, pushes out with a bounded queue. */
-class ImConnection implements Subscriber, ImSession, PresenceWatcher {
-  user = '';
-  tokenHash = '';
-  private session: Session | null = null;
+/** One /im connection: binary MsgPack frames in, one answer per request, pushes out; lifecycle rules are LiveSocket's. */
+class ImConnection extends LiveSocket implements Subscriber, ImSession, PresenceWatcher {
   private authStarted = false;
-  private alive = true;
-  private closed = false;
-  private frames = 0;
-  private windowStart = Date.now();
   private inflight = 0;
-  /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
-  private held: { frame: Buffer; cid: string | undefined; seq: number | undefined }[] | null = null;
-  private heldBytes = 0;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private readonly authTimer: NodeJS.Timeout;
 
-  constructor(private readonly ws: WebSocket, private readonly gw: ImGateway) {
-    this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), gw.opts.authTimeoutMs);
-    ws.on('pong', () => { this.alive = true; });
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.cleanup());
-    ws.on('error', () => this.cleanup());
+  constructor(ws: WebSocket, private readonly gw: ImGateway) {
+    super(ws, gw.opts, true);
   }
 
-  heartbeat(): void {
-    if (!this.alive) {
-      this.close('HEARTBEAT_TIMEOUT');
-      return;
-    }
-    this.alive = false;
-    try {
-      this.ws.ping();
-    } catch {
-      this.cleanup();
-    }
-  }
-
-  private onFrame(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.frames = 0;
-    }
-    if (++this.frames > this.gw.opts.maxFramesPerSec) {
-      this.close('RATE_LIMITED');
-      return;
-    }
+  protected onFrame(data: RawData, isBinary: boolean): void {
     if (!isBinary) {
       this.answerError(undefined, new AppError('BAD_MSGPACK', 'text frames are refused: /im takes binary MsgPack frames'));
       return;
@@ -145,12 +106,7 @@ class ImConnection implements Subscriber, ImSession, PresenceWatcher {
       throw err;
     }
     if (this.closed) throw new AppError('UNAUTHENTICATED');
-    clearTimeout(this.authTimer);
-    this.session = s;
-    this.user = s.address;
-    this.tokenHash = s.tokenHash;
-    const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
-    this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
+    this.establish(s);
     this.gw.deps.hub.add(this);
     return mp({ 0: s.address, 1: s.expiresAt });
   }
@@ -167,10 +123,9 @@ class ImConnection implements Subscriber, ImSession, PresenceWatcher {
       }
       return [cid, after];
     });
-    if (this.held) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    if (this.resuming) throw new AppError('INVALID_FIELD', 'a resume is already running');
     for (const [cid] of cursors) await this.gw.deps.access.get(this.user, cid);
-    this.held = [];
-    this.heldBytes = 0;
+    this.holdPushes();
     const replayed = new Map<string, number>();
     const result: MpValue[] = [];
     try {
@@ -187,12 +142,7 @@ class ImConnection implements Subscriber, ImSession, PresenceWatcher {
       }
       this.send(encodeEnvelope(Cmd.RESUME, seq, mp({ 0: result })));
     } finally {
-      const held = this.held ?? [];
-      this.held = null;
-      for (const item of held) {
-        const upTo = item.cid !== undefined ? replayed.get(item.cid) : undefined;
-        if (upTo === undefined || item.seq === undefined || item.seq > upTo) this.send(item.frame);
-      }
+      this.releasePushes(replayed);
     }
   }
 
@@ -216,53 +166,13 @@ class ImConnection implements Subscriber, ImSession, PresenceWatcher {
     else this.gw.presence.unwatch(this, users);
   }
 
-  /** A push frame: sent now, or held while a resume replays (`cid`/`seq` drop what the replay sent). */
-  private push(frame: Buffer, cid?: string, seq?: number): void {
-    if (this.held) {
-      this.heldBytes += frame.length;
-      if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
-        this.close('SLOW_CONSUMER');
-        return;
-      }
-      this.held.push({ frame, cid, seq });
-      return;
-    }
-    this.send(frame);
-  }
-
-  private send(frame: Buffer): void {
-    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount + frame.length > this.gw.opts.maxBufferedBytes) {
-      this.close('SLOW_CONSUMER');
-      return;
-    }
-    sendCorked(this.ws, frame, true);
-  }
-
   private answerError(seq: number | undefined, err: AppError): void {
     if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'im request failed');
     const c = ERROR_CATALOGUE[err.code];
     this.send(encodeEnvelope(Cmd.ERROR, seq, mp({ 0: c.num, 1: err.code, 2: err.message, 3: c.temporary })));
   }
 
-  close(reason: CloseName): void {
-    if (this.closed) return;
-    const { code, text } = CLOSE_CODES[reason];
-    this.cleanup();
-    try {
-      this.ws.close(code, text.slice(0, 120));
-    } catch {
-      // already closing
-    }
-    setTimeout(() => this.ws.terminate(), 2000).unref();
-  }
-
-  private cleanup(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.held = null;
-    clearTimeout(this.authTimer);
-    clearTimeout(this.expiryTimer);
+  protected unregister(): void {
     this.gw.presence.unwatchAll(this);
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);

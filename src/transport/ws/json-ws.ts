@@ -1,9 +1,8 @@
-import { sendCorked } from './cork.js';
 import type { IncomingMessage } from 'node:http';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, toAppError } from '../../errors/app-error.js';
-import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
-import type { AuthService, Session } from '../../auth/auth-service.js';
+import type { AuthService } from '../../auth/auth-service.js';
+import { LiveSocket } from './live-socket.js';
 import type { ChatService } from '../../chat/chat-service.js';
 import type { MessageService } from '../../chat/message-service.js';
 import { chatIdFor, isDmCid } from '../../chat/ids.js';
@@ -33,55 +32,20 @@ export interface JsonWsDeps {
 const MAX_CURSORS = 1000;
 const MAX_REF = 64;
 
-/** One /ws connection: authentication, frames in, pushes out with a bounded queue. */
-class JsonConnection implements Subscriber {
-  user = '';
-  tokenHash = '';
+/** One /ws connection: JSON frames in, pushes out; the lifecycle rules are LiveSocket's. */
+class JsonConnection extends LiveSocket implements Subscriber {
   /** Set once a token was presented (query or first frame); a second auth frame is refused. */
   authStarted = false;
-  private session: Session | null = null;
-  private alive = true;
-  private closed = false;
-  private frames = 0;
-  private windowStart = Date.now();
-  /** While a resume replays history, live pushes wait here (bounded by the same byte limit). */
-  private held: { frame: string | Buffer; cid: string | undefined; seq: number | undefined }[] | null = null;
-  private heldBytes = 0;
-  private expiryTimer: NodeJS.Timeout | undefined;
-  private readonly authTimer: NodeJS.Timeout;
 
-  constructor(private readonly ws: WebSocket, private readonly gw: JsonWsGateway) {
-    this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), gw.opts.authTimeoutMs);
-    ws.on('pong', () => { this.alive = true; });
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.cleanup());
-    ws.on('error', () => this.cleanup());
-  }
-
-  /** Called by the heartbeat: false means the peer missed a pong and was dropped. */
-  heartbeat(): void {
-    if (!this.alive) {
-      this.close('HEARTBEAT_TIMEOUT');
-      return;
-    }
-    this.alive = false;
-    try {
-      this.ws.ping();
-    } catch {
-      this.cleanup();
-    }
+  constructor(ws: WebSocket, private readonly gw: JsonWsGateway) {
+    super(ws, gw.opts, false);
   }
 
   async authenticate(token: string | undefined): Promise<void> {
     try {
       const s = await this.gw.deps.auth.authenticate(token);
       if (this.closed) return;
-      clearTimeout(this.authTimer);
-      this.session = s;
-      this.user = s.address;
-      this.tokenHash = s.tokenHash;
-      const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
-      this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
+      this.establish(s);
       this.gw.deps.hub.add(this);
       this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt }));
     } catch (e) {
@@ -91,17 +55,7 @@ class JsonConnection implements Subscriber {
     }
   }
 
-  private onFrame(data: RawData, isBinary: boolean): void {
-    if (this.closed) return;
-    const now = Date.now();
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.frames = 0;
-    }
-    if (++this.frames > this.gw.opts.maxFramesPerSec) {
-      this.close('RATE_LIMITED');
-      return;
-    }
+  protected onFrame(data: RawData, isBinary: boolean): void {
     if (isBinary) {
       this.close('BAD_FRAME');
       return;
@@ -157,9 +111,8 @@ class JsonConnection implements Subscriber {
         throw new AppError('INVALID_FIELD', 'cursors must map chatId to a non-negative integer', { field: 'cursors' });
       }
     }
-    if (this.held) throw new AppError('INVALID_FIELD', 'a resume is already running');
-    this.held = [];
-    this.heldBytes = 0;
+    if (this.resuming) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    this.holdPushes();
     const replayed = new Map<string, number>();
     const chats: Record<string, { lastSeq: number; more: boolean }> = {};
     try {
@@ -177,13 +130,8 @@ class JsonConnection implements Subscriber {
         chats[chatId] = { lastSeq: last, more };
       }
     } finally {
-      const held = this.held;
-      this.held = null;
       this.send(JSON.stringify({ type: 'resumed', ref, chats }));
-      for (const item of held) {
-        const upTo = item.cid !== undefined ? replayed.get(item.cid) : undefined;
-        if (upTo === undefined || item.seq === undefined || item.seq > upTo) this.send(item.frame);
-      }
+      this.releasePushes(replayed);
     }
   }
 
@@ -202,27 +150,7 @@ class JsonConnection implements Subscriber {
     let frame: string | Buffer | null;
     if (item.frame !== undefined) frame = item.frameBytes ??= Buffer.from(item.frame, 'utf8');
     else frame = this.frameOf(item);
-    if (frame === null) return;
-    if (this.held) {
-      this.heldBytes += frame.length;
-      if (this.heldBytes > this.gw.opts.maxBufferedBytes) {
-        this.close('SLOW_CONSUMER');
-        return;
-      }
-      this.held.push({ frame, cid: item.cid, seq: item.seq });
-      return;
-    }
-    this.send(frame);
-  }
-
-  /** Sends a text frame (a string, or its UTF-8 bytes shared by many connections). */
-  private send(frame: string | Buffer): void {
-    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount + frame.length > this.gw.opts.maxBufferedBytes) {
-      this.close('SLOW_CONSUMER');
-      return;
-    }
-    sendCorked(this.ws, frame, false);
+    if (frame !== null) this.push(frame, item.cid, item.seq);
   }
 
   private sendError(ref: string | undefined, err: AppError): void {
@@ -230,25 +158,7 @@ class JsonConnection implements Subscriber {
     this.send(JSON.stringify({ type: 'error', ref, error: err.toJSON() }));
   }
 
-  close(reason: CloseName): void {
-    if (this.closed) return;
-    const { code, text } = CLOSE_CODES[reason];
-    this.cleanup();
-    try {
-      this.ws.close(code, text);
-    } catch {
-      // already closing
-    }
-    // A peer that does not answer the close handshake (or cannot drain its queue) is cut hard.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
-  }
-
-  private cleanup(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.held = null;
-    clearTimeout(this.authTimer);
-    clearTimeout(this.expiryTimer);
+  protected unregister(): void {
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
   }
