@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   await cold.close();
 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-group-'));
-  const child = spawn(process.execPath, [path.join(here, '../src/main.js')], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=64', path.join(here, '../src/main.js')], {
     cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: 'rpc', RPC_URL: rpcUrl, CHAIN_ID: String(chain.chainId),

@@ -38,7 +38,8 @@ const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
 
 async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
-  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  // The same V8 flag as `npm start` (package.json), then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
     cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' },
@@ -47,6 +48,7 @@ async function startServer(dataDir: string): Promise<{ url: string; stop: () => 
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       const m = /"port":(\d+)/.exec(line);
       if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => child.kill('SIGTERM') });
+      if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
@@ -59,7 +61,7 @@ async function loginToken(url: string, who: Wallet): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
-interface Conn { ws: WebSocket; bytesIn: number; pushes: number; pending: Map<number, number>; onAnswer: ((seq: number, cmd: number) => void) | null }
+interface Conn { ws: WebSocket; bytesIn: number; pushes: number; pending: Map<number, number>; onAnswer: ((seq: number, cmd: number, code?: string) => void) | null }
 
 async function open(imUrl: string, token: string): Promise<Conn> {
   const ws = new WebSocket(imUrl, { perMessageDeflate: false });
@@ -70,7 +72,7 @@ async function open(imUrl: string, token: string): Promise<Conn> {
     const env = unpackr.unpack(data) as Map<number, unknown>;
     const cmd = env.get(1) as number;
     if (cmd === 4) c.pushes++;
-    else c.onAnswer?.(env.get(2) as number, cmd);
+    else c.onAnswer?.(env.get(2) as number, cmd, cmd === 0 ? String((env.get(4) as Map<number, unknown> | undefined)?.get(1)) : undefined);
   });
   await new Promise<void>((resolve, reject) => {
     c.onAnswer = (_s, cmd) => (cmd === 1 ? resolve() : reject(new Error('auth failed')));
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
     const latencies: number[] = [];
     let acked = 0;
     let errors = 0;
+    const errorCodes = new Map<string, number>();
     let bytesOut = 0;
     const t0 = now();
     await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
@@ -110,13 +113,16 @@ async function main(): Promise<void> {
         sender.pending.set(seq, now());
         sender.ws.send(frame);
       };
-      sender.onAnswer = (seq, cmd) => {
+      sender.onAnswer = (seq, cmd, code) => {
         const at = sender.pending.get(seq);
         if (at === undefined) return;
         sender.pending.delete(seq);
         latencies.push(now() - at);
         if (cmd === 3) acked++;
-        else errors++;
+        else {
+          errors++;
+          errorCodes.set(code ?? '?', (errorCodes.get(code ?? '?') ?? 0) + 1);
+        }
         done++;
         if (done === perSender) resolve();
         else if (sent < perSender) sendOne();
@@ -129,7 +135,7 @@ async function main(): Promise<void> {
     const bytesIn = conns.reduce((n, c) => n + c.bytesIn, 0);
     latencies.sort((x, y) => x - y);
     const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-    log(`acknowledged: ${acked} events in ${elapsed.toFixed(2)} s = ${Math.round(acked / elapsed)} events/s (${errors} errors)`);
+    log(`acknowledged: ${acked} events in ${elapsed.toFixed(2)} s = ${Math.round(acked / elapsed)} events/s (${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(errorCodes))}` : ''})`);
     log(`ack latency: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms (window ${WINDOW} per sender, ${pairs} senders)`);
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)

@@ -67,8 +67,8 @@ function cpuSeconds(pid: number): number {
 }
 
 async function startServer(dataDir: string): Promise<{ url: string; pid: number; stop: () => void }> {
-  // BENCH_NODE_ARGS passes flags to the server process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+  // The same V8 flag as `npm start` (package.json), then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+  const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
     cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000' },

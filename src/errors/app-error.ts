@@ -38,7 +38,11 @@ export function isAppError(e: unknown, code?: ErrorCode): e is AppError {
   return e instanceof AppError && (code === undefined || e.code === code);
 }
 
-/** Any thrown value as an AppError (unknown errors become INTERNAL, their text is not leaked). */
+/**
+ * Any thrown value as an AppError. Unknown errors become INTERNAL: clients see only the catalogue text
+ * (`toJSON`), while `details.cause` keeps the original for the server's log.
+ */
 export function toAppError(e: unknown): AppError {
-  return e instanceof AppError ? e : new AppError('INTERNAL');
+  if (e instanceof AppError) return e;
+  return new AppError('INTERNAL', undefined, { cause: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
 }

@@ -107,7 +107,10 @@ export function createWriter(db) {
 
   return {
     /** @param {readonly NewEvent[]} events */
-    appendEvents: (events) => (events.length === 0 ? [] : appendTx(events)),
+    // BEGIN IMMEDIATE: the transaction reads (duplicate check, conversation) before it writes, and a
+    // deferred one would then fail with SQLITE_BUSY, beyond any busy timeout, whenever another
+    // connection (the archiver's) committed in between. Taking the write lock first waits instead.
+    appendEvents: (events) => (events.length === 0 ? [] : appendTx.immediate(events)),
     /** @param {string} user @param {string} cid @param {string | null} peer */
     ensureChat: (user, cid, peer) => { s.ensureChat.run(user, cid, peer); },
     /** @param {string} user @param {string} cid @param {number} seq @returns {number} */
