@@ -6,17 +6,14 @@
  *
  *   npm run bench:group -- [--members 10000] [--messages 20]
  */
-import { spawn } from 'node:child_process';
+import { loginToken, startBenchServer } from './bench-server.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { hexlify, Wallet } from 'ethers';
-import { SiweMessage } from 'siwe';
 import WebSocket from 'ws';
 import { ChainRelations } from '../src/relations/chain/chain-relations.js';
 import { deployRelationContracts } from '../src/relations/chain/deploy.js';
@@ -25,7 +22,6 @@ import { ethersProvider, HttpEip1193 } from '../src/relations/chain/eip1193.js';
 import { LocalChain } from '../src/relations/chain/local-chain.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
 const MEMBERS = Number(args.get('members') ?? 10_000);
@@ -71,21 +67,11 @@ async function main(): Promise<void> {
   await cold.close();
 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-group-'));
-  const child = spawn(process.execPath, ['--max-semi-space-size=64', path.join(here, '../src/main.js')], {
-    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: 'rpc', RPC_URL: rpcUrl, CHAIN_ID: String(chain.chainId),
-      NAME_SERVICE_ADDRESS: addresses.nameService, FOLLOW_REGISTER_ADDRESS: addresses.followRegister, DAO_REGISTER_ADDRESS: addresses.daoRegister,
-      RELATIONS_RPC_TIMEOUT_MS: '30000',
-    },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const m = /"port":(\d+)/.exec(line);
-      if (m) resolve(`http://127.0.0.1:${m[1]}`);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  const server = await startBenchServer(dataDir, {
+    CHAIN: 'rpc', RPC_URL: rpcUrl, CHAIN_ID: String(chain.chainId), NAME_SERVICE_ADDRESS: addresses.nameService,
+    FOLLOW_REGISTER_ADDRESS: addresses.followRegister, DAO_REGISTER_ADDRESS: addresses.daoRegister, RELATIONS_RPC_TIMEOUT_MS: '30000',
+  }, log);
+  const url = server.url;
   const received = new Map<string, number[]>();
   const waiters = new Map<string, () => void>();
   const ID_AT = '"message":{"id":"';
@@ -94,10 +80,7 @@ async function main(): Promise<void> {
     const tl = now();
     for (let i = 0; i < members.length; i += 200) {
       await Promise.all(members.slice(i, i + 200).map(async (w) => {
-        const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
-        const message = new SiweMessage({ domain: new URL(url).host, address: w.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
-        const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: w.signMessageSync(message) }) });
-        const { token } = (await res.json()) as { token: string };
+        const token = await loginToken(url, w);
         sockets.push(await new Promise<WebSocket>((resolve, reject) => {
           const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?token=${token}`, { perMessageDeflate: false });
           ws.on('message', (data) => {
@@ -146,7 +129,7 @@ async function main(): Promise<void> {
     log(`per connection (${deliveries.length} deliveries): p50 ${pct(deliveries, 50).toFixed(0)} ms, p99 ${pct(deliveries, 99).toFixed(0)} ms`);
     for (const s of sockets) s.terminate();
   } finally {
-    child.kill('SIGTERM');
+    server.stop();
     rpc.close();
     await chain.close();
     await new Promise((r) => setTimeout(r, 500));

@@ -9,22 +9,18 @@
  * durable commit), p50/p99 ack latency, pushes received, and bytes per event on the wire against the
  * JSON face (signed Relation ONE message + /ws push for the same text).
  */
-import { spawn } from 'node:child_process';
+import { loginToken, startBenchServer } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
 import { Wallet } from 'ethers';
-import { SiweMessage } from 'siwe';
 import WebSocket from 'ws';
 import { dmCid } from '../src/chat/ids.js';
 import { messageFrame } from '../src/chat/render.js';
 import { Face } from '../src/store/port.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
 const num = (k: string, d: number): number => Number(args.get(k) ?? d);
@@ -37,29 +33,6 @@ const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
 
-async function startServer(dataDir: string): Promise<{ url: string; stop: () => void }> {
-  // The same V8 flag as `npm start` (package.json), then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-  const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
-    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' },
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const m = /"port":(\d+)/.exec(line);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, stop: () => child.kill('SIGTERM') });
-      if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
-async function loginToken(url: string, who: Wallet): Promise<string> {
-  const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
-  const message = new SiweMessage({ domain: new URL(url).host, address: who.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
-  const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: who.signMessageSync(message) }) });
-  return ((await res.json()) as { token: string }).token;
-}
 
 interface Conn { ws: WebSocket; bytesIn: number; pushes: number; pending: Map<number, number>; onAnswer: ((seq: number, cmd: number, code?: string) => void) | null }
 
@@ -83,7 +56,7 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-im-'));
-  const server = await startServer(dataDir);
+  const server = await startBenchServer(dataDir, { WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' }, log);
   const imUrl = server.url.replace('http', 'ws') + '/im';
   log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; server in its own process`);
   try {

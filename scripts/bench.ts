@@ -9,15 +9,13 @@
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { spawn } from 'node:child_process';
+import { loginToken, startBenchServer } from './bench-server.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { getBytes, Wallet } from 'ethers';
-import { SiweMessage } from 'siwe';
 import WebSocket from 'ws';
 import { recoverWith, personalDigest, splitSignature } from '../src/identity/recover-core.js';
 import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
@@ -64,32 +62,6 @@ function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-async function startServer(dataDir: string): Promise<{ url: string; pid: number; stop: () => void }> {
-  // The same V8 flag as `npm start` (package.json), then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
-  const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {
-    cwd: dataDir, stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000' },
-  });
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const m = /"port":(\d+)/.exec(line);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') });
-      if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
-      const b = /"backend":"(\w+)","keccak":"(\w+)","verifyThreads":(\d+)/.exec(line);
-      if (b) log(`server: recovery ${b[1]}, keccak ${b[2]}, ${b[3]} verify threads`);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
-
-async function loginToken(url: string, who: Wallet): Promise<string> {
-  const { nonce } = (await (await fetch(`${url}/auth/nonce`)).json()) as { nonce: string };
-  const message = new SiweMessage({ domain: new URL(url).host, address: who.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
-  const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: who.signMessageSync(message) }) });
-  return ((await res.json()) as { token: string }).token;
 }
 
 /** Every push lands here: message id -> time received. */
@@ -143,7 +115,7 @@ async function main(): Promise<void> {
     + `so at most ~${(c.nativePerSec * cores).toFixed(0)} recoveries/s on ${cores} cores with nothing else running; ethers pure JS ${c.jsMsPerRecovery.toFixed(2)} ms per recovery`);
 
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-'));
-  const server = await startServer(dataDir);
+  const server = await startBenchServer(dataDir, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000' }, log);
   try {
     const wsUrl = server.url.replace('http', 'ws') + '/ws';
     const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
