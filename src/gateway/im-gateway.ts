@@ -153,7 +153,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     }
     const e = item.event;
     if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
-    this.push(this.gw.deps.wire.pushFrame(e), item.cid, item.seq);
+    this.push(this.gw.deps.wire.pushFrame(item as PushItem & { event: typeof e }), item.cid, item.seq);
   }
 
   notifyPresence(user: string, online: boolean): void {

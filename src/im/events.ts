@@ -3,6 +3,7 @@ import { FILE_ID, type ObjectStore } from '../files/port.js';
 import {
   encodeEnvelope, EV, mp, optArr, optBin, optMap, optStr, reqInt, reqStr, type MpMap, type MpValue,
 } from '../protocol/msgpack/codec.js';
+import type { PushItem } from '../push/hub.js';
 import { Face, type StoredEvent } from '../store/port.js';
 import { Cmd } from './commands.js';
 
@@ -78,8 +79,11 @@ export function parseDraft(body: MpMap, lim: DraftLimits): Draft {
   throw new AppError('INVALID_FIELD', 'body.2 (k) must be 1 (text), 3 (file) or 5 (revoke)', { field: 'body.2' });
 }
 
-/** The stored body of an MsgPack-face event: JSON, with data keys as strings. */
-export function storedBody(d: Draft): string {
+/** The body of an MsgPack-face event as stored (JSON, data keys as strings) and as parsed back. */
+export interface ImBody { v: 1; k: number; tags: [number, number][]; data: Record<string, string | number>; sig?: string }
+
+/** The stored body of a draft, as an object: `storedBody` is its JSON, `ImWire` encodes it without parsing. */
+export function draftBody(d: Draft): ImBody {
   let tags: [number, number][] = [];
   let data: Record<string, string | number>;
   if (d.k === ImKind.TEXT) {
@@ -89,18 +93,24 @@ export function storedBody(d: Draft): string {
     data = { 0: d.file.fid, 1: d.file.name, 2: d.file.size, 3: d.file.mime, 4: d.file.sha256 };
     if (d.replyTo !== undefined) tags = [[TagType.REPLY, d.replyTo]];
   } else {
-    data = { 0: d.scope, ...(d.reason !== undefined ? { 1: d.reason } : {}) };
+    data = { 0: d.scope };
+    if (d.reason !== undefined) data[1] = d.reason;
     tags = [[TagType.REVOKE, d.target]];
   }
-  return JSON.stringify({ v: 1, k: d.k, tags, data, ...(d.sig !== undefined ? { sig: d.sig } : {}) });
+  const b: ImBody = { v: 1, k: d.k, tags, data };
+  if (d.sig !== undefined) b.sig = d.sig;
+  return b;
 }
 
-interface StoredIm { k: number; tags: [number, number][]; data: Record<string, string | number>; sig?: string }
+/** The stored body of an MsgPack-face event: JSON, with data keys as strings. */
+export function storedBody(d: Draft): string {
+  return JSON.stringify(draftBody(d));
+}
 
 /** Target mid of a stored revoke, or null. */
 export function revokeTargetOf(e: StoredEvent): number | null {
   if (e.face !== Face.IM || e.kind !== ImKind.REVOKE) return null;
-  const b = JSON.parse(e.body) as StoredIm;
+  const b = JSON.parse(e.body) as ImBody;
   return b.tags.find((t) => t[0] === TagType.REVOKE)?.[1] ?? null;
 }
 
@@ -110,33 +120,37 @@ export function revokeTargetOf(e: StoredEvent): number | null {
  * the signed JSON exactly as stored (with the server's seq and receivedAt), opaque to /im clients.
  */
 export class ImWire {
-  private readonly frames = new WeakMap<StoredEvent, Buffer>();
-
   constructor(private readonly files: ObjectStore) {}
 
   private base(e: StoredEvent): MpMap {
     let flg = 0;
     if (e.revokedBy !== undefined) flg |= Flag.REVOKED;
     if (e.onlyFor !== null) flg |= Flag.PRIVATE;
-    const ext = mp({ 0: e.sender, 1: e.revokedBy });
-    return mp({ [EV.EV_V]: 1, [EV.CID]: e.cid, [EV.MID]: e.seq, [EV.T]: Math.floor(e.receivedAt / 1000), [EV.FLG]: flg, [EV.EXT]: ext });
+    const ext: MpMap = new Map<MpValue, MpValue>([[0, e.sender]]);
+    if (e.revokedBy !== undefined) ext.set(1, e.revokedBy);
+    return new Map<MpValue, MpValue>([
+      [EV.EV_V, 1], [EV.CID, e.cid], [EV.MID, e.seq], [EV.T, Math.floor(e.receivedAt / 1000)], [EV.FLG, flg], [EV.EXT, ext],
+    ]);
   }
 
-  /** Without file URLs (synchronous; used for pushes of events that need none). */
-  encodeSync(e: StoredEvent, url?: string): MpMap {
+  /**
+   * Without file URLs (synchronous; used for pushes of events that need none). `parsed` is the event's
+   * body when the caller still has it as an object (a send just stored), which spares parsing the JSON.
+   */
+  encodeSync(e: StoredEvent, url?: string, parsed?: ImBody): MpMap {
     const m = this.base(e);
     if (e.face !== Face.IM) {
       m.set(EV.K, ImKind.RELATION_ONE);
       m.set(EV.TAGS, []);
-      m.set(EV.DATA, mp({ 0: `${e.body.slice(0, -1)},"seq":${e.seq},"receivedAt":${e.receivedAt}}` }));
+      m.set(EV.DATA, new Map<MpValue, MpValue>([[0, `${e.body.slice(0, -1)},"seq":${e.seq},"receivedAt":${e.receivedAt}}`]]));
       return m;
     }
-    const b = JSON.parse(e.body) as StoredIm;
+    const b = parsed ?? (JSON.parse(e.body) as ImBody);
     m.set(EV.K, b.k);
     m.set(EV.TAGS, b.tags);
     const data: MpMap = new Map();
     if (e.revokedBy === undefined) {
-      for (const [key, value] of Object.entries(b.data)) data.set(Number(key), value);
+      for (const key in b.data) data.set(Number(key), b.data[key] as string | number);
       if (url !== undefined) data.set(5, url);
     }
     m.set(EV.DATA, data);
@@ -145,26 +159,30 @@ export class ImWire {
   }
 
   /** With a fresh, expiring download URL in data 5 of a file event. */
-  async encode(e: StoredEvent): Promise<MpMap> {
+  async encode(e: StoredEvent, parsed?: ImBody): Promise<MpMap> {
     if (e.face === Face.IM && e.kind === ImKind.FILE && e.revokedBy === undefined) {
-      const fid = (JSON.parse(e.body) as StoredIm).data['0'];
-      if (typeof fid === 'string') return this.encodeSync(e, (await this.files.presignDownload(fid)).url);
+      const b = parsed ?? (JSON.parse(e.body) as ImBody);
+      const fid = b.data['0'];
+      if (typeof fid === 'string') return this.encodeSync(e, (await this.files.presignDownload(fid)).url, b);
     }
-    return this.encodeSync(e);
+    return this.encodeSync(e, undefined, parsed);
   }
 
-  /** Computes the push frame of an event ahead of publishing (file URLs need an async signature). */
-  async preparePush(e: StoredEvent): Promise<void> {
-    this.frames.set(e, encodeEnvelope(Cmd.PUSH, undefined, await this.encode(e)));
+  /** The PUSH frame of a stored event that carries no file URL. */
+  pushFrameSync(e: StoredEvent, parsed?: ImBody): Buffer {
+    return encodeEnvelope(Cmd.PUSH, undefined, this.encodeSync(e, undefined, parsed));
   }
 
-  /** The push frame of an event, encoded once for all its recipients. */
-  pushFrame(e: StoredEvent): Buffer {
-    let f = this.frames.get(e);
-    if (!f) {
-      f = encodeEnvelope(Cmd.PUSH, undefined, this.encodeSync(e));
-      this.frames.set(e, f);
-    }
-    return f;
+  /** The PUSH frame of a stored event, computed ahead of publishing (file URLs need an async signature). */
+  async pushFrameOf(e: StoredEvent, parsed?: ImBody): Promise<Buffer> {
+    return encodeEnvelope(Cmd.PUSH, undefined, await this.encode(e, parsed));
+  }
+
+  /**
+   * The push frame of a published event, encoded once for all its recipients: cached on the push item
+   * (the publisher may have set it already, as a send does).
+   */
+  pushFrame(item: PushItem & { event: StoredEvent }): Buffer {
+    return (item.imFrame ??= this.pushFrameSync(item.event));
   }
 }

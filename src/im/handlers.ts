@@ -51,7 +51,7 @@ export class ImHandlers {
       case Cmd.SEND: {
         const d = parseDraft(body, { maxTextBytes: this.opts.maxTextBytes, maxFileBytes: this.opts.filesMaxBytes });
         const r = await this.im.send(s.user, d);
-        return mp({ 0: r.mid, 1: r.t, 2: r.cid });
+        return new Map<MpValue, MpValue>([[0, r.mid], [1, r.t], [2, r.cid]]);
       }
       case Cmd.ACK: {
         const cid = await this.cid(s, body);

@@ -1,13 +1,12 @@
 import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../clock.js';
 import { requireStored, type ObjectStore } from '../files/port.js';
-import type { PushBus } from '../push/hub.js';
+import type { PushBus, PushItem } from '../push/hub.js';
 import type { Relay } from '../relay/relay.js';
 import { Role, type Access } from '../seaking/seaking.js';
 import { Face, type NewEvent, type RangeQuery, type Store, type StoredEvent } from '../store/port.js';
-import { dmParticipants } from '../chat/ids.js';
 import { readPush } from '../chat/render.js';
-import { ImKind, Scope, storedBody, type Draft, type ImWire } from './events.js';
+import { draftBody, ImKind, Scope, type Draft, type ImBody, type ImWire } from './events.js';
 
 export interface ImServiceDeps {
   relay: Relay;
@@ -42,13 +41,18 @@ export class ImService {
     this.pending++;
     try {
       const access = await this.deps.access(user, d.cid);
-      const event = await this.admit(user, d, access);
+      const body = draftBody(d);
+      const event = await this.admit(user, d, access, body);
       if (access.kind === 'group' && !(await this.deps.store.getChat(user, d.cid))) await this.deps.store.ensureChat(user, d.cid, null);
       // Who gets the push is read before the commit, so the push right after it stays in mid order.
-      const online = (await this.recipients(event)).filter((u) => this.deps.push.isOnline(u));
+      const online = (await this.recipients(event, access)).filter((u) => this.deps.push.isOnline(u));
       const stored = await this.deps.relay.append(event);
-      if (stored.kind === ImKind.FILE) await this.deps.wire.preparePush(stored);
-      if (online.length > 0) this.deps.push.publish(online, { event: stored, cid: stored.cid, seq: stored.seq, alert: true });
+      if (online.length > 0) {
+        const item: PushItem = { event: stored, cid: stored.cid, seq: stored.seq, alert: true };
+        // Encoded once here from the body still in hand; a file's needs its signed download URL anyway.
+        item.imFrame = stored.kind === ImKind.FILE ? await this.deps.wire.pushFrameOf(stored, body) : this.deps.wire.pushFrameSync(stored, body);
+        this.deps.push.publish(online, item);
+      }
       return { cid: stored.cid, mid: stored.seq, t: Math.floor(stored.receivedAt / 1000) };
     } finally {
       this.pending--;
@@ -59,16 +63,19 @@ export class ImService {
     this.accepting = false;
   }
 
-  private async admit(user: string, d: Draft, access: Access): Promise<NewEvent> {
+  private async admit(user: string, d: Draft, access: Access, body: ImBody): Promise<NewEvent> {
     const now = this.deps.clock.now();
-    const base = {
-      cid: d.cid, id: null, face: Face.IM, kind: d.k, sender: user, ts: now, receivedAt: now, body: storedBody(d),
-      participants: access.kind === 'dm' ? dmParticipants(d.cid) : null,
+    const event: NewEvent = {
+      cid: d.cid, id: null, face: Face.IM, kind: d.k, sender: user, ts: now, receivedAt: now, body: JSON.stringify(body),
+      counts: true, onlyFor: null, participants: access.kind === 'dm' ? access.participants : null, hides: null, revokes: null,
     };
     if (d.k === ImKind.REVOKE) {
+      event.counts = false;
       const target = await this.visibleTarget(user, d.cid, d.target);
       if (d.scope === Scope.ONLY_ME) {
-        return { ...base, counts: false, onlyFor: user, hides: { seq: target.seq }, revokes: null };
+        event.onlyFor = user;
+        event.hides = { seq: target.seq };
+        return event;
       }
       if (target.face !== Face.IM) throw new AppError('INVALID_TARGET', 'a signed Relation ONE message cannot be revoked for everyone; scope 2 hides it for you');
       if (target.revokedBy !== undefined) throw new AppError('INVALID_TARGET', 'the message is revoked already');
@@ -78,13 +85,14 @@ export class ImService {
         throw new AppError('FORBIDDEN', access.kind === 'dm' ? 'in a direct chat only one\'s own messages can be revoked' : 'only the owner or an admin may revoke others\' messages');
       }
       if (own && !privileged && now - target.receivedAt > this.deps.revokeWindowMs) throw new AppError('REVOKE_WINDOW_PASSED');
-      return { ...base, counts: false, onlyFor: null, hides: null, revokes: { seq: target.seq } };
+      event.revokes = { seq: target.seq };
+      return event;
     }
     if (d.replyTo !== undefined) await this.visibleTarget(user, d.cid, d.replyTo);
     if (d.k === ImKind.FILE) {
       await requireStored(this.deps.files, d.file.fid, d.file.size);
     }
-    return { ...base, counts: true, onlyFor: null, hides: null, revokes: null };
+    return event;
   }
 
   /** A chat message (not a control event) of the same conversation that the user can see. */
@@ -96,9 +104,9 @@ export class ImService {
     return t;
   }
 
-  private async recipients(e: NewEvent): Promise<string[]> {
+  private async recipients(e: NewEvent, access: Access): Promise<readonly string[]> {
     if (e.onlyFor !== null) return [e.onlyFor];
-    if (e.cid.startsWith('dm:')) return [...new Set(dmParticipants(e.cid) ?? [])];
+    if (access.kind === 'dm') return access.participants[0] === access.participants[1] ? [access.participants[0]] : access.participants;
     return this.deps.audience(e.cid);
   }
 

@@ -14,6 +14,8 @@ export interface PushItem {
    * thousands of connections, and encoding the same string once instead of per socket matters there.
    */
   frameBytes?: Buffer;
+  /** The /im PUSH frame of `event`, encoded once for every MsgPack connection (set by the publisher or the first connection). */
+  imFrame?: Buffer;
   event?: StoredEvent;
   /** False when the recipient muted the chat (JSON face: no alert). */
   alert?: boolean;

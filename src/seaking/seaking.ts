@@ -13,7 +13,7 @@ export type RoleId = (typeof Role)[keyof typeof Role];
 
 /** What a user may do in a conversation, as SeaKing decides it. */
 export type Access =
-  | { kind: 'dm'; cid: string; peer: string }
+  | { kind: 'dm'; cid: string; peer: string; participants: readonly [string, string] }
   | { kind: 'group'; cid: string; group: GroupInfo; role: RoleId };
 
 /**
@@ -39,7 +39,7 @@ export class SeaKing {
       const p = dmParticipants(cid);
       if (!p || p[0] > p[1]) throw new AppError('INVALID_FIELD', 'a direct chat cid is dm:<lower address>:<higher address>, lowercase and sorted', { field: 'cid' });
       if (p[0] !== user && p[1] !== user) throw new AppError('FORBIDDEN', 'not a participant of this chat');
-      return { kind: 'dm', cid, peer: p[0] === user ? p[1] : p[0] };
+      return { kind: 'dm', cid, peer: p[0] === user ? p[1] : p[0], participants: p };
     }
     if (!/^0x[0-9a-f]{40}$/.test(cid)) throw new AppError('INVALID_FIELD', 'cid is a lowercase DAO address or a dm: id', { field: 'cid' });
     const group = await this.group(cid);

@@ -130,6 +130,9 @@ export function optBin(m: MpMap, key: number, path: string, maxBytes: number): U
 /** Builds a map with integer keys, leaving out undefined values. */
 export function mp(entries: Record<number, MpValue | undefined>): MpMap {
   const m: MpMap = new Map();
-  for (const [k, v] of Object.entries(entries)) if (v !== undefined) m.set(Number(k), v);
+  for (const k in entries) {
+    const v = entries[k as unknown as number];
+    if (v !== undefined) m.set(Number(k), v);
+  }
   return m;
 }

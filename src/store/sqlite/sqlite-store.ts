@@ -71,8 +71,19 @@ export class SqliteStore implements Store {
     };
   }
 
-  appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
-    return this.writer.call('appendEvents', events);
+  async appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
+    const written = await this.writer.call('appendEvents', events);
+    return written.map((w, i): AppendOutcome => {
+      if (w.status === 'duplicate') return w;
+      const ev = events[i] as NewEvent;
+      return {
+        status: 'stored',
+        event: {
+          pos: w.pos, cid: ev.cid, seq: w.seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender,
+          ts: ev.ts, receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts, onlyFor: ev.onlyFor,
+        },
+      };
+    });
   }
 
   async getEventById(id: string): Promise<StoredEvent | null> {

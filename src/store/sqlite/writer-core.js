@@ -8,7 +8,7 @@
 /**
  * @typedef {import('../port.js').NewEvent} NewEvent
  * @typedef {import('../port.js').StoredEvent} StoredEvent
- * @typedef {import('../port.js').AppendOutcome} AppendOutcome
+ * @typedef {{ status: 'stored', pos: number, seq: number } | { status: 'duplicate', event: StoredEvent }} WriteOutcome
  * @typedef {{ pos: number, cid: string, seq: number, id: string | null, face: number, kind: number, sender: string,
  *   ts: number, received_at: number, body: string, counts: number, only_for: string | null, revoked_by?: number | null }} EventRow
  */
@@ -35,7 +35,7 @@ export function createWriter(db) {
     byId: db.prepare('SELECT * FROM events WHERE id = ?'),
     conv: db.prepare('SELECT last_seq, last_post_at FROM conversations WHERE cid = ?'),
     insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
-      VALUES (@cid, @seq, @id, @face, @kind, @sender, @ts, @receivedAt, @body, @counts, @onlyFor, @bodyBytes)`),
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     upsertConv: db.prepare(`INSERT INTO conversations (cid, last_seq, last_post_at) VALUES (@cid, @lastSeq, @lastPostAt)
       ON CONFLICT (cid) DO UPDATE SET last_seq = excluded.last_seq, last_post_at = excluded.last_post_at`),
     ensureChat: db.prepare('INSERT OR IGNORE INTO chat_members (user, cid, peer) VALUES (?, ?, ?)'),
@@ -57,10 +57,10 @@ export function createWriter(db) {
 
   /**
    * @param {readonly NewEvent[]} events
-   * @returns {AppendOutcome[]}
+   * @returns {WriteOutcome[]}
    */
   function appendInTx(events) {
-    /** @type {AppendOutcome[]} */
+    /** @type {WriteOutcome[]} */
     const outcomes = [];
     /** @type {Map<string, { lastSeq: number, lastPostAt: number }>} */
     const convs = new Map();
@@ -81,10 +81,8 @@ export function createWriter(db) {
       const seq = conv.lastSeq + 1;
       conv.lastSeq = seq;
       if (ev.counts) conv.lastPostAt = Math.max(conv.lastPostAt, ev.receivedAt);
-      const info = s.insertEvent.run({
-        cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender, ts: ev.ts,
-        receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts ? 1 : 0, onlyFor: ev.onlyFor, bodyBytes: Buffer.byteLength(ev.body),
-      });
+      const info = s.insertEvent.run(ev.cid, seq, ev.id, ev.face, ev.kind, ev.sender, ev.ts, ev.receivedAt, ev.body, ev.counts ? 1 : 0,
+        ev.onlyFor, Buffer.byteLength(ev.body));
       if (seq === 1 && ev.participants) {
         const [a, b] = ev.participants;
         s.ensureChat.run(a, ev.cid, b);
@@ -92,13 +90,9 @@ export function createWriter(db) {
       }
       if (ev.hides && ev.onlyFor !== null) s.hide.run(ev.onlyFor, ev.cid, ev.hides.seq);
       if (ev.revokes) s.revoke.run(seq, ev.cid, ev.revokes.seq);
-      outcomes.push({
-        status: 'stored',
-        event: {
-          pos: Number(info.lastInsertRowid), cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender,
-          ts: ev.ts, receivedAt: ev.receivedAt, body: ev.body, counts: ev.counts, onlyFor: ev.onlyFor,
-        },
-      });
+      // Only what the caller does not have: the event itself stays on the caller's side of the thread
+      // boundary (sqlite-store.ts completes it), so the body is not copied back per message.
+      outcomes.push({ status: 'stored', pos: Number(info.lastInsertRowid), seq });
     }
     for (const [cid, c] of convs) s.upsertConv.run({ cid, lastSeq: c.lastSeq, lastPostAt: c.lastPostAt });
     return outcomes;
