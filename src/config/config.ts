@@ -30,7 +30,7 @@ export const CONFIG_SPEC = {
   VERIFY_WORKERS: { kind: 'int', default: '-1', min: -1, max: 64, doc: 'Signature-recovery worker threads; 0 recovers on the main thread, -1 means one per core.' },
   DELEGATION_CACHE_SIZE: { kind: 'int', default: '100000', min: 0, doc: 'Verified delegations remembered, so a message costs one recovery instead of two.' },
   MAX_PENDING_SENDS: { kind: 'int', default: '20000', min: 1, doc: 'Sends being verified or committed at once; beyond it a send is answered 503 OVERLOADED.' },
-  COMMIT_BATCH_MAX: { kind: 'int', default: '512', min: 1, max: 100000, doc: 'Most messages written in one group commit.' },
+  COMMIT_BATCH_MAX: { kind: 'int', default: '4096', min: 1, max: 100000, doc: 'Most messages written in one group commit.' },
   REQUIRE_NAME: { kind: 'bool', default: 'true', doc: 'Only senders holding a Relation Name Service name may send (enforced when a relation reader is configured).' },
   TOKEN_TTL_MS: { kind: 'int', default: '604800000', min: 1000, doc: 'Lifetime of a login token (default 7 days; never beyond a session key delegation).' },
   NONCE_TTL_MS: { kind: 'int', default: '300000', min: 1000, doc: 'Lifetime of a sign-in nonce.' },
