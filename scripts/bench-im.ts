@@ -9,7 +9,7 @@
  * durable commit), p50/p99 ack latency, pushes received, and bytes per event on the wire against the
  * JSON face (signed Relation ONE message + /ws push for the same text).
  */
-import { loginToken, startBenchServer } from './bench-server.js';
+import { CpuMeter, loginToken, startBenchServer } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { Wallet } from 'ethers';
 import WebSocket from 'ws';
 import { dmCid } from '../src/chat/ids.js';
+import { sendCorked } from '../src/transport/ws/cork.js';
 import { messageFrame } from '../src/chat/render.js';
 import { Face } from '../src/store/port.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
     const errorCodes = new Map<string, number>();
     let bytesOut = 0;
     const t0 = now();
+    const meter = new CpuMeter(server.pid);
     await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
       const sender = conns[2 * p] as Conn;
       const cid = dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? '');
@@ -84,7 +86,8 @@ async function main(): Promise<void> {
         const frame = packr.pack(new Map<number, unknown>([[0, 1], [1, 3], [2, seq], [4, new Map<number, unknown>([[1, cid], [2, 1], [7, new Map([[0, TEXT]])]])]]));
         bytesOut += frame.length;
         sender.pending.set(seq, now());
-        sender.ws.send(frame);
+        // A sender answered several times in one turn sends its next frames in one write, as the server does.
+        sendCorked(sender.ws, frame, true);
       };
       sender.onAnswer = (seq, cmd, code) => {
         const at = sender.pending.get(seq);
@@ -103,6 +106,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < Math.min(WINDOW, perSender); i++) sendOne();
     })));
     const elapsed = (now() - t0) / 1000;
+    const cpuLine = meter.report(acked + errors, elapsed);
     await new Promise((r) => setTimeout(r, 500));
     const pushes = conns.reduce((n, c, i) => n + (i % 2 === 1 ? c.pushes : 0), 0);
     const bytesIn = conns.reduce((n, c) => n + c.bytesIn, 0);
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
     const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
     log(`acknowledged: ${acked} events in ${elapsed.toFixed(2)} s = ${Math.round(acked / elapsed)} events/s (${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(errorCodes))}` : ''})`);
     log(`ack latency: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms (window ${WINDOW} per sender, ${pairs} senders)`);
+    log(cpuLine);
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);

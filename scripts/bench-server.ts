@@ -3,6 +3,8 @@
  * `npm start` runs it, and SIWE logins for the load generator's wallets.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +12,8 @@ import type { Wallet } from 'ethers';
 import { SiweMessage } from 'siwe';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+/** USER_HZ of /proc's tick counts: 100 on every Linux build this runs on (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
 
 export interface BenchServer {
   url: string;
@@ -46,4 +50,51 @@ export async function loginToken(url: string, who: Wallet): Promise<string> {
   const message = new SiweMessage({ domain: new URL(url).host, address: who.address, uri: url, version: '1', chainId: 1, nonce, issuedAt: new Date().toISOString() }).prepareMessage();
   const res = await fetch(`${url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message, signature: who.signMessageSync(message) }) });
   return ((await res.json()) as { token: string }).token;
+}
+
+/** CPU seconds a process has used so far, all its threads (Linux /proc; null elsewhere). */
+export function processCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return null;
+  }
+}
+
+/** Machine-wide CPU seconds so far: busy (all non-idle), and stolen by the hypervisor (Linux /proc). */
+export function machineCpuSeconds(): { busy: number; steal: number } | null {
+  try {
+    const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    return { busy: (user + nice + system + irq + softirq) / CLOCK_TICKS, steal: steal / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+/** What a measured phase cost: CPU per event of the server, of this load generator and of the machine, and steal. */
+export class CpuMeter {
+  private readonly server0: number | null;
+  private readonly self0 = process.cpuUsage();
+  private readonly machine0 = machineCpuSeconds();
+
+  constructor(private readonly serverPid: number) {
+    this.server0 = processCpuSeconds(serverPid);
+  }
+
+  /** A line for the benchmark's output, `events` being what the phase completed. */
+  report(events: number, seconds: number): string {
+    const us = (s: number | null): string => (s === null ? '?' : `${Math.round((s * 1e6) / events)} µs`);
+    const server1 = processCpuSeconds(this.serverPid);
+    const self = process.cpuUsage(this.self0);
+    const machine1 = machineCpuSeconds();
+    const server = server1 !== null && this.server0 !== null ? server1 - this.server0 : null;
+    const machine = machine1 && this.machine0 ? machine1.busy - this.machine0.busy : null;
+    const steal = machine1 && this.machine0 ? machine1.steal - this.machine0.steal : null;
+    return `CPU per event: server ${us(server)}, load generator ${us((self.user + self.system) / 1e6)}, whole machine ${us(machine)}`
+      + ` (machine busy ${machine === null ? '?' : ((machine / seconds) * 100).toFixed(0)}% of one core x ${cpus().length},`
+      + ` hypervisor steal ${steal === null ? '?' : ((steal / seconds) * 100).toFixed(1)}% of one core)`;
+  }
 }

@@ -7,14 +7,16 @@ interface Waiting {
 }
 
 /**
- * Group commit: every event appended in the same event-loop turn (up to `maxBatch`) is written in one
- * store transaction, so one fsync acknowledges many messages. Flushes run one at a time, which keeps a
- * process's commits — and so its pushes — in seq order.
+ * Group commit: every event appended in the same event-loop turn (up to `maxBatch`) goes to the store
+ * as one batch, at the end of that turn, without waiting for the batches before it to commit. The store
+ * applies and answers its calls in call order (Store.appendEvents), so commits — and the pushes that
+ * follow them — stay in seq order; the embedded store's writer thread also merges every batch that
+ * queued during a commit into the next transaction, so one fsync acknowledges all of them.
  */
 export class GroupCommitter {
   private queue: Waiting[] = [];
-  private flushing = false;
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(private readonly store: Store, private readonly maxBatch: number) {}
 
@@ -26,18 +28,16 @@ export class GroupCommitter {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      while (this.queue.length > 0) void this.flush(this.queue.splice(0, this.maxBatch));
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing || this.queue.length === 0) return;
-    this.flushing = true;
-    const batch = this.queue.splice(0, this.maxBatch);
+  private async flush(batch: Waiting[]): Promise<void> {
+    this.inFlight++;
     try {
       const outcomes = await this.store.appendEvents(batch.map((w) => w.event));
       batch.forEach((w, i) => {
@@ -48,14 +48,13 @@ export class GroupCommitter {
     } catch (e) {
       for (const w of batch) w.reject(e);
     } finally {
-      this.flushing = false;
-      if (this.queue.length > 0) this.schedule();
+      this.inFlight--;
     }
   }
 
   /** Resolves once everything queued so far has been written (or failed). */
   async drain(): Promise<void> {
-    while (this.queue.length > 0 || this.flushing || this.scheduled) {
+    while (this.queue.length > 0 || this.inFlight > 0 || this.scheduled) {
       await new Promise((r) => setImmediate(r));
     }
   }

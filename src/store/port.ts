@@ -126,7 +126,9 @@ export interface Store {
   /**
    * Appends events atomically and durably, assigning each its conversation's next seq. A batch is one
    * transaction: when it resolves, every stored event survives a crash. An event whose id exists already
-   * comes back as `duplicate` with the stored event, and nothing is written for it.
+   * comes back as `duplicate` with the stored event, and nothing is written for it. Calls may overlap:
+   * they are applied, and resolve, in the order they were made (the group committer relies on it to
+   * keep pushes in seq order); an adapter that cannot promise that runs them one at a time.
    */
   appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]>;
   getEventById(id: string): Promise<StoredEvent | null>;

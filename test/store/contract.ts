@@ -36,6 +36,35 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(out1.concat(out2).every((o) => o.status === 'stored')).toBe(true);
     });
 
+    it('applies and resolves overlapping calls in the order they were made', async () => {
+      const settled: number[] = [];
+      const calls = Array.from({ length: 40 }, (_, i) => store.appendEvents(Array.from({ length: 1 + (i % 3) }, () => dm(A, B)))
+        .then((out) => { settled.push(i); return out; }));
+      const outs = await Promise.all(calls);
+      expect(settled).toEqual(Array.from({ length: 40 }, (_, i) => i));
+      const seqs = outs.flat().map((o) => o.event.seq);
+      expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    });
+
+    it('sees a duplicate across overlapping calls', async () => {
+      const e = dm(A, B);
+      const [first, second] = await Promise.all([store.appendEvents([e]), store.appendEvents([dm(B, A), { ...e, body: 'other' }])]);
+      expect(first?.[0]?.status).toBe('stored');
+      expect(second?.map((o) => o.status)).toEqual(['stored', 'duplicate']);
+      expect(second?.[1]?.event).toEqual(first?.[0]?.event);
+    });
+
+    it('fails a batch the database refuses by itself: overlapping calls still commit, with no gap', async () => {
+      const bad = { ...dm(A, B), sender: null as unknown as string };
+      const results = await Promise.allSettled([
+        store.appendEvents([dm(A, B)]), store.appendEvents([dm(A, B), bad]), store.appendEvents([dm(B, A)]),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      const seqs = results.flatMap((r) => (r.status === 'fulfilled' ? r.value.map((o) => o.event.seq) : []));
+      expect(seqs).toEqual([1, 2]);
+      expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).length).toBe(2);
+    });
+
     it('orders events globally by commit position', async () => {
       const out = await store.appendEvents([dm(A, B), dm(A, C), dm(B, A)]);
       const pos = out.map((o) => o.event.pos);

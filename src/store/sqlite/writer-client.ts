@@ -42,13 +42,16 @@ export class ThreadWriter implements WriterClient {
   private ensure(): Worker {
     if (this.worker) return this.worker;
     const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { file: this.file, synchronous: this.synchronous } });
-    w.on('message', (m: Reply | { ready: true }) => {
-      if (!('id' in m)) return;
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.value);
-      else p.reject(new Error(`store write failed: ${m.error}`));
+    // The thread answers everything it took in one go as one array, in call order.
+    w.on('message', (replies: Reply[] | { ready: true }) => {
+      if (!Array.isArray(replies)) return;
+      for (const m of replies) {
+        const p = this.pending.get(m.id);
+        if (!p) continue;
+        this.pending.delete(m.id);
+        if (m.ok) p.resolve(m.value);
+        else p.reject(new Error(`store write failed: ${m.error}`));
+      }
     });
     const fail = (err: Error): void => {
       if (this.worker === w) this.worker = null;

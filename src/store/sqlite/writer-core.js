@@ -105,6 +105,17 @@ export function createWriter(db) {
     // deferred one would then fail with SQLITE_BUSY, beyond any busy timeout, whenever another
     // connection (the archiver's) committed in between. Taking the write lock first waits instead.
     appendEvents: (events) => (events.length === 0 ? [] : appendTx.immediate(events)),
+    /**
+     * Several appendEvents batches in one transaction (one fsync), each with its own outcomes.
+     * @param {readonly (readonly NewEvent[])[]} batches
+     * @returns {WriteOutcome[][]}
+     */
+    appendBatches: (batches) => {
+      if (batches.length === 1) return [batches[0]?.length ? appendTx.immediate(/** @type {readonly NewEvent[]} */ (batches[0])) : []];
+      const all = appendTx.immediate(batches.flat());
+      let at = 0;
+      return batches.map((b) => all.slice(at, (at += b.length)));
+    },
     /** @param {string} user @param {string} cid @param {string | null} peer */
     ensureChat: (user, cid, peer) => { s.ensureChat.run(user, cid, peer); },
     /** @param {string} user @param {string} cid @param {number} seq @returns {number} */

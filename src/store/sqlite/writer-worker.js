@@ -1,7 +1,7 @@
 // @ts-check
 /** The embedded store's writer thread: owns the one write connection and runs write ops in order. */
 import Database from 'better-sqlite3';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { prepareConnection } from './schema.js';
 import { createWriter } from './writer-core.js';
 
@@ -18,20 +18,81 @@ prepareConnection(db, synchronous);
 // automatic checkpoint stays as a backstop at ~200 MB of WAL; journal_size_limit truncates the file after.
 db.pragma('wal_autocheckpoint = 50000');
 db.pragma('journal_size_limit = 67108864');
-const writer = /** @type {Record<string, (...args: unknown[]) => unknown>} */ (/** @type {unknown} */ (createWriter(db)));
+const writer = createWriter(db);
+const ops = /** @type {Record<string, (...args: unknown[]) => unknown>} */ (/** @type {unknown} */ (writer));
 
-port.on('message', (/** @type {{ id: number, op: string, args: unknown[] } | { close: true }} */ msg) => {
-  if ('close' in msg) {
+/** @typedef {{ id: number, op: string, args: unknown[] }} Call */
+/** @typedef {{ id: number, ok: boolean, value?: unknown, error?: string }} Reply */
+
+const message = (/** @type {unknown} */ e) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Runs the calls in order. Consecutive appendEvents calls become one transaction, so one fsync makes
+ * all of them durable: the main thread posts a batch per event-loop turn without waiting for the one
+ * before, and whatever queued here while a commit was under way is committed next, together (group
+ * commit sized by the disk's own latency). If the merged transaction fails, each batch is retried alone.
+ * @param {Call[]} calls
+ * @returns {Reply[]}
+ */
+function run(calls) {
+  /** @type {Reply[]} */
+  const replies = [];
+  for (let i = 0; i < calls.length;) {
+    const c = /** @type {Call} */ (calls[i]);
+    if (c.op === 'appendEvents') {
+      let j = i;
+      while (j < calls.length && calls[j]?.op === 'appendEvents') j++;
+      const group = calls.slice(i, j);
+      const batches = group.map((g) => /** @type {import('../port.js').NewEvent[]} */ (g.args[0]));
+      try {
+        const results = writer.appendBatches(batches);
+        group.forEach((g, k) => replies.push({ id: g.id, ok: true, value: results[k] }));
+      } catch (e) {
+        // The merged transaction rolled back; each batch is tried alone, so one that the database
+        // refuses fails by itself, as it would have unmerged.
+        if (group.length === 1) replies.push({ id: c.id, ok: false, error: message(e) });
+        else group.forEach((g, k) => {
+          try {
+            replies.push({ id: g.id, ok: true, value: writer.appendEvents(/** @type {import('../port.js').NewEvent[]} */ (batches[k])) });
+          } catch (e2) {
+            replies.push({ id: g.id, ok: false, error: message(e2) });
+          }
+        });
+      }
+      i = j;
+      continue;
+    }
+    try {
+      const fn = ops[c.op];
+      if (!fn) throw new Error(`unknown write op ${c.op}`);
+      replies.push({ id: c.id, ok: true, value: fn(...c.args) });
+    } catch (e) {
+      replies.push({ id: c.id, ok: false, error: message(e) });
+    }
+    i++;
+  }
+  return replies;
+}
+
+port.on('message', (/** @type {Call | { close: true }} */ first) => {
+  // Everything already queued behind this message is taken now, in order, up to a close.
+  /** @type {Call[]} */
+  const calls = [];
+  let close = false;
+  for (let msg = first; ;) {
+    if ('close' in msg) {
+      close = true;
+      break;
+    }
+    calls.push(msg);
+    const next = receiveMessageOnPort(port);
+    if (!next) break;
+    msg = next.message;
+  }
+  if (calls.length > 0) port.postMessage(run(calls));
+  if (close) {
     db.close();
     port.close();
-    return;
-  }
-  try {
-    const fn = writer[msg.op];
-    if (!fn) throw new Error(`unknown write op ${msg.op}`);
-    port.postMessage({ id: msg.id, ok: true, value: fn(...msg.args) });
-  } catch (e) {
-    port.postMessage({ id: msg.id, ok: false, error: e instanceof Error ? e.message : String(e) });
   }
 });
 port.postMessage({ ready: true });
