@@ -3,11 +3,14 @@
  * driven over /im by many WebSocket connections on this machine.
  *
  *   npm run build && node dist/scripts/bench-im.js [--connections 1000] [--events 100000] [--window 8]
+ *     [--rate 10000] [--rate-seconds 5]
  *
  * Half the connections are senders, each paired with a receiver in its own direct chat. Every sender
  * keeps `window` text events in flight. Prints events/s acknowledged (answer with mid and t, after the
  * durable commit), p50/p99 ack latency, pushes received, and bytes per event on the wire against the
- * JSON face (signed Relation ONE message + /ws push for the same text).
+ * JSON face (signed Relation ONE message + /ws push for the same text). Then a latency phase: the same
+ * senders offer `rate` events/s in all, spread evenly, for `rate-seconds`, and the ack latency at that
+ * load (not at saturation, where it is only queueing) is printed.
  */
 import { CpuMeter, loginToken, startBenchServer } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +31,8 @@ const num = (k: string, d: number): number => Number(args.get(k) ?? d);
 const CONNECTIONS = num('connections', 1000);
 const EVENTS = num('events', 100_000);
 const WINDOW = num('window', 8);
+const RATE = num('rate', 10_000);
+const RATE_SECONDS = num('rate-seconds', 5);
 const TEXT = 'hello, this is a benchmark message of moderate length';
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
@@ -53,6 +58,55 @@ async function open(imUrl: string, token: string): Promise<Conn> {
     ws.send(packr.pack(new Map<number, unknown>([[0, 1], [1, 1], [2, 0], [4, new Map([[0, token]])]])));
   });
   return c;
+}
+
+/** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
+async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPid: number): Promise<string> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  let answered = 0;
+  const seqs = new Array<number>(pairs).fill(1_000_000_000);
+  for (let p = 0; p < pairs; p++) {
+    const sender = conns[2 * p] as Conn;
+    sender.onAnswer = (seq, cmd) => {
+      const at = sender.pending.get(seq);
+      if (at === undefined) return;
+      sender.pending.delete(seq);
+      latencies.push(now() - at);
+      if (cmd !== 3) errors++;
+      answered++;
+    };
+  }
+  const cids = Array.from({ length: pairs }, (_, p) => dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? ''));
+  const total = RATE * RATE_SECONDS;
+  const t0 = now();
+  const meter = new CpuMeter(serverPid);
+  let next = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((now() - t0) / 1000) * RATE));
+      for (; sent < due; sent++) {
+        const p = next;
+        next = (next + 1) % pairs;
+        const sender = conns[2 * p] as Conn;
+        const seq = ++(seqs[p] as number);
+        sender.pending.set(seq, now());
+        sendCorked(sender.ws, packr.pack(new Map<number, unknown>([[0, 1], [1, 3], [2, seq], [4, new Map<number, unknown>([[1, cids[p]], [2, 1], [7, new Map([[0, TEXT]])]])]])), true);
+      }
+      if (sent >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  const deadline = now() + 10_000;
+  while (answered < total && now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const cpuLine = meter.report(answered, (now() - t0) / 1000);
+  latencies.sort((x, y) => x - y);
+  const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return `ack latency at ${RATE} events/s offered for ${RATE_SECONDS} s: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms,`
+    + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors)\n  ${cpuLine}`;
 }
 
 async function main(): Promise<void> {
@@ -118,6 +172,7 @@ async function main(): Promise<void> {
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
+    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, server.pid));
     // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
     const from = benchIdentity();
     const to = benchIdentity();

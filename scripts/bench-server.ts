@@ -3,7 +3,7 @@
  * `npm start` runs it, and SIWE logins for the load generator's wallets.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -24,7 +24,8 @@ export interface BenchServer {
 /**
  * Starts `dist/src/main.js` on a free loopback port with its store in `dataDir`, with the same V8 flag
  * as `npm start` and then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). Server error
- * logs and the recovery backend line are printed through `log`.
+ * logs and the recovery backend line are printed through `log`; BENCH_SERVER_LOG=<file> keeps all of
+ * the server's output (e.g. with BENCH_NODE_ARGS=--trace-gc).
  */
 export function startBenchServer(dataDir: string, env: Record<string, string>, log: (s: string) => void): Promise<BenchServer> {
   const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
@@ -33,7 +34,9 @@ export function startBenchServer(dataDir: string, env: Record<string, string>, l
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', ...env },
   });
   return new Promise((resolve, reject) => {
+    const tee = process.env['BENCH_SERVER_LOG'];
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (tee) appendFileSync(tee, `${line}\n`);
       const m = /"port":(\d+)/.exec(line);
       if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') });
       if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
@@ -63,6 +66,16 @@ export function processCpuSeconds(pid: number): number | null {
   }
 }
 
+/** Bytes a process has caused to be written to storage so far (Linux /proc; null elsewhere). */
+export function processWriteBytes(pid: number): number | null {
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Machine-wide CPU seconds so far: busy (all non-idle), and stolen by the hypervisor (Linux /proc). */
 export function machineCpuSeconds(): { busy: number; steal: number } | null {
   try {
@@ -74,14 +87,19 @@ export function machineCpuSeconds(): { busy: number; steal: number } | null {
   }
 }
 
-/** What a measured phase cost: CPU per event of the server, of this load generator and of the machine, and steal. */
+/**
+ * What a measured phase cost: CPU per event of the server, of this load generator and of the machine,
+ * hypervisor steal, and the server's writes to storage (WAL, checkpoints) per event.
+ */
 export class CpuMeter {
   private readonly server0: number | null;
   private readonly self0 = process.cpuUsage();
   private readonly machine0 = machineCpuSeconds();
+  private readonly written0: number | null;
 
   constructor(private readonly serverPid: number) {
     this.server0 = processCpuSeconds(serverPid);
+    this.written0 = processWriteBytes(serverPid);
   }
 
   /** A line for the benchmark's output, `events` being what the phase completed. */
@@ -93,8 +111,11 @@ export class CpuMeter {
     const server = server1 !== null && this.server0 !== null ? server1 - this.server0 : null;
     const machine = machine1 && this.machine0 ? machine1.busy - this.machine0.busy : null;
     const steal = machine1 && this.machine0 ? machine1.steal - this.machine0.steal : null;
+    const written1 = processWriteBytes(this.serverPid);
+    const written = written1 !== null && this.written0 !== null ? written1 - this.written0 : null;
     return `CPU per event: server ${us(server)}, load generator ${us((self.user + self.system) / 1e6)}, whole machine ${us(machine)}`
       + ` (machine busy ${machine === null ? '?' : ((machine / seconds) * 100).toFixed(0)}% of one core x ${cpus().length},`
-      + ` hypervisor steal ${steal === null ? '?' : ((steal / seconds) * 100).toFixed(1)}% of one core)`;
+      + ` hypervisor steal ${steal === null ? '?' : ((steal / seconds) * 100).toFixed(1)}% of one core);`
+      + ` server disk writes ${written === null ? '?' : `${(written / events / 1024).toFixed(1)} KiB per event, ${(written / seconds / 1048576).toFixed(0)} MiB/s`}`;
   }
 }
