@@ -1,10 +1,9 @@
 import Database from 'better-sqlite3';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { dm } from './contract.js';
+import { tempDir } from '../support/tmp.js';
 
 /**
  * Other connections write to the same file (the archiver's state lives there). A writer transaction that
@@ -13,7 +12,7 @@ import { dm } from './contract.js';
  */
 describe('SqliteStore beside another writing connection', () => {
   it('commits every batch while another connection keeps writing to the same file', async () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'rim-conc-')), 'db.sqlite');
+    const file = path.join(tempDir('rim-conc-'), 'db.sqlite');
     const store = new SqliteStore({ file, synchronous: 'NORMAL' });
     const other = new Database(file);
     other.pragma('busy_timeout = 5000');

@@ -1,12 +1,11 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { dmCid } from '../../src/chat/ids.js';
 import { dm, storeContract } from './contract.js';
+import { tempDir } from '../support/tmp.js';
 
-const file = (): string => path.join(mkdtempSync(path.join(tmpdir(), 'rim-store-')), 'db.sqlite');
+const file = (): string => path.join(tempDir('rim-store-'), 'db.sqlite');
 
 storeContract('sqlite file (writer thread)', async () => new SqliteStore({ file: file(), synchronous: 'FULL' }));
 storeContract('sqlite in memory (inline writer)', async () => new SqliteStore({ file: ':memory:', synchronous: 'FULL' }));

@@ -1,8 +1,8 @@
 /** A real archive rig for tests: SQLite store + archive state in a temp dir, a real arlocal gateway, real wallets. */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
+import { tempDir as makeTempDir } from './tmp.js';
 import { GroupCommitter } from '../../src/chat/committer.js';
 import { MessageService } from '../../src/chat/message-service.js';
 import { Archiver, type ArchiverHook, type ArchiverOptions } from '../../src/archive/archiver.js';
@@ -22,7 +22,7 @@ import { makeSigner, signMessage, type Signer } from './archive-messages.js';
 export const silentLog = pino({ level: 'silent' });
 
 export function tempDir(prefix = 'archive-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  return makeTempDir(prefix);
 }
 
 export function newVerifier(): MessageVerifier {
