@@ -6,7 +6,7 @@
  *
  *   npm run bench:group -- [--members 10000] [--messages 20]
  */
-import { loginToken, startBenchServer } from './bench-server.js';
+import { loginToken, numericArgs, startBenchServer } from './bench-server.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -22,10 +22,9 @@ import { ethersProvider, HttpEip1193 } from '../src/relations/chain/eip1193.js';
 import { LocalChain } from '../src/relations/chain/local-chain.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
-const MEMBERS = Number(args.get('members') ?? 10_000);
-const MESSAGES = Number(args.get('messages') ?? 20);
+const num = numericArgs();
+const MEMBERS = num('members', 10_000);
+const MESSAGES = num('messages', 20);
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;

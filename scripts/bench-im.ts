@@ -12,7 +12,7 @@
  * senders offer `rate` events/s in all, spread evenly, for `rate-seconds`, and the ack latency at that
  * load (not at saturation, where it is only queueing) is printed.
  */
-import { CpuMeter, loginToken, startBenchServer } from './bench-server.js';
+import { CpuMeter, loginToken, numericArgs, startBenchServer } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,9 +25,7 @@ import { messageFrame } from '../src/chat/render.js';
 import { Face } from '../src/store/port.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
-const num = (k: string, d: number): number => Number(args.get(k) ?? d);
+const num = numericArgs();
 const CONNECTIONS = num('connections', 1000);
 const EVENTS = num('events', 100_000);
 const WINDOW = num('window', 8);

@@ -119,3 +119,19 @@ export class CpuMeter {
       + ` server disk writes ${written === null ? '?' : `${(written / events / 1024).toFixed(1)} KiB per event, ${(written / seconds / 1048576).toFixed(0)} MiB/s`}`;
   }
 }
+
+/**
+ * The benchmark's `--name value` options as numbers: `num('events', 100000)`. A value that is not a
+ * finite number stops the script rather than running with NaN.
+ */
+export function numericArgs(argv: readonly string[] = process.argv.slice(2)): (name: string, fallback: number) => number {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 2) args.set(String(argv[i]).replace(/^--/, ''), String(argv[i + 1]));
+  return (name, fallback) => {
+    const raw = args.get(name);
+    if (raw === undefined) return fallback;
+    const v = Number(raw);
+    if (!Number.isFinite(v)) throw new Error(`--${name} must be a number, got ${raw}`);
+    return v;
+  };
+}

@@ -9,7 +9,7 @@
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { loginToken, startBenchServer } from './bench-server.js';
+import { loginToken, numericArgs, startBenchServer } from './bench-server.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,9 +21,7 @@ import { recoverWith, personalDigest, splitSignature } from '../src/identity/rec
 import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(String(process.argv[i]).replace(/^--/, ''), String(process.argv[i + 1]));
-const num = (k: string, d: number): number => Number(args.get(k) ?? d);
+const num = numericArgs();
 const MESSAGES = num('messages', 30_000);
 const RECEIVERS = num('receivers', 1000);
 const SENDERS = num('senders', 50);
