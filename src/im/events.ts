@@ -82,7 +82,7 @@ export function parseDraft(body: MpMap, lim: DraftLimits): Draft {
 /** The body of an MsgPack-face event as stored (JSON, data keys as strings) and as parsed back. */
 export interface ImBody { v: 1; k: number; tags: [number, number][]; data: Record<string, string | number>; sig?: string }
 
-/** The stored body of a draft, as an object: `storedBody` is its JSON, `ImWire` encodes it without parsing. */
+/** The stored body of a draft, as an object: its JSON is what is stored, and `ImWire` encodes it without parsing. */
 export function draftBody(d: Draft): ImBody {
   let tags: [number, number][] = [];
   let data: Record<string, string | number>;
@@ -100,18 +100,6 @@ export function draftBody(d: Draft): ImBody {
   const b: ImBody = { v: 1, k: d.k, tags, data };
   if (d.sig !== undefined) b.sig = d.sig;
   return b;
-}
-
-/** The stored body of an MsgPack-face event: JSON, with data keys as strings. */
-export function storedBody(d: Draft): string {
-  return JSON.stringify(draftBody(d));
-}
-
-/** Target mid of a stored revoke, or null. */
-export function revokeTargetOf(e: StoredEvent): number | null {
-  if (e.face !== Face.IM || e.kind !== ImKind.REVOKE) return null;
-  const b = JSON.parse(e.body) as ImBody;
-  return b.tags.find((t) => t[0] === TagType.REVOKE)?.[1] ?? null;
 }
 
 /**
