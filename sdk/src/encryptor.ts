@@ -39,7 +39,7 @@ function fromBase64(s: string): string {
  * this is NOT end-to-end encryption; never use it for real conversations.
  */
 export class DevEncryptor implements Encryptor {
-  async encrypt(plaintext: string): Promise<Encrypted> {
+  async encrypt(plaintext: string, _to?: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted> {
     return { encryptedBy: DEV_ENCRYPTED_BY, payload: toBase64(plaintext), encryptedSymmetricKey: '' };
   }
 

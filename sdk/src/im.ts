@@ -1,4 +1,6 @@
+import { sha256 } from '@noble/hashes/sha2';
 import { Packr, Unpackr } from 'msgpackr';
+import { bytesToHex } from './hex.js';
 import type { Auth } from './auth.js';
 import { CursorStore, SeenSet } from './cursors.js';
 import { AsyncQueue } from './emitter.js';
@@ -278,7 +280,7 @@ export class ImConnection extends LiveSocket<ImEvents> {
       try { code = (JSON.parse(text) as { error?: { code?: string } }).error?.code; } catch { /* not JSON */ }
       throw fromServer(code, `upload answered HTTP ${res.status}`, res.status);
     }
-    const r = await this.send(cid, Kind.FILE, { 0: p.fid, 1: file.name, 2: file.bytes.length, 3: file.mime, 4: file.sha256 }, opts.replyTo !== undefined ? [[1, opts.replyTo]] : undefined);
+    const r = await this.send(cid, Kind.FILE, { 0: p.fid, 1: file.name, 2: file.bytes.length, 3: file.mime, 4: file.sha256 ?? bytesToHex(sha256(file.bytes)).slice(2) }, opts.replyTo !== undefined ? [[1, opts.replyTo]] : undefined);
     return { ...r, fid: p.fid };
   }
 
