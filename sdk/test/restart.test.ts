@@ -52,6 +52,12 @@ describe('outbox across a server restart', () => {
     await srv.dispose();
   });
 
+  it('serves the development-only /dev/demo only with the embedded demo chain (not here)', async () => {
+    const r = await fetch(`${srv.url}/dev/demo`);
+    expect(r.status).toBe(404);
+    expect(await r.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
   it('messages sent while the server is down are delivered once it is back, each exactly once', async () => {
     const a = client(srv.url, KEY_A);
     const b = client(srv.url, KEY_B);

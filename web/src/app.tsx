@@ -114,8 +114,8 @@ function ChatItem({ s, c }: { s: ChatState; c: ChatView }) {
         <div class="chat-top">
           <span class="chat-name">{name}</span>
           {c.isGroup && <span class="tag">group</span>}
-          {c.pinned && <span title="pinned" data-testid="pinned">📌</span>}
-          {c.muted && <span title="muted" data-testid="muted">🔕</span>}
+          {c.pinned && <span class="tag tag-pin" data-testid="pinned">pinned</span>}
+          {c.muted && <span class="tag" data-testid="muted">muted</span>}
         </div>
         <div class="chat-preview muted">{text}</div>
       </div>
@@ -133,8 +133,9 @@ function Main({ s }: { s: ChatState }) {
     <div class="layout">
       <aside>
         <header class="me">
-          <Avatar address={s.me} name={s.names.get(s.me) === 'me' ? s.me : s.nameOf(s.me)} />
+          <Avatar address={s.me} name={s.myName || s.me} />
           <div class="me-text">
+            <div class="me-name">{s.myName || 'no name'}</div>
             <div class="me-addr" data-testid="me" title={s.me}>{s.me.slice(0, 8)}…{s.me.slice(-6)}</div>
             <ConnectionBadge s={s} />
           </div>
@@ -188,7 +189,7 @@ function Conversation({ s, c }: { s: ChatState; c: ChatView }) {
           return (
             <div class={`msg ${m.mine ? 'mine' : ''} ${m.kind === 3 ? 'announcement' : ''}`} data-testid="message" data-seq={m.seq} key={m.seq}>
               {!m.mine && c.isGroup && <div class="msg-sender">{s.nameOf(m.sender)}</div>}
-              {m.kind === 3 && <div class="msg-label">📣 Announcement</div>}
+              {m.kind === 3 && <div class="msg-label">Announcement</div>}
               {m.quoteId && <div class="quote">{quoted ? `${s.nameOf(quoted.sender)}: ${quoted.text}` : 'a message not loaded'}</div>}
               <div class="msg-text" data-testid="message-text">{m.text}</div>
               <div class="msg-meta">

@@ -46,6 +46,7 @@ export class ChatState {
   private listeners = new Set<() => void>();
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   version = 0;
+  myName = '';
 
   constructor(signer: Signer, readonly demo: DemoInfo | null) {
     this.client = new RelationClient({ baseUrl: location.origin, signer, storage: new LocalStorage() });
@@ -84,6 +85,10 @@ export class ChatState {
   async start(): Promise<void> {
     await this.client.start();
     await this.refreshChats();
+    try {
+      this.myName = (await this.client.rest.user(this.me)).name;
+      this.changed();
+    } catch { /* no name: the address is shown */ }
   }
 
   private scheduleRefresh(): void {
@@ -124,7 +129,7 @@ export class ChatState {
     if (!map) this.messages.set(chatId, (map = new Map()));
     if (map.has(m.seq)) return;
     if (isImEvent(m)) {
-      const text = typeof m.im.data['0'] === 'string' ? (m.im.data['0'] as string) : m.im.k === 3 ? `📎 ${String(m.im.data['1'] ?? 'file')}` : '';
+      const text = typeof m.im.data['0'] === 'string' ? (m.im.data['0'] as string) : m.im.k === 3 ? `[file] ${String(m.im.data['1'] ?? '')}` : '';
       map.set(m.seq, { seq: m.seq, id: null, chatId, sender: m.sender.toLowerCase(), mine: this.isMine(m), kind: m.im.k === 3 ? 10 : 0, text: m.im.revokedBy ? '(revoked)' : text, quoteId: null, at: m.receivedAt });
       this.changed();
       return;
@@ -141,12 +146,12 @@ export class ChatState {
     }
     const view: MessageView = {
       seq: m.seq, id: m.id, chatId, sender: m.sender.toLowerCase(), mine: this.isMine(m), kind: m.kind,
-      text: m.encryptedBy === 'Lit' ? '🔒 encrypted (Lit)' : '…', quoteId: m.tags.find((t) => t[0] === 'quoteId')?.[1]?.toLowerCase() ?? null, at: m.receivedAt,
+      text: m.encryptedBy === 'Lit' ? '[encrypted with Lit]' : '…', quoteId: m.tags.find((t) => t[0] === 'quoteId')?.[1]?.toLowerCase() ?? null, at: m.receivedAt,
     };
     map.set(m.seq, view);
     void dev.decrypt(m).then((t) => {
       if (t !== null) view.text = t;
-      else if (m.encryptedBy !== 'Lit') view.text = `🔒 encrypted (${m.encryptedBy})`;
+      else if (m.encryptedBy !== 'Lit') view.text = `[encrypted: ${m.encryptedBy}]`;
       this.changed();
     });
     this.changed();
