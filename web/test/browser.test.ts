@@ -33,9 +33,9 @@ async function personContext(browser: Browser, who: Person): Promise<{ ctx: Brow
     throw new Error(`unsupported method ${method}`);
   });
   await ctx.addInitScript(() => {
-    (window as unknown as { ethereum: unknown }).ethereum = {
+    (globalThis as unknown as { ethereum: unknown }).ethereum = {
       request: ({ method, params }: { method: string; params?: unknown[] }) =>
-        (window as unknown as { __ethRequest: (m: string, p: unknown[]) => Promise<unknown> }).__ethRequest(method, params ?? []),
+        (globalThis as unknown as { __ethRequest: (m: string, p: unknown[]) => Promise<unknown> }).__ethRequest(method, params ?? []),
     };
   });
   const sockets: WebSocketRoute[] = [];
