@@ -218,7 +218,7 @@ export class Connection extends LiveSocket<ConnectionEvents> {
       await this.opts.cursors.markInitialized();
       if (this.ws !== ws) return;
       // Release: replays, pages and live pushes held meanwhile, per chat in seq order, each once.
-      const held = this.held.sort((a, b) => (a.chatId === b.chatId ? a.message.seq - b.message.seq : 0));
+      const held = this.held.sort((a, b) => (a.chatId < b.chatId ? -1 : a.chatId > b.chatId ? 1 : a.message.seq - b.message.seq));
       this.held = [];
       this.syncing = false;
       for (const m of held) {

@@ -201,7 +201,7 @@ export class ImConnection extends LiveSocket<ImEvents> {
         }
       }
       if (this.ws !== ws) return;
-      const held = this.held.sort((a, b) => (a.event.cid === b.event.cid ? a.event.mid - b.event.mid : 0));
+      const held = this.held.sort((a, b) => (a.event.cid < b.event.cid ? -1 : a.event.cid > b.event.cid ? 1 : a.event.mid - b.event.mid));
       this.held = [];
       this.syncing = false;
       for (const inc of held) {

@@ -6,7 +6,9 @@ import { DEV_ENCRYPTED_BY, DevEncryptor } from '../src/encryptor.js';
 import { fromServer, ImError, toImError } from '../src/errors.js';
 import { buildMessage, idPreimage } from '../src/message.js';
 import { createSession, delegationText, SessionManager } from '../src/session.js';
-import { fromEip1193, privateKeySigner } from '../src/signer.js';
+import { Wallet } from 'ethers';
+import { privateKeyToAccount } from 'viem/accounts';
+import { fromEip1193, fromEthers, fromViemAccount, privateKeySigner } from '../src/signer.js';
 import { recoverPersonal } from '../src/keys.js';
 import { MemoryStorage } from '../src/storage.js';
 
@@ -56,6 +58,17 @@ describe('signers', () => {
     const sig = await s.signMessage('héllo 授权');
     expect(recoverPersonal('héllo 授权', sig)).toBe(key.address.toLowerCase());
     expect(calls).toEqual(['eth_requestAccounts', 'personal_sign']);
+  });
+
+  it('the ethers v6 and viem adapters sign the same EIP-191 text as the key itself', async () => {
+    const text = '授权 0xabc 代理签名，创建时间：1, 过期时间：2';
+    const viaKey = await privateKeySigner(vector.walletKey).signMessage(text);
+    const e = await fromEthers(new Wallet(vector.walletKey));
+    const v = fromViemAccount(privateKeyToAccount(vector.walletKey as `0x${string}`));
+    expect(e.address).toBe(vector.message['sender']);
+    expect(v.address).toBe(vector.message['sender']);
+    expect(await e.signMessage(text)).toBe(viaKey);
+    expect(await v.signMessage(text)).toBe(viaKey);
   });
 
   it('a wallet that refuses becomes SIGNER_FAILED', async () => {
