@@ -56,6 +56,13 @@ export interface ConnectionOptions extends LiveOptions {
 }
 
 type Frame = Record<string, unknown>;
+
+/** A list answer announced another store epoch than the socket: the resume is abandoned and the socket reopened. */
+class StoreChanged extends ImError {
+  constructor() {
+    super('BAD_RESPONSE', 'the store epoch changed during the resume; reconnecting');
+  }
+}
 const CHUNK = 1000;
 /** Codes that mean the chat is no longer readable: its cursor is dropped rather than retried forever. */
 const LOST_ACCESS = new Set(['FORBIDDEN', 'NOT_MEMBER', 'NOT_A_GROUP', 'MESSAGE_NOT_FOUND']);
@@ -234,6 +241,7 @@ export class Connection extends LiveSocket<ConnectionEvents> {
       }
       report.chats = [...byChat.values()];
       report.gap = report.chats.some((c) => c.gap);
+      this.markHealthy();
       this.emitEvent('resumed', report);
     } catch (e) {
       // The resume could not finish (socket gone, server error): drop this socket; the next one resumes from the cursors.
@@ -252,6 +260,11 @@ export class Connection extends LiveSocket<ConnectionEvents> {
     try {
       for (;;) {
         const items = await this.opts.rest.list({ chatId: cr.chatId, afterSeq: after, limit });
+        const epoch = this.opts.rest.epoch;
+        if (epoch !== null && this.opts.cursors.epoch !== null && epoch !== this.opts.cursors.epoch) {
+          // The store changed under this resume (a rebuilt proxy): these seqs mean something else. Start over.
+          throw new StoreChanged();
+        }
         cr.pages++;
         for (const it of items) this.held.push({ chatId: cr.chatId, message: it, alert: false, recovered: true });
         const last = items[items.length - 1];
@@ -262,6 +275,7 @@ export class Connection extends LiveSocket<ConnectionEvents> {
         if (items.length < limit) return;
       }
     } catch (e) {
+      if (e instanceof StoreChanged) throw e;
       const err = e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e));
       report.errors.push(err);
       if (!err.temporary && LOST_ACCESS.has(err.code)) await this.opts.cursors.remove(cr.chatId);

@@ -6,6 +6,8 @@ export interface HttpOptions {
   baseUrl: string;
   fetch?: FetchLike;
   timeoutMs?: number;
+  /** Called after every answer with its `X-Store-Epoch` header (list answers; SPEC section 9), or null. */
+  onEpoch?: (epoch: string | null) => void;
 }
 
 /** One HTTP request; every failure becomes an ImError (server codes from the body, else NETWORK/TIMEOUT/BAD_RESPONSE). */
@@ -31,6 +33,7 @@ export async function request(opts: HttpOptions, method: string, path: string, o
   } finally {
     clearTimeout(timer);
   }
+  opts.onEpoch?.(res.headers?.get?.('x-store-epoch') || null);
   let json: unknown = undefined;
   if (text !== '') {
     try {

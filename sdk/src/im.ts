@@ -211,6 +211,7 @@ export class ImConnection extends LiveSocket<ImEvents> {
         if (this.deliver({ event: inc.event, recovered }) && recovered && c) { c.recovered++; report.recovered++; }
       }
       report.gap = report.chats.some((c) => c.gap);
+      this.markHealthy();
       this.emitEvent('resumed', report);
     } catch (e) {
       this.syncing = false;

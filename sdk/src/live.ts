@@ -196,14 +196,21 @@ export abstract class LiveSocket<E extends LiveEvents> extends Emitter<E> {
     };
   }
 
-  /** Subclasses call this when the server said ready: resets the backoff and starts the heartbeat. */
+  /** Subclasses call this when the server said ready: starts the heartbeat. */
   protected markConnected(address: string, epoch: string | null): void {
-    this.backoff.reset();
-    this.attempt = 0;
     this.freshLogin = false;
     this.setState('connected');
     this.emit('connected', { address, epoch } as E['connected']);
     this.startHeartbeat();
+  }
+
+  /**
+   * Subclasses call this once the resume after a connect completed: only then is the backoff reset, so a
+   * connection that keeps failing right after `ready` still backs off instead of reconnecting in a tight loop.
+   */
+  protected markHealthy(): void {
+    this.backoff.reset();
+    this.attempt = 0;
   }
 
   private startHeartbeat(): void {

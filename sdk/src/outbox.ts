@@ -46,13 +46,23 @@ export class Outbox extends Emitter<OutboxEvents> {
 
   /** Loads messages left by an earlier run and starts sending them. */
   async start(): Promise<void> {
-    if (!this.loaded) {
-      this.loaded = true;
-      const saved = (await getJson<RelationMessage[]>(this.opts.storage, this.opts.key)) ?? [];
-      for (const m of saved) if (!this.queue.some((e) => e.message.id === m.id)) this.queue.push({ message: m, waiters: [] });
-    }
+    await this.load();
     this.stopped = false;
     void this.run();
+  }
+
+  private loading: Promise<void> | null = null;
+
+  private load(): Promise<void> {
+    this.loading ??= (async () => {
+      const saved = (await getJson<RelationMessage[]>(this.opts.storage, this.opts.key)) ?? [];
+      // Messages queued before the load go after the saved ones (they are newer).
+      const fresh = this.queue.splice(0);
+      for (const m of saved) if (!fresh.some((e) => e.message.id === m.id)) this.queue.push({ message: m, waiters: [] });
+      this.queue.push(...fresh);
+      this.loaded = true;
+    })();
+    return this.loading;
   }
 
   stop(): void {
@@ -71,7 +81,8 @@ export class Outbox extends Emitter<OutboxEvents> {
       const existing = this.queue.find((e) => e.message.id === message.id);
       if (existing) existing.waiters.push({ resolve, reject });
       else this.queue.push({ message, waiters: [{ resolve, reject }] });
-      void this.persist().then(() => this.run(), (e: unknown) => reject(toImError(e)));
+      // Sending works before start(): the stored queue is loaded first, so nothing saved is overwritten.
+      void this.load().then(() => this.persist()).then(() => this.run(), (e: unknown) => reject(toImError(e)));
     });
   }
 

@@ -30,7 +30,14 @@ function qs(q: Record<string, string | number | undefined>): string {
  * (TOKEN_EXPIRED / UNAUTHENTICATED), never retried in a loop.
  */
 export class RestClient {
-  constructor(private readonly http: HttpOptions, private readonly auth?: Auth) {}
+  /** The store epoch the last answer announced (`X-Store-Epoch`), null when it carried none. */
+  epoch: string | null = null;
+  private readonly http: HttpOptions;
+
+  constructor(http: HttpOptions, private readonly auth?: Auth) {
+    const outer = http.onEpoch;
+    this.http = { ...http, onEpoch: (e) => { this.epoch = e; outer?.(e); } };
+  }
 
   private async authed(method: string, path: string, body?: unknown): Promise<unknown> {
     if (!this.auth) throw new ImError('UNAUTHENTICATED', 'this client has no signer to log in with');

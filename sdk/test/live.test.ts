@@ -126,6 +126,41 @@ describe('SDK against the real server (Relation ONE face)', () => {
     expect(bob.cursors.epoch).toBe('epoch-B');
   }, 60_000);
 
+  it('abandons a resume whose REST page announces another store epoch, and recovers on the next socket', async () => {
+    const tws = trackedWebSocket((f) => (f['type'] === 'ready' || f['type'] === 'resumed' ? { ...f, epoch: 'E1' } : f));
+    let lie = false;
+    let lied = 0;
+    const fetchWithEpoch = (async (url: string, init: RequestInit) => {
+      const res = await fetch(url, init);
+      if (!lie || !String(url).includes('/message/list')) return res;
+      lie = false;
+      lied++;
+      const headers = new Headers(res.headers);
+      headers.set('x-store-epoch', 'E2');
+      return new Response(await res.text(), { status: res.status, headers });
+    }) as never;
+    const alice = track(client(demo, 'alice'));
+    const bob = track(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: new MemoryStorage(), WebSocket: tws.Ctor, fetch: fetchWithEpoch, live }));
+    const got: number[] = [];
+    const reports: ResumeReport[] = [];
+    const errors: ImError[] = [];
+    bob.on('message', (m) => { if (m.chatId === alice.address.toLowerCase()) got.push(m.message.seq); });
+    bob.on('resumed', (r) => reports.push(r));
+    bob.on('error', (e) => errors.push(e));
+    await bob.start();
+    await until(() => reports.length === 1, 20_000, 'first sync');
+    bob.connection.close();
+    const seqs: number[] = [];
+    for (let i = 0; i < 6; i++) seqs.push((await alice.send(bob.address, `offline ${i}`)).seq);
+    lie = true;
+    bob.connection.start();
+    await until(() => seqs.every((q) => got.includes(q)), 20_000, 'all recovered after the abandoned resume');
+    expect(lied).toBe(1);
+    expect(errors.some((e) => e.code === 'BAD_RESPONSE' && /epoch changed/.test(e.message))).toBe(true);
+    expect(got.filter((q) => seqs.includes(q))).toEqual(seqs);
+    expect(reports.at(-1)).toMatchObject({ gap: false, epochReset: false });
+  }, 60_000);
+
   it('a revoked token is renewed once for REST; a login that cannot succeed is reported, not looped', async () => {
     const bob = track(client(demo, 'bob'));
     const t1 = await bob.auth.token();

@@ -58,7 +58,12 @@ export class ChatState {
     const c = this.client;
     c.on('state', (s) => { this.conn = s; this.changed(); });
     c.on('disconnected', (d) => { this.lastDisconnect = d; this.changed(); });
-    c.on('resumed', (r) => { this.lastResume = r; void this.refreshChats(); });
+    c.on('resumed', (r) => {
+      this.lastResume = r;
+      // The proxy's store was rebuilt (new epoch): seqs were renumbered, so what is on screen is dropped and reloaded.
+      if (r.epochReset) this.resetHistory();
+      void this.refreshChats();
+    });
     c.on('error', (e) => { this.error = `${e.code}: ${e.message}`; this.changed(); });
     c.on('read', () => this.scheduleRefresh());
     c.on('message', (m) => {
@@ -169,6 +174,15 @@ export class ChatState {
 
   chat(id: string): ChatView | undefined {
     return this.chats.find((c) => c.id === id);
+  }
+
+  private resetHistory(): void {
+    this.messages.clear();
+    this.hidden.clear();
+    this.offsets.clear();
+    this.exhausted.clear();
+    if (this.open) void this.loadOlder();
+    this.changed();
   }
 
   async openChat(id: string): Promise<void> {
