@@ -104,6 +104,29 @@ describe('SDK against the real server (Relation ONE face)', () => {
     expect(later.reduce((n, r) => n + r.recovered, 0)).toBeGreaterThan(0);
   }, 90_000);
 
+  it('notices a link on which nothing arrives (heartbeat timeout), reconnects, and hands messages to an async iterator', async () => {
+    const hole = { on: false };
+    const tws = trackedWebSocket(undefined, hole);
+    const alice = track(client(demo, 'alice'));
+    const bob = track(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), WebSocket: tws.Ctor, live: { heartbeatMs: 300, deadAfterMs: 2_000, backoffBaseMs: 50, backoffCapMs: 200 } }));
+    const disconnects: { code: number; willReconnect: boolean }[] = [];
+    bob.on('disconnected', (d) => disconnects.push(d));
+    const it = bob.messages();
+    await bob.start();
+    await until(() => bob.connection.connected, 20_000, 'bob connected');
+    hole.on = true;
+    await until(() => disconnects.length > 0, 10_000, 'heartbeat timeout');
+    expect(disconnects[0]).toMatchObject({ code: 4009, willReconnect: true });
+    hole.on = false;
+    const sent = await alice.send(bob.address, 'after the black hole');
+    for (;;) {
+      const { value, done } = await it.next();
+      expect(done).toBe(false);
+      if (value.message.seq === sent.seq) break;
+    }
+    expect(bob.connection.connected).toBe(true);
+  }, 60_000);
+
   it('drops its cursors and resyncs when the announced store epoch changes', async () => {
     let epoch = 'epoch-A';
     const tws = trackedWebSocket((f) => (f['type'] === 'ready' || f['type'] === 'resumed' ? { ...f, epoch } : f));

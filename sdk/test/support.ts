@@ -29,10 +29,10 @@ export async function startDemo(overrides: Partial<Config> = {}): Promise<Demo> 
 }
 
 /**
- * The `ws` package's WebSocket, tracked so a test can drop live connections (as a network would), and
+ * The `ws` package's WebSocket (wrapped in the browser-like interface), tracked so a test can drop live connections (as a network would), and
  * optionally rewriting incoming text frames (to announce a store epoch before the server does).
  */
-export function trackedWebSocket(rewrite?: (frame: Record<string, unknown>) => Record<string, unknown>): { Ctor: WebSocketCtor; open: WebSocket[]; dropAll(): void; opened: number } {
+export function trackedWebSocket(rewrite?: (frame: Record<string, unknown>) => Record<string, unknown>, blackhole: { on: boolean } = { on: false }): { Ctor: WebSocketCtor; open: WebSocket[]; dropAll(): void; opened: number } {
   const open: Wrapped[] = [];
   const state = { opened: 0 };
   class Wrapped implements WebSocketLike {
@@ -47,6 +47,8 @@ export function trackedWebSocket(rewrite?: (frame: Record<string, unknown>) => R
       state.opened++;
       inner.onopen = (e) => this.onopen?.(e);
       inner.onmessage = (e) => {
+        // A black-holed link: the TCP connection stays up, nothing arrives (what a heartbeat must notice).
+        if (blackhole.on) return;
         let data: unknown = e.data;
         if (rewrite && typeof data === 'string') data = JSON.stringify(rewrite(JSON.parse(data) as Record<string, unknown>));
         this.onmessage?.({ data });
