@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { getBytes, Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,10 +88,12 @@ describe('REST answers match docs/openapi.yaml', () => {
   };
   const dmCid = (a: string, b: string): string => `dm:${[a.toLowerCase(), b.toLowerCase()].sort().join(':')}`;
 
-  it('meta: /health and /openapi.json', async () => {
+  it('meta: /health, /openapi.json, and the archive head before any message', async () => {
     await call('GET', '/health', 200);
     const served = await call('GET', '/openapi.json', 200);
     expect(served).toEqual(checker.doc);
+    // nothing sent yet: no bundle, no head
+    expect(await call('GET', '/archive/head', 200)).toEqual({ head: null });
   });
 
   it('auth: nonce, login and its refusals, logout', async () => {
@@ -250,14 +253,28 @@ describe('REST answers match docs/openapi.yaml', () => {
     await err('GET', '/archive/status', 404, 'NOT_FOUND', { base: bare.url });
     const status = await call('GET', '/archive/status', 200) as { gateway: string };
     expect(status.gateway).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // every message sent so far lands in bundles (a size trigger of one byte): wait until all are accepted
     const deadline = Date.now() + 90_000;
-    let head: { head: unknown } = await call('GET', '/archive/head', 200) as { head: unknown };
-    while (head.head === null && Date.now() < deadline) {
+    type St = { pending: { messages: number }; lastBundle: { status: string } | null };
+    let st = await call('GET', '/archive/status', 200) as St;
+    while ((st.pending.messages > 0 || st.lastBundle?.status !== 'accepted') && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
-      head = await call('GET', '/archive/head', 200) as { head: unknown };
+      st = await call('GET', '/archive/status', 200) as St;
     }
-    expect(head.head).toMatchObject({ seq: 1 });
-    expect(await call('GET', '/archive/status', 200)).toMatchObject({ lastBundle: { seq: expect.any(Number) } });
+    expect(st).toMatchObject({ pending: { messages: 0 }, lastBundle: { status: 'accepted' } });
+    const head = await call('GET', '/archive/head', 200) as { head: { seq: number; txid: string } };
+    expect(head.head).toMatchObject({ seq: expect.any(Number), txid: expect.any(String) });
+    // docs/archive.md: the status's gateway is what `npm run archive -- verify --gateway` needs
+    const run = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: srv.dataDir };
+      for (const k of Object.keys(env)) if (k.startsWith('VITEST') || k === 'NODE_OPTIONS') delete env[k];
+      const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/archive.ts', 'verify', '--gateway', status.gateway, '--proxy', srv.url, '--json'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+      child.on('exit', (code) => resolve({ code, out }));
+    });
+    expect(run.code, run.out).toBe(0);
+    expect(JSON.parse(run.out)).toMatchObject({ ok: true, head: head.head.txid, owner: expect.any(String), bundles: expect.any(Number), messages: expect.any(Number), problems: [] });
   }, 120_000);
 
   it('an unknown path is NOT_FOUND with the error body', async () => {
