@@ -52,6 +52,12 @@ describe('SIWE sign-in fields and the nonce', () => {
     expect([replay.status, code(replay)]).toEqual([401, 'NONCE_INVALID']);
   });
 
+  it('needs the address in its EIP-55 form, as EIP-4361 says', async () => {
+    const text = siweText(srv.url, alice.address, await nonce()).replace(alice.address, alice.address.toLowerCase());
+    const r = await login({ message: text, signature: alice.wallet.signMessageSync(text) });
+    expect([r.status, code(r)]).toEqual([401, 'SIWE_INVALID']);
+  });
+
   it('refuses a nonce the server never issued', async () => {
     const text = siweText(srv.url, alice.address, 'a'.repeat(32));
     const r = await login({ message: text, signature: alice.wallet.signMessageSync(text) });
