@@ -15,7 +15,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 describe('the JSON log', () => {
   it('is pure JSON on stdout through start, archive start and shutdown', async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-startlog-'));
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info' };
+    // the defaults of `npm start`, pinned so a developer's environment or .env cannot turn the archive off
+    const env: NodeJS.ProcessEnv = {
+      ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', CHAIN: 'embedded', ARCHIVE_ENABLED: 'true', ARCHIVE_GATEWAY_URL: '',
+    };
     for (const k of Object.keys(env)) if (k.startsWith('VITEST') || k === 'NODE_OPTIONS') delete env[k];
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
