@@ -1,10 +1,11 @@
 /**
  * Writes the generated reference tables from the code's single sources of truth:
- * docs/errors.md (error catalogue and close codes), docs/configuration.md and .env.example (CONFIG_SPEC).
+ * docs/errors.md (error catalogue and close codes), docs/configuration.md and .env.example (CONFIG_SPEC),
+ * and the error-code enum of docs/openapi.yaml (between its BEGIN/END generated markers).
  * `test/unit/docs.test.ts` fails when the committed files differ from what this produces.
  * Run: npx tsx scripts/gen-docs.ts
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_SPEC } from '../src/config/config.js';
@@ -32,6 +33,17 @@ ${rows.join('\n')}
 |---|---|---|---|
 ${closes.join('\n')}
 `;
+}
+
+const ENUM_BLOCK = /(\n( *)# BEGIN generated from src\/errors\/catalogue\.ts[^\n]*\n)[\s\S]*?(\n *# END generated)/;
+
+/** `yaml` (docs/openapi.yaml) with its ErrorCode enum replaced by the catalogue's codes, in catalogue order. */
+export function openapiWithErrorCodes(yaml: string): string {
+  const m = ENUM_BLOCK.exec(yaml);
+  if (!m) throw new Error('docs/openapi.yaml has no generated ErrorCode block');
+  const indent = m[2] ?? '';
+  const list = Object.keys(ERROR_CATALOGUE).map((code) => `${indent}  - ${code}`).join('\n');
+  return yaml.replace(ENUM_BLOCK, (_all, head: string, _i: string, tail: string) => `${head}${indent}enum:\n${list}${tail}`);
 }
 
 export function configDoc(): string {
@@ -64,4 +76,6 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   writeFileSync(path.join(root, 'docs/errors.md'), errorsDoc());
   writeFileSync(path.join(root, 'docs/configuration.md'), configDoc());
   writeFileSync(path.join(root, '.env.example'), envExample());
+  const openapi = path.join(root, 'docs/openapi.yaml');
+  writeFileSync(openapi, openapiWithErrorCodes(readFileSync(openapi, 'utf8')));
 }

@@ -76,7 +76,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     ? createArchive(config, storeFile, log, { clock }) : null;
   archive?.then((a) => a.archiver.start(), (err: unknown) => log.error({ err }, 'archive failed to start'));
   const archiveHttp = archive
-    ? archiveRoutes({ status: async () => (await archive).archiver.status(), log: log.child({ component: 'archive' }) })
+    // `gateway` tells archive readers where this proxy's bundles are (the embedded arlocal's port changes each start).
+    ? archiveRoutes({ status: async () => { const a = await archive; return Object.assign(await a.archiver.status(), { gateway: a.gatewayUrl }); }, log: log.child({ component: 'archive' }) })
     : null;
   const relations = overrides.relations ?? new NoRelations();
   if (config.chain !== 'none' && !overrides.relations) {

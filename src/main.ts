@@ -1,5 +1,6 @@
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readEnv } from './config/config.js';
+import { routeConsoleToLog } from './log/console.js';
 import { createLogger } from './log/logger.js';
 import { startChainRelations } from './relations/chain/setup.js';
 
@@ -16,6 +17,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
+  routeConsoleToLog(log); // stdout stays pure JSON: a library's console lines become log records
   const chain = config.chain === 'none' ? null : await startChainRelations(config, log);
   if (chain) {
     log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');

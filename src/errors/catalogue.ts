@@ -29,7 +29,7 @@ export const ERROR_CATALOGUE = {
   TOKEN_EXPIRED: { num: 3002, http: 401, temporary: false, text: 'The token has expired or was revoked.' },
   FORBIDDEN: { num: 3003, http: 403, temporary: false, text: 'The caller may not read or change this resource.' },
   NAME_REQUIRED: { num: 3004, http: 403, temporary: false, text: 'The sender holds no Relation Name Service name.' },
-  NOT_MEMBER: { num: 3005, http: 403, temporary: false, text: 'The sender is not a member of the group.' },
+  NOT_MEMBER: { num: 3005, http: 403, temporary: false, text: 'The caller is neither a member nor the owner of the group (sending to it, reading it, or made an admin).' },
   NOT_OWNER: { num: 3006, http: 403, temporary: false, text: 'Only the owner of the group may do this.' },
   NOT_A_GROUP: { num: 3007, http: 400, temporary: false, text: 'The receiver is not a DAO contract.' },
   // NOT_MEMBER, NOT_OWNER, NOT_A_GROUP and RELATIONS_UNAVAILABLE are answered once group chats are served.

@@ -7,6 +7,7 @@ import { renderMessages } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
+import { openapiJson } from './openapi.js';
 import { ADDRESS, CHAT_ID, intParam, MESSAGE_ID, strParam } from './query.js';
 
 export interface RouteDeps {
@@ -46,6 +47,9 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   });
 
   app.get('/health', (_req, res) => sendJson(res, 200, JSON.stringify(deps.health())));
+  // The REST reference (docs/openapi.yaml), converted once here so a broken file fails at start.
+  const openapi = openapiJson();
+  app.get('/openapi.json', (_req, res) => sendJson(res, 200, openapi));
 
   app.get('/auth/nonce', wrap(async (_req, res) => sendJson(res, 200, JSON.stringify(await deps.auth.nonce()))));
 

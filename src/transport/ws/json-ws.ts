@@ -86,7 +86,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
     }
     switch (f['type']) {
       case 'ping':
-        this.send(JSON.stringify({ type: 'pong', ref, time: Date.now() }));
+        this.send(JSON.stringify({ type: 'pong', ref: ref ?? null, time: Date.now() }));
         return;
       case 'send': {
         const r = await this.gw.deps.messages.submit(f['message']);
@@ -130,7 +130,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
         chats[chatId] = { lastSeq: last, more };
       }
     } finally {
-      this.send(JSON.stringify({ type: 'resumed', ref, chats }));
+      this.send(JSON.stringify({ type: 'resumed', ref: ref ?? null, chats }));
       this.releasePushes(replayed);
     }
   }
@@ -153,9 +153,10 @@ class JsonConnection extends LiveSocket implements Subscriber {
     if (frame !== null) this.push(frame, item.cid, item.seq);
   }
 
+  /** An error frame; `ref` is null when the frame had none (or none usable): the key is always there. */
   private sendError(ref: string | undefined, err: AppError): void {
     if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'ws frame failed');
-    this.send(JSON.stringify({ type: 'error', ref, error: err.toJSON() }));
+    this.send(JSON.stringify({ type: 'error', ref: ref ?? null, error: err.toJSON() }));
   }
 
   protected unregister(): void {
