@@ -6,7 +6,7 @@ import { ImError } from './errors.js';
 import type { FetchLike } from './http.js';
 import { ImConnection } from './im.js';
 import type { LiveOptions, WebSocketCtor } from './live.js';
-import { buildMessage, type MessageKind, type MessageType, type RelationMessage, type Tag } from './message.js';
+import { buildMessage, type MessageKind, type MessageType, type RelationMessage, type ServedItem, type Tag } from './message.js';
 import { Outbox } from './outbox.js';
 import { RestClient, type SendResult } from './rest.js';
 import { SessionManager } from './session.js';
@@ -116,8 +116,12 @@ export class RelationClient {
     return this.outbox.send(buildMessage(session, { receiver: chatPeer, kind: 4, tags: [['quoteId', messageId]], payload: '', encryptedBy: this.encryptor instanceof DevEncryptor ? 'none' : 'Lit' }));
   }
 
-  /** Decrypts a served message with the client's encryptor (null: not for this encryptor). */
-  decrypt(m: RelationMessage): Promise<string | null> {
+  /**
+   * The text of a served item: a Relation ONE message decrypted with the client's encryptor (null: not for
+   * this encryptor), or the text of a `/im` text event as the REST face serves it (null for other kinds).
+   */
+  async decrypt(m: RelationMessage | ServedItem): Promise<string | null> {
+    if ('im' in m) return typeof m.im.data['0'] === 'string' ? m.im.data['0'] : null;
     return this.encryptor.decrypt(m);
   }
 

@@ -38,7 +38,7 @@ describe('SDK against the real server (Relation ONE face)', () => {
     expect(sent.seq).toBeGreaterThan(0);
     await until(() => got.some((m) => m.message.seq === sent.seq), 10_000, 'bob receives');
     const m = got.find((x) => x.message.seq === sent.seq)!;
-    expect(await bob.decrypt(m.message as never)).toBe('hello bob');
+    expect(await bob.decrypt(m.message)).toBe('hello bob');
     expect(await bob.rest.unreadCount()).toBeGreaterThanOrEqual(1);
     const chats = await bob.rest.chats();
     const chat = chats.find((c) => c.id === alice.address.toLowerCase())!;
