@@ -22,6 +22,8 @@ import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { fastSend } from './transport/http/fast-send.js';
 import { buildRoutes } from './transport/http/routes.js';
 import { JsonWsGateway } from './transport/ws/json-ws.js';
+import { devDemo, type DemoInfo } from './transport/http/dev-demo.js';
+import { findWebDist, webStatic } from './transport/http/web-static.js';
 import { LocalObjectStore } from './files/local.js';
 import type { ObjectStore } from './files/port.js';
 import { S3ObjectStore } from './files/s3.js';
@@ -39,6 +41,10 @@ export interface AppOverrides {
   /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
   files?: ObjectStore;
+  /** The embedded demo chain's identities: enables the development-only `GET /dev/demo`. */
+  demo?: DemoInfo;
+  /** The built web client to serve at `/` (default: `web/dist` when it was built; null: none). */
+  webDir?: string | null;
 }
 
 export interface App {
@@ -126,11 +132,15 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
   });
 
+  const web = overrides.webDir === null ? null : (overrides.webDir ?? findWebDist());
+  const webHttp = web ? webStatic(web) : null;
+  const demoHttp = overrides.demo ? devDemo(overrides.demo) : null;
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
   const server = createServer((req, res) => {
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
+    else if (demoHttp?.(req, res) || webHttp?.(req, res)) return;
     else routes(req, res);
   });
   server.keepAliveTimeout = 65_000;

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
       log.info({ dao: chain.demo.dao }, `demo group "${chain.demo.dao.name}" at ${chain.demo.dao.address}`);
     }
   }
-  const app = buildApp(config, log, chain ? { relations: chain.reader } : {});
+  const app = buildApp(config, log, chain ? { relations: chain.reader, ...(chain.demo ? { demo: chain.demo } : {}) } : {});
   const port = await app.listen();
   log.info({ port, host: config.host, dataDir: config.dataDir }, `relation-im-proxy listening on http://${config.host}:${port}`);
 

@@ -1,0 +1,154 @@
+import { Auth } from './auth.js';
+import { Connection, type ConnectionEvents, type IncomingMessage } from './connection.js';
+import { CursorStore } from './cursors.js';
+import { DevEncryptor, type Encryptor } from './encryptor.js';
+import { ImError } from './errors.js';
+import type { FetchLike } from './http.js';
+import { ImConnection } from './im.js';
+import type { LiveOptions, WebSocketCtor } from './live.js';
+import { buildMessage, type MessageKind, type MessageType, type RelationMessage, type ServedItem, type Tag } from './message.js';
+import { Outbox } from './outbox.js';
+import { RestClient, type SendResult } from './rest.js';
+import { SessionManager } from './session.js';
+import type { Signer } from './signer.js';
+import { MemoryStorage, type KeyValueStorage } from './storage.js';
+
+export interface ClientOptions {
+  /** The proxy, e.g. `http://localhost:8080` (in a page it serves: `location.origin`). */
+  baseUrl: string;
+  signer: Signer;
+  /** Session key, token, cursors and outbox live here (default: memory; in a page use `new LocalStorage()`). */
+  storage?: KeyValueStorage;
+  /** A WebSocket class; default the global one (browsers, Node 22+). In Node 20 pass `ws`'s. */
+  WebSocket?: WebSocketCtor;
+  fetch?: FetchLike;
+  /** Default: the DevEncryptor, which is NOT end-to-end encryption. */
+  encryptor?: Encryptor;
+  /** Session-key lifetime (default 7 days; the server allows at most MAX_DELEGATION_MS). */
+  sessionLifetimeMs?: number;
+  /** Log in with the session key (default, one wallet prompt per session) or the wallet (a prompt per login). */
+  loginWith?: 'session' | 'wallet';
+  /** SIWE domain when the proxy is reached under another host than the one it checks (SIWE_DOMAINS). */
+  siweDomain?: string;
+  live?: Omit<LiveOptions, 'url' | 'WebSocket'>;
+}
+
+export interface SendOptions {
+  kind?: MessageKind;
+  type?: MessageType;
+  /** Reply to (quote) a message id. */
+  quoteId?: string;
+  mentionedUsers?: string[];
+  tags?: Tag[];
+}
+
+/**
+ * Everything together: session keys, login, REST, the live `/ws` connection with resume, the outbox,
+ * and (on demand) the `/im` face. `start()` connects; messages arrive as `on('message')` and `messages()`.
+ */
+export class RelationClient {
+  readonly storage: KeyValueStorage;
+  readonly sessions: SessionManager;
+  readonly auth: Auth;
+  readonly rest: RestClient;
+  readonly cursors: CursorStore;
+  readonly connection: Connection;
+  readonly outbox: Outbox;
+  readonly encryptor: Encryptor;
+  private imConn: ImConnection | null = null;
+
+  constructor(readonly opts: ClientOptions) {
+    this.storage = opts.storage ?? new MemoryStorage();
+    const http = { baseUrl: opts.baseUrl, ...(opts.fetch ? { fetch: opts.fetch } : {}) };
+    this.sessions = new SessionManager({ signer: opts.signer, storage: this.storage, ...(opts.sessionLifetimeMs ? { lifetimeMs: opts.sessionLifetimeMs } : {}) });
+    this.auth = new Auth({ ...http, signer: opts.signer, storage: this.storage, ...(opts.loginWith === 'wallet' ? {} : { sessions: this.sessions }), ...(opts.siweDomain ? { domain: opts.siweDomain } : {}) });
+    this.rest = new RestClient(http, this.auth);
+    const me = opts.signer.address.toLowerCase();
+    this.cursors = new CursorStore(this.storage, `cursors:${opts.baseUrl}:${me}`);
+    this.connection = new Connection({ ...(opts.live ?? {}), url: wsUrl(opts.baseUrl, '/ws'), ...(opts.WebSocket ? { WebSocket: opts.WebSocket } : {}), auth: this.auth, rest: this.rest, cursors: this.cursors });
+    this.outbox = new Outbox({
+      storage: this.storage, key: `outbox:${opts.baseUrl}:${me}`,
+      transport: (m) => (this.connection.connected ? this.connection.sendFrame(m) : this.rest.send(m)),
+    });
+    this.connection.on('connected', () => this.outbox.kick());
+    this.encryptor = opts.encryptor ?? new DevEncryptor();
+  }
+
+  get address(): string {
+    return this.opts.signer.address;
+  }
+
+  /** Connects `/ws` (resuming from stored cursors) and resends what the outbox kept. */
+  async start(): Promise<void> {
+    await this.cursors.load();
+    this.connection.start();
+    await this.outbox.start();
+  }
+
+  on<K extends keyof ConnectionEvents>(event: K, h: (v: ConnectionEvents[K]) => void): () => void {
+    return this.connection.on(event, h);
+  }
+
+  messages(): AsyncIterableIterator<IncomingMessage> {
+    return this.connection.messages();
+  }
+
+  /** Encrypts, signs and queues a message; resolves once the server has it durably. */
+  async send(receiver: string, text: string, o: SendOptions = {}): Promise<SendResult> {
+    const m = await this.prepare(receiver, text, o);
+    return this.outbox.send(m);
+  }
+
+  /** Builds the signed message without sending it. */
+  async prepare(receiver: string, text: string, o: SendOptions = {}): Promise<RelationMessage> {
+    const session = await this.sessions.get();
+    const kind = o.kind ?? 0;
+    const enc = await this.encryptor.encrypt(text, { sender: this.address, receiver, kind });
+    const tags: Tag[] = [...(o.tags ?? [])];
+    if (o.quoteId) tags.push(['quoteId', o.quoteId]);
+    if (o.mentionedUsers?.length) tags.push(['mentionedUsers', o.mentionedUsers.join(',')]);
+    return buildMessage(session, { receiver, kind, type: o.type ?? (kind === 3 ? 'ANNOUNCEMENT' : 'TEXT'), tags, ...enc });
+  }
+
+  /** Hides a message for oneself (kind 4 with its `quoteId`); `chatPeer` is the peer's address or the DAO. */
+  async hide(chatPeer: string, messageId: string): Promise<SendResult> {
+    const session = await this.sessions.get();
+    return this.outbox.send(buildMessage(session, { receiver: chatPeer, kind: 4, tags: [['quoteId', messageId]], payload: '', encryptedBy: this.encryptor instanceof DevEncryptor ? 'none' : 'Lit' }));
+  }
+
+  /**
+   * The text of a served item: a Relation ONE message decrypted with the client's encryptor (null: not for
+   * this encryptor), or the text of a `/im` text event as the REST face serves it (null for other kinds).
+   */
+  async decrypt(m: RelationMessage | ServedItem): Promise<string | null> {
+    if ('im' in m) return typeof m.im.data['0'] === 'string' ? m.im.data['0'] : null;
+    return this.encryptor.decrypt(m);
+  }
+
+  /** The `/im` face on the same login (created on first use; call `.start()` on it). */
+  im(): ImConnection {
+    this.imConn ??= new ImConnection({
+      ...(this.opts.live ?? {}), url: wsUrl(this.opts.baseUrl, '/im'), ...(this.opts.WebSocket ? { WebSocket: this.opts.WebSocket } : {}),
+      auth: this.auth, cursors: new CursorStore(this.storage, `im-cursors:${this.opts.baseUrl}:${this.address.toLowerCase()}`),
+      ...(this.opts.fetch ? { fetch: this.opts.fetch } : {}),
+    });
+    return this.imConn;
+  }
+
+  async logout(): Promise<void> {
+    this.close();
+    await this.auth.logout();
+  }
+
+  close(): void {
+    this.outbox.stop();
+    this.connection.close();
+    this.imConn?.close();
+  }
+}
+
+export function wsUrl(baseUrl: string, path: string): string {
+  const u = new URL(baseUrl);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ImError('INVALID_ARGUMENT', 'baseUrl must be http(s)');
+  return `${u.protocol === 'https:' ? 'wss:' : 'ws:'}//${u.host}${path}`;
+}

@@ -1,0 +1,54 @@
+import type { MessageKind, RelationMessage } from './message.js';
+
+/** What an encryptor fills into a message. */
+export interface Encrypted {
+  encryptedBy: string;
+  payload: string;
+  encryptedSymmetricKey: string;
+}
+
+/**
+ * Turns plaintext into a message's `encryptedBy`, `payload` and `encryptedSymmetricKey`, and back.
+ * The proxy never reads them. A Lit adapter implements this interface (see docs/sdk.md).
+ */
+export interface Encryptor {
+  encrypt(plaintext: string, to: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted>;
+  /** The plaintext, or null when this encryptor cannot open the message (another `encryptedBy`). */
+  decrypt(message: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null>;
+}
+
+/** The `encryptedBy` of the development encryptor: anyone (the proxy included) can read these payloads. */
+export const DEV_ENCRYPTED_BY = 'dev-plaintext-NOT-end-to-end-encrypted';
+
+function toBase64(s: string): string {
+  const bytes = new TextEncoder().encode(s);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+function fromBase64(s: string): string {
+  const bin = atob(s);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * For development and tests only: base64 of the UTF-8 text, no key. Its `encryptedBy` says plainly that
+ * this is NOT end-to-end encryption; never use it for real conversations.
+ */
+export class DevEncryptor implements Encryptor {
+  async encrypt(plaintext: string, _to?: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted> {
+    return { encryptedBy: DEV_ENCRYPTED_BY, payload: toBase64(plaintext), encryptedSymmetricKey: '' };
+  }
+
+  async decrypt(m: Pick<RelationMessage, 'encryptedBy' | 'payload'>): Promise<string | null> {
+    if (m.encryptedBy !== DEV_ENCRYPTED_BY) return null;
+    try {
+      return fromBase64(m.payload);
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,17 @@
+export { RelationClient, wsUrl, type ClientOptions, type SendOptions } from './client.js';
+export { Auth, type AuthOptions, type LoginResult } from './auth.js';
+export { RestClient, type Chat, type GroupInfo, type Health, type ListQuery, type Member, type Person, type Profile, type ReadResult, type SendResult } from './rest.js';
+export { Connection, type ChatResume, type ConnectionEvents, type ConnectionOptions, type IncomingMessage, type ResumeReport } from './connection.js';
+export { LiveSocket, HEARTBEAT_CLOSE, type ConnectionState, type DisconnectInfo, type LiveEvents, type LiveOptions, type WebSocketCtor, type WebSocketLike } from './live.js';
+export { ImConnection, Cmd, Kind, decodeEvent, dmCid, type ImEvent, type ImEvents, type ImIncoming, type ImOptions, type ImResumeReport } from './im.js';
+export { Outbox, type OutboxEvents, type OutboxOptions } from './outbox.js';
+export { CursorStore, SeenSet } from './cursors.js';
+export { Backoff } from './backoff.js';
+export { buildMessage, idPreimage, isImEvent, messageId, type MessageFields, type MessageKind, type MessageType, type RelationMessage, type ServedImEvent, type ServedItem, type ServedMessage, type Tag } from './message.js';
+export { SessionManager, createSession, delegationText, sessionSign, DEFAULT_LIFETIME_MS, type SessionKey, type SessionManagerOptions } from './session.js';
+export { fromEip1193, fromEthers, fromViemAccount, privateKeySigner, type Eip1193Provider, type EthersSignerLike, type Signer, type ViemAccountLike } from './signer.js';
+export { LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
+export { DevEncryptor, DEV_ENCRYPTED_BY, type Encrypted, type Encryptor } from './encryptor.js';
+export { ImError, isImError, toImError, CLIENT_ERRORS, type ClientErrorCode, type ImErrorCode } from './errors.js';
+export { personalSign, recoverPersonal, addressOf } from './keys.js';
+export { keccak256, checksumAddress, bytesToHex, hexToBytes, type Hex } from './hex.js';
