@@ -34,3 +34,26 @@ export async function freshDatabase(prefix = 'rim_test'): Promise<string> {
   url.pathname = `/${name}`;
   return url.toString();
 }
+
+let shared: Promise<string> | null = null;
+let schemas = 0;
+
+/**
+ * A fresh, empty schema (in a database of this test file's own, dropped when the file is done), as a
+ * URL whose connections see only that schema: much quicker than a database per store.
+ */
+export async function freshSchema(): Promise<string> {
+  shared ??= freshDatabase();
+  const base = await shared;
+  const name = `s${++schemas}_${randomBytes(3).toString('hex')}`;
+  const c = new pg.Client({ connectionString: base });
+  await c.connect();
+  try {
+    await c.query(`CREATE SCHEMA ${name}`);
+  } finally {
+    await c.end();
+  }
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${name}`);
+  return url.toString();
+}
