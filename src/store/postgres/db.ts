@@ -15,6 +15,11 @@ export interface PoolOptions {
   applicationName?: string;
   /** How long to wait for a connection before a query fails (ms). */
   connectTimeoutMs?: number;
+  /**
+   * Send a checked-out connection's queries without waiting for each answer (pg's pipeline mode).
+   * Statements of one transaction issued together then cost one round trip.
+   */
+  pipeline?: boolean;
   /** Called when an idle connection breaks (the server restarted, the network dropped): the pool replaces it. */
   onIdleError?: (err: Error) => void;
 }
@@ -40,6 +45,7 @@ export function createPool(opts: PoolOptions): pg.Pool {
     // TCP keepalive: a database host that vanishes without a reset is noticed instead of waited on forever.
     keepAlive: true,
     types,
+    pipeline: opts.pipeline ?? false,
   });
   // Without a listener an idle connection's error (server restart) would crash the process; the pool
   // drops that connection and opens a new one for the next query.

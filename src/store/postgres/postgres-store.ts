@@ -15,6 +15,8 @@ export interface PostgresStoreOptions {
   poolMax?: number;
   /** Most events merged into one transaction when calls queue up behind a commit. */
   mergeMax?: number;
+  /** Send each transaction's statements in three flights rather than one by one (default true). */
+  pipeline?: boolean;
   /** Told about idle connections that broke (the pool replaces them). */
   onIdleError?: (err: Error) => void;
 }
@@ -87,7 +89,7 @@ export class PostgresStore implements Store {
   }, () => [], (l) => [...l]);
 
   constructor(private readonly opts: PostgresStoreOptions) {
-    this.pool = createPool({ url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', onIdleError: opts.onIdleError });
+    this.pool = createPool({ url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', pipeline: opts.pipeline ?? true, onIdleError: opts.onIdleError });
     this.mergeMax = opts.mergeMax ?? 8192;
     this.ready = this.init();
     this.ready.catch(() => {}); // reported to whoever awaits open() or any call
@@ -194,12 +196,16 @@ export class PostgresStore implements Store {
     const { client, release } = await checkout(this.pool);
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      // Three flights of statements, each sent without waiting between its statements (the pool
+      // pipelines): BEGIN and the duplicate check; the position and counter rows; the inserts and COMMIT.
+      // The commit_position lock is held from the second flight to COMMIT: fewer round trips inside it
+      // is shorter waiting for every other process.
       const existing = new Map<string, StoredEvent>();
-      if (ids.length > 0) {
-        const r = await client.query<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = ANY($1::text[])`, [ids]);
-        for (const row of r.rows) existing.set(row.id as string, toEvent(row));
-      }
+      const [, dupRows] = await Promise.all([
+        client.query('BEGIN'),
+        ids.length > 0 ? client.query<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = ANY($1::text[])`, [ids]) : null,
+      ]);
+      for (const row of dupRows?.rows ?? []) existing.set(row.id as string, toEvent(row));
       // Which events are new; a later copy of an id in the same batch is a duplicate of the first.
       const firstOf = new Map<string, number>();
       const fresh: number[] = [];
@@ -212,10 +218,6 @@ export class PostgresStore implements Store {
       });
       const stored = new Map<number, StoredEvent>();
       if (fresh.length > 0) {
-        // Positions first: the row lock orders every appending transaction of the cluster until COMMIT.
-        const posRow = (await client.query<{ last: number }>('UPDATE commit_position SET last = last + $1 RETURNING last', [fresh.length])).rows[0];
-        if (!posRow) throw new Error('commit_position row missing');
-        let pos = posRow.last - fresh.length;
         const per = new Map<string, { n: number; at: number }>();
         for (const i of fresh) {
           const ev = events[i] as NewEvent;
@@ -225,11 +227,19 @@ export class PostgresStore implements Store {
           per.set(ev.cid, c);
         }
         const cids = [...per.keys()].sort();
-        const conv = await client.query<{ cid: string; last_seq: number }>(`INSERT INTO conversations (cid, last_seq, last_post_at)
+        // Positions first: the row lock orders every appending transaction of the cluster until COMMIT;
+        // then the counters, in cid order (as every transaction takes them: no deadlock).
+        const [posRes, conv] = await Promise.all([
+          client.query<{ last: number }>('UPDATE commit_position SET last = last + $1 RETURNING last', [fresh.length]),
+          client.query<{ cid: string; last_seq: number }>(`INSERT INTO conversations (cid, last_seq, last_post_at)
           SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ORDER BY 1
           ON CONFLICT (cid) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq,
             last_post_at = GREATEST(conversations.last_post_at, excluded.last_post_at)
-          RETURNING cid, last_seq`, [cids, cids.map((c) => per.get(c)?.n ?? 0), cids.map((c) => per.get(c)?.at ?? 0)]);
+          RETURNING cid, last_seq`, [cids, cids.map((c) => per.get(c)?.n ?? 0), cids.map((c) => per.get(c)?.at ?? 0)]),
+        ]);
+        const posRow = posRes.rows[0];
+        if (!posRow) throw new Error('commit_position row missing');
+        let pos = posRow.last - fresh.length;
         const next = new Map<string, number>();
         for (const r of conv.rows) next.set(r.cid, r.last_seq - (per.get(r.cid)?.n ?? 0));
         const cols = {
@@ -264,25 +274,31 @@ export class PostgresStore implements Store {
             body: ev.body, counts: ev.counts, onlyFor: ev.onlyFor,
           });
         }
-        await client.query(`INSERT INTO events (pos, cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
+        const last: Promise<unknown>[] = [];
+        last.push(client.query(`INSERT INTO events (pos, cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::smallint[], $6::integer[], $7::text[],
             $8::bigint[], $9::bigint[], $10::text[], $11::boolean[], $12::text[], $13::integer[])`,
-        [cols.pos, cols.cid, cols.seq, cols.id, cols.face, cols.kind, cols.sender, cols.ts, cols.at, cols.body, cols.counts, cols.onlyFor, cols.bytes]);
+        [cols.pos, cols.cid, cols.seq, cols.id, cols.face, cols.kind, cols.sender, cols.ts, cols.at, cols.body, cols.counts, cols.onlyFor, cols.bytes]));
         if (members.length > 0) {
-          await client.query(`INSERT INTO chat_members (member, cid, peer) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-            ON CONFLICT DO NOTHING`, [members.map((m) => m[0]), members.map((m) => m[1]), members.map((m) => m[2])]);
+          last.push(client.query(`INSERT INTO chat_members (member, cid, peer) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+            ON CONFLICT DO NOTHING`, [members.map((m) => m[0]), members.map((m) => m[1]), members.map((m) => m[2])]));
         }
         if (hides.length > 0) {
-          await client.query(`INSERT INTO hidden (member, cid, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-            ON CONFLICT DO NOTHING`, [hides.map((h) => h[0]), hides.map((h) => h[1]), hides.map((h) => h[2])]);
+          last.push(client.query(`INSERT INTO hidden (member, cid, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+            ON CONFLICT DO NOTHING`, [hides.map((h) => h[0]), hides.map((h) => h[1]), hides.map((h) => h[2])]));
         }
         if (revokes.size > 0) {
           const r = [...revokes.values()];
-          await client.query(`UPDATE events e SET revoked_by = v.by FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(cid, target, by)
-            WHERE e.cid = v.cid AND e.seq = v.target AND e.revoked_by IS NULL`, [r.map((x) => x[0]), r.map((x) => x[1]), r.map((x) => x[2])]);
+          last.push(client.query(`UPDATE events e SET revoked_by = v.by FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(cid, target, by)
+            WHERE e.cid = v.cid AND e.seq = v.target AND e.revoked_by IS NULL`, [r.map((x) => x[0]), r.map((x) => x[1]), r.map((x) => x[2])]));
         }
+        // If a statement fails, PostgreSQL turns the COMMIT behind it into a ROLLBACK; Promise.all rejects
+        // with that statement's error, so nothing is reported stored.
+        last.push(client.query('COMMIT'));
+        await Promise.all(last);
+      } else {
+        await client.query('COMMIT');
       }
-      await client.query('COMMIT');
       return events.map((ev, i): AppendOutcome => {
         const mine = stored.get(i);
         if (mine) return { status: 'stored', event: mine };
