@@ -65,17 +65,21 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPid: number, store: BenchStore): Promise<string> {
   const latencies: number[] = [];
   let errors = 0;
+  const codes = new Map<string, number>();
   let sent = 0;
   let answered = 0;
   const seqs = new Array<number>(pairs).fill(1_000_000_000);
   for (let p = 0; p < pairs; p++) {
     const sender = conns[2 * p] as Conn;
-    sender.onAnswer = (seq, cmd) => {
+    sender.onAnswer = (seq, cmd, code) => {
       const at = sender.pending.get(seq);
       if (at === undefined) return;
       sender.pending.delete(seq);
       latencies.push(now() - at);
-      if (cmd !== 3) errors++;
+      if (cmd !== 3) {
+        errors++;
+        codes.set(code ?? '?', (codes.get(code ?? '?') ?? 0) + 1);
+      }
       answered++;
     };
   }
@@ -108,7 +112,7 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   latencies.sort((x, y) => x - y);
   const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return `ack latency at ${RATE} events/s offered for ${RATE_SECONDS} s: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms,`
-    + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors)\n  ${cpuLine}`;
+    + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(codes))}` : ''})\n  ${cpuLine}`;
 }
 
 /** For PostgreSQL: the CPU its backends spent per event since `before`. */
