@@ -309,7 +309,7 @@ describe('every route the server serves is in docs/openapi.yaml', () => {
 
   it('the Express routes, the archive routes and the raw routes are exactly the documented operations', () => {
     const log = createLogger('silent');
-    const rest = expressRoutes(buildRoutes({ auth: {} as never, chats: {} as never, social: {} as never, log, maxBodyBytes: 1024, listMaxLimit: 10, health: () => ({}) }));
+    const rest = expressRoutes(buildRoutes({ auth: {} as never, chats: {} as never, social: {} as never, log, maxBodyBytes: 1024, listMaxLimit: 10, health: () => ({}), epoch: () => '' }));
     const archive = expressRoutes(archiveRoutes({ status: () => Promise.reject(new Error('unused')), log }));
     expect([...rest, ...archive, ...RAW].sort()).toEqual(documented);
   });
