@@ -58,6 +58,7 @@ export async function createArchive(config: Config, storeFile: string, log: Logg
     retryBaseMs: config.archiveRetryBaseMs,
     retryMaxMs: config.archiveRetryMaxMs,
     leaseMs: config.archiveLeaseMs,
+    confirmations: config.archiveConfirmations,
     ...(overrides.holder !== undefined ? { holder: overrides.holder } : {}),
   }, overrides.hook);
   const routes = archiveRoutes({ status: () => archiver.status(), log: alog });

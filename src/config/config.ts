@@ -62,6 +62,7 @@ export const CONFIG_SPEC = {
   ARCHIVE_RETRY_BASE_MS: { kind: 'int', default: '5000', min: 1, doc: 'First retry delay after a gateway failure; doubles per failure with jitter, up to ARCHIVE_RETRY_MAX_MS.' },
   ARCHIVE_RETRY_MAX_MS: { kind: 'int', default: '600000', min: 1, doc: 'Longest retry delay after gateway failures.' },
   ARCHIVE_LEASE_MS: { kind: 'int', default: '60000', min: 1000, doc: 'Lease that lets one process archive at a time; renewed while it works, taken over after it lapses.' },
+  ARCHIVE_CONFIRMATIONS: { kind: 'int', default: '10', min: 1, doc: 'Confirmations (the block holding a bundle counted) at which a bundle is permanent: the head moves and the next bundle may be cut (docs/archive.md).' },
   ARCHIVE_MINE_MS: { kind: 'int', default: '5000', min: 0, doc: 'Embedded gateway only: mine a block this often (0: only after each upload).' },
   IM_MAX_FRAME_BYTES: { kind: 'int', default: '65536', min: 1024, max: 16777216, doc: 'Largest /im MsgPack frame; bigger frames close the connection with 1009.' },
   IM_MAX_DEPTH: { kind: 'int', default: '8', min: 3, max: 64, doc: 'Deepest nesting of arrays and maps accepted in a /im frame (BAD_MSGPACK beyond).' },
@@ -132,6 +133,7 @@ export interface Config {
   archiveRetryMaxMs: number;
   archiveLeaseMs: number;
   archiveMineMs: number;
+  archiveConfirmations: number;
   imMaxFrameBytes: number;
   imMaxDepth: number;
   imMaxElements: number;
@@ -252,6 +254,7 @@ export function loadConfig(env: Env = {}): Config {
     archiveRetryMaxMs: int('ARCHIVE_RETRY_MAX_MS'),
     archiveLeaseMs: int('ARCHIVE_LEASE_MS'),
     archiveMineMs: int('ARCHIVE_MINE_MS'),
+    archiveConfirmations: int('ARCHIVE_CONFIRMATIONS'),
     imMaxFrameBytes: int('IM_MAX_FRAME_BYTES'),
     imMaxDepth: int('IM_MAX_DEPTH'),
     imMaxElements: int('IM_MAX_ELEMENTS'),

@@ -53,7 +53,7 @@ describe('crash at any step: a restart finishes the same chain, no gap, no dupli
       });
       const res = await dying.runOnce(r.clock.now(), 'tick');
       expect(crashed).toBe(true);
-      expect(res.accepted).toEqual([]);
+      expect(res.confirmed).toEqual([]);
       const before = await r.archive.getBundle(1);
       expect(await r.archive.head()).toBeNull();
 
@@ -63,7 +63,7 @@ describe('crash at any step: a restart finishes the same chain, no gap, no dupli
         dataDir: r.dir, cron: '0 */12 * * *', sizeTriggerBytes: 10_000_000, pollMs: 60_000, retryBaseMs: 1000, retryMaxMs: 60_000, leaseMs: 30_000, holder: 'reborn',
       });
       r.clock.t += 31_000;
-      expect((await reborn.runOnce(r.clock.now(), 'poll')).accepted).toEqual([1]);
+      expect((await reborn.runOnce(r.clock.now(), 'poll')).confirmed).toEqual([1]);
       const head = await state.head();
       if (before?.txid) expect(head?.txid).toBe(before.txid); // a signed transaction is never replaced
       expect(head).toMatchObject({ seq: 1, count: first.length });
@@ -71,7 +71,7 @@ describe('crash at any step: a restart finishes the same chain, no gap, no dupli
       // and the chain carries on
       const second = await r.send(2);
       r.clock.t += 1000;
-      expect((await reborn.runOnce(r.clock.now(), 'tick')).accepted).toEqual([2]);
+      expect((await reborn.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([2]);
       const report = await verifyChain(gw.source, (await state.head())?.txid as string, newVerifier());
       expect(report.problems).toEqual([]);
       expect(report).toMatchObject({ ok: true, bundles: 2, messages: first.length + second.length });

@@ -175,16 +175,16 @@ describe('archive reader: import', () => {
       await store.close();
     });
     const report = await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 });
-    expect(report).toEqual({ bundles: 2, imported: 8, alreadyPresent: 0 });
+    expect(report).toEqual({ bundles: 2, imported: 8, alreadyPresent: 0, skippedBundles: 0 });
     const cid = `dm:${[r.alice.address, r.bob.address].map((x) => x.toLowerCase()).sort().join(':')}`;
     const events = await store.listEvents({ cid, viewer: r.alice.address.toLowerCase(), afterSeq: 0, limit: 100, offset: 0 });
     expect(events.map((e) => e.body)).toEqual(sent.map(canonicalJson));
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(events.map((e) => e.receivedAt)).toEqual(sent.map((m) => m.timestamp));
-    expect(await archive.head()).toMatchObject({ seq: 2, txid: head, status: 'accepted' });
+    expect(await archive.head()).toMatchObject({ seq: 2, txid: head, status: 'confirmed' });
 
     // again: nothing new
-    expect(await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 })).toEqual({ bundles: 2, imported: 0, alreadyPresent: 8 });
+    expect(await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 })).toEqual({ bundles: 2, imported: 0, alreadyPresent: 0, skippedBundles: 2 });
 
     // the new proxy, with the same wallet, archives only what is new, as bundle 3 after the old head
     const more = signMessage(r.alice, { receiver: r.bob.address, timestamp: (sent[7]?.timestamp ?? 0) + 1000 });
@@ -195,7 +195,7 @@ describe('archive reader: import', () => {
     const next = new Archiver(archive, r.uplink, r.clock, silentLog, {
       dataDir: dir, cron: '0 */12 * * *', sizeTriggerBytes: 1_000_000, pollMs: 60_000, retryBaseMs: 1000, retryMaxMs: 60_000, leaseMs: 30_000,
     });
-    expect((await next.runOnce(r.clock.now(), 'tick')).accepted).toEqual([3]);
+    expect((await next.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([3]);
     const newHead = (await archive.head())?.txid as string;
     const verified = await verifyChain(gw.source, newHead, verifier);
     expect(verified).toMatchObject({ ok: true, bundles: 3, messages: 9 });
