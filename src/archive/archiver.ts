@@ -41,6 +41,7 @@ export type ArchiverStep =
   | { step: 'upload-progress'; bundle: BundleRecord; state: string }
   | { step: 'uploaded'; bundle: BundleRecord }
   | { step: 'pending'; bundle: BundleRecord }
+  | { step: 'resigning'; bundle: BundleRecord; txid: string }
   | { step: 'resigned'; bundle: BundleRecord }
   | { step: 'confirmed'; bundle: BundleRecord };
 export type ArchiverHook = (s: ArchiverStep) => void | Promise<void>;
@@ -316,6 +317,7 @@ export class Archiver {
     const old = bundle.txid as string;
     const signed = await this.uplink.sign(data, tags);
     if ((await this.uplink.txState(old)).state !== 'unknown') return bundle; // seen meanwhile: keep it
+    await this.hook({ step: 'resigning', bundle, txid: signed.id });
     await this.store.resign(bundle.seq, old, signed.id, signed.json, this.token);
     const b = await this.reload(bundle.seq);
     this.log.warn({ seq: b.seq, old, txid: b.txid, anchorAgeBlocks: age }, 'archive bundle re-signed: its anchor went stale before any gateway saw it');

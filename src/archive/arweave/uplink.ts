@@ -41,7 +41,11 @@ export class ArweaveUplink implements ArchiveUplink {
   }
 
   async sign(data: Buffer, tags: readonly Tag[]): Promise<SignedBundleTx> {
-    const tx = await this.arweave.createTransaction({ data }, this.jwk);
+    // Anchored to the tip block (/info `current`): the freshest anchor there is, and one whose age can be
+    // told later (a gateway's /tx_anchor may name an older block). Left to the client when there is none.
+    const info = await this.get('info');
+    const current = (info.data as { current?: unknown } | null)?.current;
+    const tx = await this.arweave.createTransaction(typeof current === 'string' && current !== '' ? { data, last_tx: current } : { data }, this.jwk);
     for (const t of tags) tx.addTag(t.name, t.value);
     await this.arweave.transactions.sign(tx, this.jwk);
     // Serialise without the data (toJSON would base64 the whole bundle).
