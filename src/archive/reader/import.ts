@@ -67,8 +67,10 @@ export async function importChain(
   const service = new MessageService({
     store: target.store, committer, verifier: target.verifier, relations: new NoRelations(), push: new LocalHub(), clock, requireName: false, maxPending: Number.MAX_SAFE_INTEGER, trustHistory: true,
   });
-  // The import writes archive state like an archiver does: under the lease, with its fencing token.
-  const holder = `import:${hostname()}:${process.pid}`;
+  // The import writes archive state like an archiver does: under the lease, with its fencing token. The
+  // holder is named after the machine, not the process, so an import killed half way and run again here
+  // takes its own lease back at once instead of waiting for it to lapse.
+  const holder = `import:${hostname()}`;
   let token = await target.archive.acquireLease(holder, Date.now(), IMPORT_LEASE_MS);
   if (token === null) throw new Error('another process holds the archive lease: stop the proxy before importing');
   const report: ImportReport = { bundles: 0, imported: 0, alreadyPresent: 0, skippedBundles: 0 };
