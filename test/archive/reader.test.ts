@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Archiver } from '../../src/archive/archiver.js';
@@ -72,6 +74,28 @@ describe('archive reader: verify', () => {
     expect(report).toEqual({ ok: true, head, owner: r.owner, bundles: 3, messages: 9, problems: [] });
     expect(progress).toEqual(['walk:1/0', 'walk:2/0', 'walk:3/0', 'verify:1/3', 'verify:2/3', 'verify:3/3']);
   });
+
+  it('npm run archive -- verify: a JSON report and no progress with --json; progress lines and a summary without', async () => {
+    const r = await makeRig(gw);
+    rigs.push(r);
+    const a = r.archiver();
+    for (let i = 0; i < 2; i++) {
+      await r.send(2);
+      await a.runOnce(r.clock.now(), 'tick');
+    }
+    const head = (await r.archive.head())?.txid as string;
+    const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/archive.ts', 'verify', '--gateway', gw.gateway.url, ...args], { env: { ...process.env, DATA_DIR: r.dir, VERIFY_WORKERS: '1' } });
+    const json = await cli('--owner', r.owner, '--json', '--parallel', '2');
+    expect(json.stderr).toBe('');
+    const report = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(report).toMatchObject({ ok: true, head, owner: r.owner, bundles: 2, messages: 4, problems: [] });
+    expect(report['seconds']).toEqual(expect.any(Number));
+    expect(report['messagesPerSecond']).toEqual(expect.any(Number));
+    const text = await cli('--head', head);
+    expect(text.stderr).toMatch(/verified bundle 2\/2 \(100%\), 4 message\(s\), \d+ msg\/s/);
+    expect(text.stdout).toMatch(/2 bundle\(s\), 4 message\(s\) in [\d.]+ s \(\d+ messages\/s\)\nOK: the chain is complete/);
+    await expect(cli('--head', head, '--parallel', '0')).rejects.toMatchObject({ code: 2 });
+  }, 90_000);
 
   it('reports data that does not match its Data-SHA256, at its bundle', async () => {
     const f = await Forger.make();
