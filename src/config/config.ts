@@ -281,8 +281,6 @@ export function loadConfig(env: Env = {}): Config {
   };
   if (config.store === 'postgres') {
     if (!/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('DATABASE_URL must be a postgres:// URL when STORE=postgres');
-    // The archiver keeps its state beside the messages in the SQLite file; on PostgreSQL it has no home yet.
-    if (config.archiveEnabled) problems.push('STORE=postgres needs ARCHIVE_ENABLED=false: the archive state does not live in PostgreSQL yet');
   }
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {

@@ -21,7 +21,7 @@ export function archiveStoreContract(name: string, make: () => Promise<ContractR
     beforeEach(async () => {
       rig = await make();
       s = rig.archive;
-      k = (await s.acquireLease('w', 0, Number.MAX_SAFE_INTEGER / 2)) as number;
+      k = (await s.acquireLease('w', 0, 2 ** 50)) as number;
     });
     afterEach(async () => {
       await rig.close();

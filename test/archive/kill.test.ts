@@ -5,22 +5,17 @@
  * chain as a whole went through every kind of crash. Then an import of that chain is killed half way and
  * resumed. After each restart: the same transaction id, no gap, no duplicate, no fork, `verify` sound.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteArchiveStore } from '../../src/archive/sqlite/archive-store.js';
 import { verifyChain } from '../../src/archive/reader/verify.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { makeRig, newVerifier, startGateway, tempDir, type Rig } from '../support/archive.js';
-
-const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'support', 'archive-child.ts');
+import { children, kill9, run } from '../support/child.js';
 
 let gw: Awaited<ReturnType<typeof startGateway>>;
 let rig: Rig;
-const children: ChildProcess[] = [];
 
 beforeAll(async () => {
   gw = await startGateway();
@@ -32,51 +27,6 @@ afterAll(async () => {
   await rig?.close();
   await gw?.gateway.stop();
 });
-
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  /** Resolves with the first line matching `re`; rejects if the process ends first. */
-  waitFor(re: RegExp): Promise<string>;
-  exited: Promise<number | null>;
-}
-
-function run(env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
-  let stderr = '';
-  proc.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    lines.push(line);
-    for (const w of [...waiters]) {
-      if (w.re.test(line)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(line);
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => {
-    for (const w of waiters.splice(0)) w.reject(new Error(`child exited (${code}) before ${w.re}: ${lines.slice(-5).join(' | ')} ${stderr.slice(-500)}`));
-    resolve(code);
-  }));
-  return {
-    proc, lines, exited,
-    waitFor: (re) => {
-      const hit = lines.find((l) => re.test(l));
-      if (hit) return Promise.resolve(hit);
-      return new Promise((resolve, reject) => waiters.push({ re, resolve, reject }));
-    },
-  };
-}
-
-async function kill9(c: Child): Promise<void> {
-  c.proc.kill('SIGKILL');
-  await c.exited;
-}
 
 /** Kill points, one bundle each, in chain order. */
 const POINTS: { at: string; messages: number; payload: number }[] = [

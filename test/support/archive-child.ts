@@ -4,6 +4,8 @@
  *
  *   CHILD_MODE      archive | import
  *   CHILD_FILE      the SQLite file (store + archive state)
+ *   CHILD_PG_URL    archive mode: keep the archive state in PostgreSQL at this URL instead (STORE=postgres)
+ *   CHILD_LEASE_MS  archive lease (default 1500)
  *   CHILD_DATA_DIR  DATA_DIR (bundle files)
  *   CHILD_GATEWAY   gateway URL (arlocal)
  *   CHILD_WALLET    archive wallet JWK file (archive mode)
@@ -22,7 +24,9 @@ import { arweaveFor, type Jwk } from '../../src/archive/arweave/client.js';
 import { ArweaveUplink } from '../../src/archive/arweave/uplink.js';
 import { importChain } from '../../src/archive/reader/import.js';
 import { GatewaySource } from '../../src/archive/reader/source.js';
+import { PostgresArchiveStore } from '../../src/archive/postgres/archive-store.js';
 import { SqliteArchiveStore } from '../../src/archive/sqlite/archive-store.js';
+import type { ArchiveStore } from '../../src/archive/port.js';
 import { MessageVerifier } from '../../src/identity/verifier.js';
 import { InlineRunner } from '../../src/identity/worker-pool.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
@@ -42,7 +46,8 @@ const pause = async (what: string): Promise<void> => {
   await new Promise((r) => setTimeout(r, 120_000)); // killed here
 };
 const gateway = env('CHILD_GATEWAY');
-const file = env('CHILD_FILE');
+const file = process.env['CHILD_FILE'] ?? '';
+const pgUrl = process.env['CHILD_PG_URL'];
 
 async function archive(): Promise<void> {
   const jwk = JSON.parse(readFileSync(env('CHILD_WALLET'), 'utf8')) as Jwk;
@@ -50,7 +55,7 @@ async function archive(): Promise<void> {
     await (await fetch(`${gateway}/mine`)).arrayBuffer();
   };
   const uplink = new ArweaveUplink(arweaveFor(gateway), jwk, { afterAccepted: mine });
-  const state = new SqliteArchiveStore(file);
+  const state: ArchiveStore = pgUrl ? await PostgresArchiveStore.open({ url: pgUrl }) : new SqliteArchiveStore(file);
   const until = Number(env('CHILD_UNTIL'));
   const hook = async (s: ArchiverStep): Promise<void> => {
     let name: string = s.step;
@@ -63,11 +68,12 @@ async function archive(): Promise<void> {
   };
   const archiver = new Archiver(state, uplink, { now: () => Date.now() }, pino({ level: 'silent' }), {
     dataDir: env('CHILD_DATA_DIR'), cron: '0 */12 * * *', sizeTriggerBytes: 50_000_000, pollMs: 60_000, retryBaseMs: 200,
-    retryMaxMs: 1000, leaseMs: 1500, confirmations: 2,
+    retryMaxMs: 1000, leaseMs: Number(process.env['CHILD_LEASE_MS'] ?? 1500), confirmations: 2,
   }, hook);
   for (let i = 0; i < 400; i++) {
     const res = await archiver.runOnce(Date.now(), 'tick');
     if (res.error) say(`STEP error ${res.error}`);
+    if (res.skipped === 'lease') say('STEP lease-held-elsewhere');
     const head = await state.head();
     if ((head?.seq ?? 0) >= until) {
       say(`DONE ${JSON.stringify({ seq: head?.seq, txid: head?.txid })}`);
