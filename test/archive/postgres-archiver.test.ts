@@ -6,14 +6,16 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createArchive } from '../../src/archive/create.js';
 import { PostgresArchiveStore } from '../../src/archive/postgres/archive-store.js';
 import { verifyChain } from '../../src/archive/reader/verify.js';
 import { GroupCommitter } from '../../src/chat/committer.js';
 import { MessageService } from '../../src/chat/message-service.js';
 import { LocalHub } from '../../src/push/hub.js';
 import { NoRelations } from '../../src/relations/none.js';
+import { testConfig } from '../../src/config/config.js';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.js';
-import { newVerifier, startGateway, tempDir, TestClock } from '../support/archive.js';
+import { newVerifier, silentLog, startGateway, tempDir, TestClock } from '../support/archive.js';
 import { makeSigner, signMessage } from '../support/archive-messages.js';
 import { children, kill9, run } from '../support/child.js';
 import { freshSchema } from '../support/pg.js';
@@ -88,4 +90,37 @@ describe('archiving processes on one PostgreSQL', () => {
     expect(report.problems).toEqual([]);
     expect(report).toMatchObject({ ok: true, bundles: 1, messages: 6 });
   }, 120_000);
+
+  it('createArchive with STORE=postgres keeps the state in the database and archives from it', async () => {
+    const url = await freshSchema();
+    const store = new PostgresStore({ url });
+    await store.open();
+    closers.push(() => store.close());
+    const dir = tempDir('pg-create-');
+    const wallet = path.join(dir, 'wallet.json');
+    const jwk = await gw.arweave.wallets.generate();
+    writeFileSync(wallet, JSON.stringify(jwk));
+    await gw.gateway.fund(await gw.arweave.wallets.jwkToAddress(jwk));
+    const config = testConfig({ store: 'postgres', databaseUrl: url, dataDir: dir, archiveGatewayUrl: gw.gateway.url, archiveWalletFile: wallet, archiveConfirmations: 1 });
+    const archive = await createArchive(config, path.join(dir, 'unused.sqlite'), silentLog);
+    closers.push(() => archive.close());
+    expect(archive.store).toBeInstanceOf(PostgresArchiveStore);
+    const alice = makeSigner();
+    const bob = makeSigner();
+    const clock = new TestClock(alice.createdAt + 61_000);
+    const service = new MessageService({
+      store, committer: new GroupCommitter(store, 512), verifier: newVerifier(), relations: new NoRelations(), push: new LocalHub(),
+      clock, requireName: false, maxPending: Number.MAX_SAFE_INTEGER,
+    });
+    await service.submit(signMessage(alice, { receiver: bob.address, timestamp: clock.t }));
+    const res = await archive.archiver.runOnce(Date.now(), 'tick');
+    if (res.confirmed.length === 0) {
+      // the gateway mined once after posting: one confirmation, enough here; a slow gateway may need one more pass
+      await gw.gateway.mine();
+      await archive.archiver.runOnce(Date.now(), 'poll');
+    }
+    const status = await archive.archiver.status();
+    expect(status.head).toMatchObject({ seq: 1 });
+    expect((await verifyChain(gw.source, status.head?.txid as string, newVerifier())).ok).toBe(true);
+  });
 });
