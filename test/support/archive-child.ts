@@ -70,6 +70,7 @@ async function archive(): Promise<void> {
     dataDir: env('CHILD_DATA_DIR'), cron: '0 */12 * * *', sizeTriggerBytes: 50_000_000, pollMs: 60_000, retryBaseMs: 200,
     retryMaxMs: 1000, leaseMs: Number(process.env['CHILD_LEASE_MS'] ?? 1500), confirmations: 2,
   }, hook);
+  say('STEP start');
   for (let i = 0; i < 400; i++) {
     const res = await archiver.runOnce(Date.now(), 'tick');
     if (res.error) say(`STEP error ${res.error}`);
