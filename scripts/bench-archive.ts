@@ -108,7 +108,7 @@ const rows: [string, string, string][] = [
 process.stdout.write(`\nbundle 1: ${head?.count} messages, ${mb(head?.bytes ?? 0)}, tx ${head?.txid}\n`);
 process.stdout.write(`proxy RSS before: ${mb(baseline)}\n\n| step | time | peak RSS of the proxy |\n| --- | --- | --- |\n`);
 for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
-process.stdout.write(`| total | ${s(at('accepted').at - at('start').at)} | ${mb(Math.max(...marks.map((m) => m.peak)))} |\n`);
+process.stdout.write(`| total | ${s(at('confirmed').at - at('start').at)} | ${mb(Math.max(...marks.map((m) => m.peak)))} |\n`);
 
 await archiver.stop();
 await archive.close();
