@@ -12,7 +12,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { importChain } from '../src/archive/reader/import.js';
 import { GatewaySource } from '../src/archive/reader/source.js';
-import { verifyChain, type Progress } from '../src/archive/reader/verify.js';
+import { progressLine, progressMeter } from '../src/archive/reader/progress.js';
+import { FETCH_AHEAD, verifyChain } from '../src/archive/reader/verify.js';
 import { describe, findHead } from '../src/archive/reader/walk.js';
 import { SqliteArchiveStore } from '../src/archive/sqlite/archive-store.js';
 import { loadConfig, readEnv } from '../src/config/config.js';
@@ -20,12 +21,13 @@ import { MessageVerifier } from '../src/identity/verifier.js';
 import { createJobRunner } from '../src/identity/worker-pool.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
-const USAGE = `usage: archive <verify|import> [--gateway URL] [--head TX | --proxy URL | --owner ADDRESS] [--json]
+const USAGE = `usage: archive <verify|import> [--gateway URL] [--head TX | --proxy URL | --owner ADDRESS] [--json] [--parallel N]
   --gateway  Arweave gateway to read from (default: ARCHIVE_GATEWAY_URL, else https://arweave.net)
   --head     transaction id of the newest bundle to start from
   --proxy    a proxy whose GET /archive/head names the head (and the owner)
   --owner    the archive wallet's address: the head is found by GraphQL
-  --json     print the report as JSON
+  --json     print the report as JSON (and no progress)
+  --parallel bundles fetched ahead in parallel while verifying (default ${FETCH_AHEAD})
 import writes into the store under DATA_DIR (the proxy must not be running), with the same
 archive wallet configured the proxy then continues the same chain.`;
 
@@ -34,7 +36,7 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: {
       gateway: { type: 'string' }, head: { type: 'string' }, proxy: { type: 'string' }, owner: { type: 'string' },
-      json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, parallel: { type: 'string' },
     },
   });
   const command = positionals[0];
@@ -58,24 +60,30 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const tty = process.stderr.isTTY;
-  const started = Date.now();
-  const progress = (p: Progress): void => {
-    const line = p.phase === 'walk'
-      ? `walking back from the head: ${p.bundle} bundle(s)`
-      : `${command === 'import' ? 'imported' : 'verified'} bundle ${p.bundle}/${p.bundles}, ${p.messages} message(s), ${((Date.now() - started) / 1000).toFixed(1)} s`;
+  const parallel = values.parallel === undefined ? FETCH_AHEAD : Number(values.parallel);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
+    process.stderr.write('--parallel must be a whole number from 1 to 64\n');
+    return 2;
+  }
+  // Progress on stderr: one line rewritten in place on a terminal, a line every 5 s otherwise; none with --json.
+  const tty = process.stderr.isTTY && !values.json;
+  const verb = command === 'import' ? 'imported' : 'verified';
+  const progress = values.json ? undefined : progressMeter((v) => {
+    const line = progressLine(v, verb);
     process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
-  };
+  }, { everyMs: tty ? 200 : 5000 });
+  const started = performance.now();
   const verifier = new MessageVerifier(createJobRunner(config.verifyWorkers), {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
   try {
     if (command === 'verify') {
-      const report = await verifyChain(source, head, verifier, progress);
+      const report = await verifyChain(source, head, verifier, progress, { fetchAhead: parallel });
+      const seconds = (performance.now() - started) / 1000;
       if (tty) process.stderr.write('\n');
-      if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      if (values.json) process.stdout.write(`${JSON.stringify({ ...report, seconds: Number(seconds.toFixed(3)), messagesPerSecond: Math.round(report.messages / seconds) }, null, 2)}\n`);
       else {
-        process.stdout.write(`head ${report.head} (owner ${report.owner ?? '?'}): ${report.bundles} bundle(s), ${report.messages} message(s)\n`);
+        process.stdout.write(`head ${report.head} (owner ${report.owner ?? '?'}): ${report.bundles} bundle(s), ${report.messages} message(s) in ${seconds.toFixed(1)} s (${Math.round(report.messages / seconds)} messages/s)\n`);
         for (const p of report.problems) process.stdout.write(`${describe(p)}\n`);
         process.stdout.write(report.ok ? 'OK: the chain is complete and every message verifies\n' : `FAILED: ${report.problems.length} problem(s)\n`);
       }
@@ -86,9 +94,12 @@ async function main(): Promise<number> {
     const archive = new SqliteArchiveStore(file);
     try {
       const report = await importChain(source, head, { store, archive, verifier, commitBatchMax: config.commitBatchMax }, progress);
+      const seconds = (performance.now() - started) / 1000;
+      const rate = Math.round((report.imported + report.alreadyPresent) / seconds);
       if (tty) process.stderr.write('\n');
-      process.stdout.write(values.json ? `${JSON.stringify(report)}\n`
-        : `imported ${report.bundles} bundle(s): ${report.imported} message(s) stored, ${report.alreadyPresent} already present; archive head set to ${head}\n`);
+      process.stdout.write(values.json ? `${JSON.stringify({ ...report, seconds: Number(seconds.toFixed(3)), messagesPerSecond: rate, peakRssBytes: process.resourceUsage().maxRSS * 1024 })}\n`
+        : `imported ${report.bundles} bundle(s) (${report.skippedBundles} done by an earlier run): ${report.imported} message(s) stored, `
+          + `${report.alreadyPresent} already present, in ${seconds.toFixed(1)} s (${rate} messages/s, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB); archive head set to ${head}\n`);
       return 0;
     } catch (e) {
       if (tty) process.stderr.write('\n');

@@ -94,21 +94,21 @@ const archiver = new Archiver(archive, uplink, clock, pino({ level: 'silent' }),
 });
 mark('start');
 const result = await archiver.runOnce(clock.now(), 'poll');
-mark('accepted');
+mark('confirmed');
 clearInterval(sampler);
-if (result.accepted.length !== 1) throw new Error(`expected one bundle, got ${JSON.stringify(result)}`);
+if (result.confirmed.length !== 1) throw new Error(`expected one bundle, got ${JSON.stringify(result)}`);
 const head = await archive.head();
 const at = (step: string): { at: number; peak: number } => marks.find((m) => m.step === step) ?? { at: NaN, peak: NaN };
 const rows: [string, string, string][] = [
   ['cut (plan, stream to file, record)', s(at('cut').at - at('start').at), mb(at('cut').peak)],
   ['sign (read file, chunk, merkle, RSA)', s(at('signed').at - at('cut').at), mb(at('signed').peak)],
   ['upload (chunked, 256 KiB chunks)', s(at('uploaded').at - at('signed').at), mb(at('uploaded').peak)],
-  ['accept (head, mine a block)', s(at('accepted').at - at('uploaded').at), mb(at('accepted').peak)],
+  ['pending + confirmed (mine a block, head)', s(at('confirmed').at - at('uploaded').at), mb(at('confirmed').peak)],
 ];
 process.stdout.write(`\nbundle 1: ${head?.count} messages, ${mb(head?.bytes ?? 0)}, tx ${head?.txid}\n`);
 process.stdout.write(`proxy RSS before: ${mb(baseline)}\n\n| step | time | peak RSS of the proxy |\n| --- | --- | --- |\n`);
 for (const r of rows) process.stdout.write(`| ${r.join(' | ')} |\n`);
-process.stdout.write(`| total | ${s(at('accepted').at - at('start').at)} | ${mb(Math.max(...marks.map((m) => m.peak)))} |\n`);
+process.stdout.write(`| total | ${s(at('confirmed').at - at('start').at)} | ${mb(Math.max(...marks.map((m) => m.peak)))} |\n`);
 
 await archiver.stop();
 await archive.close();

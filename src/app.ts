@@ -75,10 +75,10 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   // Known before the server listens (listen() waits for it), announced to clients from then on.
   let storeEpoch = '';
   const epoch = (): string => storeEpoch;
-  // The archiver keeps its state beside the messages in the same SQLite file; it starts in the
+  // The archiver keeps its state beside the messages (the SQLite file, or PostgreSQL); it starts in the
   // background (the embedded gateway takes a moment) and a failure to start it stops no message: the
   // backlog stays in the store until an archiver runs.
-  const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store && config.store === 'sqlite'
+  const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store
     ? createArchive(config, storeFile, log, { clock }) : null;
   archive?.then((a) => a.archiver.start(), (err: unknown) => log.error({ err }, 'archive failed to start'));
   const archiveHttp = archive

@@ -9,6 +9,7 @@ import { ArweaveUplink } from './arweave/uplink.js';
 import { loadWallet } from './arweave/wallet.js';
 import type { ArchiveStore } from './port.js';
 import { archiveRoutes } from './routes.js';
+import { PostgresArchiveStore } from './postgres/archive-store.js';
 import { SqliteArchiveStore } from './sqlite/archive-store.js';
 
 export interface ArchiveComponent {
@@ -31,7 +32,8 @@ export interface ArchiveOverrides {
 }
 
 /**
- * Builds the archive from the config: state in the store's SQLite file (`storeFile`), the wallet, the
+ * Builds the archive from the config: state beside the store (the SQLite file `storeFile`, or PostgreSQL at
+ * DATABASE_URL with STORE=postgres), the wallet, the
  * gateway (configured, or arlocal embedded under DATA_DIR/arlocal) and the archiver. Not started:
  * call `archiver.start()`.
  */
@@ -49,7 +51,11 @@ export async function createArchive(config: Config, storeFile: string, log: Logg
     close: async () => embedded?.stop(),
   });
   if (embedded) await embedded.fund(await uplink.owner());
-  const store = overrides.store ?? new SqliteArchiveStore(storeFile);
+  // The archive state lives where the store does: the SQLite file, or the PostgreSQL database that every
+  // process of a cluster shares (its lease row then elects the one archiver among them).
+  const store = overrides.store ?? (config.store === 'postgres'
+    ? await PostgresArchiveStore.open({ url: config.databaseUrl, onIdleError: (err) => alog.warn({ err }, 'archive: PostgreSQL connection lost; the pool reconnects') })
+    : new SqliteArchiveStore(storeFile));
   const archiver = new Archiver(store, uplink, overrides.clock ?? systemClock, alog, {
     dataDir: config.dataDir,
     cron: config.archiveCron,
@@ -58,6 +64,7 @@ export async function createArchive(config: Config, storeFile: string, log: Logg
     retryBaseMs: config.archiveRetryBaseMs,
     retryMaxMs: config.archiveRetryMaxMs,
     leaseMs: config.archiveLeaseMs,
+    confirmations: config.archiveConfirmations,
     ...(overrides.holder !== undefined ? { holder: overrides.holder } : {}),
   }, overrides.hook);
   const routes = archiveRoutes({ status: () => archiver.status(), log: alog });

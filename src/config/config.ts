@@ -64,6 +64,7 @@ export const CONFIG_SPEC = {
   ARCHIVE_RETRY_BASE_MS: { kind: 'int', default: '5000', min: 1, doc: 'First retry delay after a gateway failure; doubles per failure with jitter, up to ARCHIVE_RETRY_MAX_MS.' },
   ARCHIVE_RETRY_MAX_MS: { kind: 'int', default: '600000', min: 1, doc: 'Longest retry delay after gateway failures.' },
   ARCHIVE_LEASE_MS: { kind: 'int', default: '60000', min: 1000, doc: 'Lease that lets one process archive at a time; renewed while it works, taken over after it lapses.' },
+  ARCHIVE_CONFIRMATIONS: { kind: 'int', default: '10', min: 1, doc: 'Confirmations (the block holding a bundle counted) at which a bundle is permanent: the head moves and the next bundle may be cut (docs/archive.md).' },
   ARCHIVE_MINE_MS: { kind: 'int', default: '5000', min: 0, doc: 'Embedded gateway only: mine a block this often (0: only after each upload).' },
   IM_MAX_FRAME_BYTES: { kind: 'int', default: '65536', min: 1024, max: 16777216, doc: 'Largest /im MsgPack frame; bigger frames close the connection with 1009.' },
   IM_MAX_DEPTH: { kind: 'int', default: '8', min: 3, max: 64, doc: 'Deepest nesting of arrays and maps accepted in a /im frame (BAD_MSGPACK beyond).' },
@@ -136,6 +137,7 @@ export interface Config {
   archiveRetryMaxMs: number;
   archiveLeaseMs: number;
   archiveMineMs: number;
+  archiveConfirmations: number;
   imMaxFrameBytes: number;
   imMaxDepth: number;
   imMaxElements: number;
@@ -258,6 +260,7 @@ export function loadConfig(env: Env = {}): Config {
     archiveRetryMaxMs: int('ARCHIVE_RETRY_MAX_MS'),
     archiveLeaseMs: int('ARCHIVE_LEASE_MS'),
     archiveMineMs: int('ARCHIVE_MINE_MS'),
+    archiveConfirmations: int('ARCHIVE_CONFIRMATIONS'),
     imMaxFrameBytes: int('IM_MAX_FRAME_BYTES'),
     imMaxDepth: int('IM_MAX_DEPTH'),
     imMaxElements: int('IM_MAX_ELEMENTS'),
@@ -278,8 +281,6 @@ export function loadConfig(env: Env = {}): Config {
   };
   if (config.store === 'postgres') {
     if (!/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('DATABASE_URL must be a postgres:// URL when STORE=postgres');
-    // The archiver keeps its state beside the messages in the SQLite file; on PostgreSQL it has no home yet.
-    if (config.archiveEnabled) problems.push('STORE=postgres needs ARCHIVE_ENABLED=false: the archive state does not live in PostgreSQL yet');
   }
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {

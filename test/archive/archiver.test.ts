@@ -41,7 +41,7 @@ describe('Archiver on a real arlocal gateway', () => {
     const r = await rig();
     const a = r.archiver();
     const res = await a.runOnce(r.clock.now(), 'tick');
-    expect(res).toEqual({ accepted: [] });
+    expect(res).toEqual({ confirmed: [] });
     expect(await r.archive.latestBundle()).toBeNull();
     expect(await gw.source.bundlesOf(r.owner)).toEqual([]);
   });
@@ -50,12 +50,12 @@ describe('Archiver on a real arlocal gateway', () => {
     const r = await rig();
     const sent = await r.send(3);
     const a = r.archiver();
-    expect((await a.runOnce(r.clock.now(), 'poll')).accepted).toEqual([]);
+    expect((await a.runOnce(r.clock.now(), 'poll')).confirmed).toEqual([]);
     expect((await a.status()).pending.messages).toBe(3);
     const res = await a.runOnce(r.clock.now(), 'tick');
-    expect(res.accepted).toEqual([1]);
+    expect(res.confirmed).toEqual([1]);
     const b = await r.archive.head();
-    expect(b).toMatchObject({ seq: 1, status: 'accepted', count: 3, prevTx: null });
+    expect(b).toMatchObject({ seq: 1, status: 'confirmed', count: 3, prevTx: null });
     const chain = await onChain(b?.txid as string);
     expect(chain.data).toBe(arrayOf(sent));
     expect(chain.tags).toEqual({
@@ -64,7 +64,7 @@ describe('Archiver on a real arlocal gateway', () => {
     });
     expect((await a.status()).pending).toEqual({ messages: 0, bytes: 0 });
     // the next tick with nothing new makes nothing
-    expect((await a.runOnce(r.clock.now(), 'tick')).accepted).toEqual([]);
+    expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([]);
   });
 
   it('cuts a bundle as soon as pending data reaches the size trigger, each bundle within it', async () => {
@@ -75,7 +75,7 @@ describe('Archiver on a real arlocal gateway', () => {
     const trigger = bundleBytes(4, 4 * size); // exactly four messages: four pending reach it, a fifth would not fit
     const a = r.archiver({ sizeTriggerBytes: trigger });
     const res = await a.runOnce(r.clock.now(), 'poll');
-    expect(res.accepted).toEqual([1, 2, 3]);
+    expect(res.confirmed).toEqual([1, 2, 3]);
     const chunks: string[] = [];
     for (const seq of [1, 2, 3]) {
       const b = await r.archive.getBundle(seq);
@@ -86,7 +86,7 @@ describe('Archiver on a real arlocal gateway', () => {
     expect(`[${chunks.join(',')}]`).toBe(arrayOf(sent));
     // below the trigger again: stays pending
     await r.send(2, 600);
-    expect((await a.runOnce(r.clock.now(), 'poll')).accepted).toEqual([]);
+    expect((await a.runOnce(r.clock.now(), 'poll')).confirmed).toEqual([]);
     expect((await a.status()).pending.messages).toBe(2);
   });
 
@@ -132,12 +132,12 @@ describe('Archiver on a real arlocal gateway', () => {
     });
     const t0 = r.clock.now();
     const first = await a.runOnce(t0, 'tick');
-    expect(first.accepted).toEqual([]);
+    expect(first.confirmed).toEqual([]);
     expect(first.error).toBeTruthy();
     let s = await a.status();
     expect(s.lastError).toMatchObject({ failures: 1, at: t0 });
     expect(s.nextRetryAt).toBe(t0 + 750); // 1000 ms × (0.5 + 0.5 × 0.5)
-    expect(await a.runOnce(t0 + 100, 'poll')).toEqual({ accepted: [], skipped: 'backoff' });
+    expect(await a.runOnce(t0 + 100, 'poll')).toEqual({ confirmed: [], skipped: 'backoff' });
     await a.runOnce(t0 + 750, 'poll');
     s = await a.status();
     expect(s.lastError?.failures).toBe(2);
@@ -147,7 +147,7 @@ describe('Archiver on a real arlocal gateway', () => {
     // the gateway is back (same state, another process): the same bundle goes up
     const b = r.archiver();
     r.clock.t = t0 + 60_000;
-    expect((await b.runOnce(r.clock.now(), 'poll')).accepted).toEqual([1]);
+    expect((await b.runOnce(r.clock.now(), 'poll')).confirmed).toEqual([1]);
     expect((await b.status()).lastError).toBeNull();
   });
 
@@ -156,9 +156,9 @@ describe('Archiver on a real arlocal gateway', () => {
     await r.send(1);
     const a = r.archiver({ holder: 'a' });
     const b = r.archiver({ holder: 'b' });
-    expect(await r.archive.acquireLease('a', r.clock.now(), 30_000)).toBe(true);
-    expect(await b.runOnce(r.clock.now(), 'tick')).toEqual({ accepted: [], skipped: 'lease' });
-    expect((await a.runOnce(r.clock.now(), 'tick')).accepted).toEqual([1]);
+    expect(await r.archive.acquireLease('a', r.clock.now(), 30_000)).toBe(1);
+    expect(await b.runOnce(r.clock.now(), 'tick')).toEqual({ confirmed: [], skipped: 'lease' });
+    expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([1]);
   });
 
   it('runs the node-cron schedule once started', async () => {
@@ -184,7 +184,7 @@ describe('Archiver on a real arlocal gateway', () => {
       const head = (await (await fetch(`${base}/archive/head`)).json()) as { head: { seq: number; txid: string; owner: string } };
       expect(head.head).toMatchObject({ seq: 1, txid: (await r.archive.head())?.txid, owner: r.owner });
       const status = await (await fetch(`${base}/archive/status`)).json();
-      expect(status).toMatchObject({ pending: { messages: 0, bytes: 0 }, lastBundle: { seq: 1, status: 'accepted', messages: 2 }, lastError: null, cron: '0 */12 * * *' });
+      expect(status).toMatchObject({ pending: { messages: 0, bytes: 0 }, lastBundle: { seq: 1, status: 'confirmed', messages: 2 }, lastError: null, cron: '0 */12 * * *' });
       expect((await fetch(`${base}/archive/nope`)).status).toBe(404);
     } finally {
       await new Promise((res) => server.close(res));

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Archiver } from '../../src/archive/archiver.js';
@@ -72,6 +74,28 @@ describe('archive reader: verify', () => {
     expect(report).toEqual({ ok: true, head, owner: r.owner, bundles: 3, messages: 9, problems: [] });
     expect(progress).toEqual(['walk:1/0', 'walk:2/0', 'walk:3/0', 'verify:1/3', 'verify:2/3', 'verify:3/3']);
   });
+
+  it('npm run archive -- verify: a JSON report and no progress with --json; progress lines and a summary without', async () => {
+    const r = await makeRig(gw);
+    rigs.push(r);
+    const a = r.archiver();
+    for (let i = 0; i < 2; i++) {
+      await r.send(2);
+      await a.runOnce(r.clock.now(), 'tick');
+    }
+    const head = (await r.archive.head())?.txid as string;
+    const cli = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/archive.ts', 'verify', '--gateway', gw.gateway.url, ...args], { env: { ...process.env, DATA_DIR: r.dir, VERIFY_WORKERS: '1' } });
+    const json = await cli('--owner', r.owner, '--json', '--parallel', '2');
+    expect(json.stderr).toBe('');
+    const report = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(report).toMatchObject({ ok: true, head, owner: r.owner, bundles: 2, messages: 4, problems: [] });
+    expect(report['seconds']).toEqual(expect.any(Number));
+    expect(report['messagesPerSecond']).toEqual(expect.any(Number));
+    const text = await cli('--head', head);
+    expect(text.stderr).toMatch(/verified bundle 2\/2 \(100%\), 4 message\(s\), \d+ msg\/s/);
+    expect(text.stdout).toMatch(/2 bundle\(s\), 4 message\(s\) in [\d.]+ s \(\d+ messages\/s\)\nOK: the chain is complete/);
+    await expect(cli('--head', head, '--parallel', '0')).rejects.toMatchObject({ code: 2 });
+  }, 90_000);
 
   it('reports data that does not match its Data-SHA256, at its bundle', async () => {
     const f = await Forger.make();
@@ -175,16 +199,16 @@ describe('archive reader: import', () => {
       await store.close();
     });
     const report = await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 });
-    expect(report).toEqual({ bundles: 2, imported: 8, alreadyPresent: 0 });
+    expect(report).toEqual({ bundles: 2, imported: 8, alreadyPresent: 0, skippedBundles: 0 });
     const cid = `dm:${[r.alice.address, r.bob.address].map((x) => x.toLowerCase()).sort().join(':')}`;
     const events = await store.listEvents({ cid, viewer: r.alice.address.toLowerCase(), afterSeq: 0, limit: 100, offset: 0 });
     expect(events.map((e) => e.body)).toEqual(sent.map(canonicalJson));
     expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(events.map((e) => e.receivedAt)).toEqual(sent.map((m) => m.timestamp));
-    expect(await archive.head()).toMatchObject({ seq: 2, txid: head, status: 'accepted' });
+    expect(await archive.head()).toMatchObject({ seq: 2, txid: head, status: 'confirmed' });
 
     // again: nothing new
-    expect(await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 })).toEqual({ bundles: 2, imported: 0, alreadyPresent: 8 });
+    expect(await importChain(gw.source, head, { store, archive, verifier, commitBatchMax: 64 })).toEqual({ bundles: 2, imported: 0, alreadyPresent: 0, skippedBundles: 2 });
 
     // the new proxy, with the same wallet, archives only what is new, as bundle 3 after the old head
     const more = signMessage(r.alice, { receiver: r.bob.address, timestamp: (sent[7]?.timestamp ?? 0) + 1000 });
@@ -195,7 +219,7 @@ describe('archive reader: import', () => {
     const next = new Archiver(archive, r.uplink, r.clock, silentLog, {
       dataDir: dir, cron: '0 */12 * * *', sizeTriggerBytes: 1_000_000, pollMs: 60_000, retryBaseMs: 1000, retryMaxMs: 60_000, leaseMs: 30_000,
     });
-    expect((await next.runOnce(r.clock.now(), 'tick')).accepted).toEqual([3]);
+    expect((await next.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([3]);
     const newHead = (await archive.head())?.txid as string;
     const verified = await verifyChain(gw.source, newHead, verifier);
     expect(verified).toMatchObject({ ok: true, bundles: 3, messages: 9 });

@@ -41,7 +41,11 @@ export class ArweaveUplink implements ArchiveUplink {
   }
 
   async sign(data: Buffer, tags: readonly Tag[]): Promise<SignedBundleTx> {
-    const tx = await this.arweave.createTransaction({ data }, this.jwk);
+    // Anchored to the tip block (/info `current`): the freshest anchor there is, and one whose age can be
+    // told later (a gateway's /tx_anchor may name an older block). Left to the client when there is none.
+    const info = await this.get('info');
+    const current = (info.data as { current?: unknown } | null)?.current;
+    const tx = await this.arweave.createTransaction(typeof current === 'string' && current !== '' ? { data, last_tx: current } : { data }, this.jwk);
     for (const t of tags) tx.addTag(t.name, t.value);
     await this.arweave.transactions.sign(tx, this.jwk);
     // Serialise without the data (toJSON would base64 the whole bundle).
@@ -57,7 +61,7 @@ export class ArweaveUplink implements ArchiveUplink {
     s.lastResponseError = '';
     s.lastRequestTimeEnd = 0;
     const uploader = await this.arweave.transactions.getUploader(s as never, data);
-    if (!uploader.isComplete && !s.txPosted && (await this.txState(tx.id)) !== 'unknown') {
+    if (!uploader.isComplete && !s.txPosted && (await this.txState(tx.id)).state !== 'unknown') {
       // Posted before a crash that came before its state was saved: never post the header twice.
       // A one-chunk transaction went up with its data in the body, so it is complete.
       const posted = JSON.parse(JSON.stringify(uploader.toJSON())) as UploaderState;
@@ -80,19 +84,43 @@ export class ArweaveUplink implements ArchiveUplink {
   }
 
   async txState(id: string): Promise<TxState> {
-    let res;
+    const res = await this.get(`tx/${id}/status`);
+    if (res.status === 404) return { state: 'unknown' };
+    if (res.status === 202) return { state: 'pending' };
+    if (res.status === 200) {
+      const body: unknown = res.data;
+      if (typeof body !== 'object' || body === null || !('block_height' in body)) return { state: 'pending' };
+      // Counted from the tip ourselves (gateways differ on whether number_of_confirmations counts the block itself).
+      const height = Number((body as { block_height: unknown }).block_height);
+      const tip = await this.tipHeight();
+      return { state: 'mined', confirmations: Math.max(1, tip - height + 1) };
+    }
+    throw new GatewayError(res.status, `tx status answered ${res.status}`);
+  }
+
+  async anchorAge(txJson: string): Promise<number | null> {
+    const anchor = (JSON.parse(txJson) as { last_tx?: unknown }).last_tx;
+    if (typeof anchor !== 'string' || anchor === '') return null;
+    const res = await this.get(`block/hash/${anchor}`);
+    if (res.status !== 200 || typeof res.data !== 'object' || res.data === null) return null;
+    const height = Number((res.data as { height?: unknown }).height);
+    if (!Number.isFinite(height)) return null;
+    return (await this.tipHeight()) - height;
+  }
+
+  private async tipHeight(): Promise<number> {
+    const res = await this.get('info');
+    const height = Number((res.data as { height?: unknown } | null)?.height);
+    if (res.status !== 200 || !Number.isFinite(height)) throw new GatewayError(res.status, `gateway /info answered ${res.status} without a height`);
+    return height;
+  }
+
+  private async get(route: string): Promise<{ status: number; data: unknown }> {
     try {
-      res = await this.arweave.api.get(`tx/${id}/status`);
+      return await this.arweave.api.get(route);
     } catch (e) {
       throw new GatewayError(-1, `gateway unreachable: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (res.status === 404) return 'unknown';
-    if (res.status === 202) return 'pending';
-    if (res.status === 200) {
-      const body: unknown = res.data;
-      return typeof body === 'object' && body !== null && 'block_height' in body ? 'confirmed' : 'pending';
-    }
-    throw new GatewayError(res.status, `tx status answered ${res.status}`);
   }
 
   async afterAccepted(): Promise<void> {

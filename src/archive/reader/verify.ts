@@ -83,24 +83,46 @@ export async function verifyBundle(link: ChainLink, data: Buffer, verifier: Sign
   return { problems, messages: items };
 }
 
+/** Bundles whose data is fetched ahead, in parallel, while earlier ones are verified (memory: this many bundles). */
+export const FETCH_AHEAD = 8;
+
+/**
+ * Fetches the data of `links` in order with up to `ahead` requests in flight, yielding each bundle's data
+ * (or the error that fetching it raised) in chain order. Only `ahead` bundles are held at a time.
+ */
+export async function* fetchInOrder(source: ChainSource, links: readonly ChainLink[], ahead = FETCH_AHEAD): AsyncGenerator<{ link: ChainLink; data: Buffer | Error }> {
+  const inFlight: Promise<Buffer | Error>[] = [];
+  let next = 0;
+  const fill = (): void => {
+    while (next < links.length && inFlight.length < Math.max(1, ahead)) {
+      const link = links[next++] as ChainLink;
+      inFlight.push(source.data(link.tx.id).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+    }
+  };
+  for (let i = 0; i < links.length; i++) {
+    fill();
+    const data = await (inFlight.shift() as Promise<Buffer | Error>);
+    yield { link: links[i] as ChainLink, data };
+  }
+}
+
 /** Walks the chain from `head` to the first bundle and verifies everything; the report lists every problem found. */
-export async function verifyChain(source: ChainSource, head: string, verifier: SignatureVerifier, progress?: (p: Progress) => void): Promise<VerifyReport> {
+export async function verifyChain(source: ChainSource, head: string, verifier: SignatureVerifier, progress?: (p: Progress) => void, opts: { fetchAhead?: number } = {}): Promise<VerifyReport> {
   const walk = await walkChain(source, head, (n) => progress?.({ phase: 'walk', bundle: n, bundles: 0, messages: 0 }));
   const problems = [...walk.problems];
   const seen = new Map<string, { seq: number; index: number }>();
   let messages = 0;
-  for (const [i, link] of walk.links.entries()) {
-    let data: Buffer;
-    try {
-      data = await source.data(link.tx.id);
-    } catch (e) {
-      problems.push({ kind: 'not-found', seq: link.meta.seq, txid: link.tx.id, reason: `data unavailable: ${e instanceof Error ? e.message : String(e)}` });
+  let i = 0;
+  for await (const { link, data } of fetchInOrder(source, walk.links, opts.fetchAhead)) {
+    i += 1;
+    if (data instanceof Error) {
+      problems.push({ kind: 'not-found', seq: link.meta.seq, txid: link.tx.id, reason: `data unavailable: ${data.message}` });
       continue;
     }
     const result = await verifyBundle(link, data, verifier, seen);
     problems.push(...result.problems);
     messages += result.messages.length;
-    progress?.({ phase: 'verify', bundle: i + 1, bundles: walk.links.length, messages });
+    progress?.({ phase: 'verify', bundle: i, bundles: walk.links.length, messages });
   }
   return { ok: problems.length === 0, head, owner: walk.owner, bundles: walk.links.length, messages, problems };
 }

@@ -62,13 +62,17 @@ export async function walkChain(source: ChainSource, head: string, onBundle?: (n
   let owner: string | null = null;
   let cur: string | null = head;
   let child: ChainLink | null = null;
+  // The owner's bundles, listed once (GraphQL pages of 100) as soon as the head names the owner: the walk
+  // then looks links up there instead of asking for each transaction, and the fork check reuses the list.
+  let listed = null as Map<string, ChainTx> | null;
   while (cur !== null) {
     if (seen.has(cur)) {
       problems.push({ kind: 'cycle', txid: cur, reason: 'Prev-Tx leads back to a bundle already visited' });
       break;
     }
     seen.add(cur);
-    const tx = isTxId(cur) ? await source.tx(cur) : null;
+    const tx: ChainTx | null = !isTxId(cur) ? null : listed?.get(cur) ?? await source.tx(cur);
+    if (tx && listed === null) listed = new Map((await source.bundlesOf(tx.owner)).map((t) => [t.id, t]));
     if (!tx) {
       problems.push(child
         ? { kind: 'not-found', seq: child.meta.seq - 1, txid: cur, reason: `Prev-Tx of bundle ${child.meta.seq} (tx ${child.tx.id}) names a transaction the gateway does not have` }
@@ -105,7 +109,7 @@ export async function walkChain(source: ChainSource, head: string, onBundle?: (n
   if (owner !== null) {
     const onChain = new Map(links.map((l) => [l.tx.id, l]));
     const bySeq = new Map(links.map((l) => [l.meta.seq, l]));
-    for (const tx of await source.bundlesOf(owner)) {
+    for (const tx of listed?.values() ?? await source.bundlesOf(owner)) {
       if (onChain.has(tx.id)) continue;
       const parsed = parseBundleTags(tx.tags);
       const seq = 'meta' in parsed ? parsed.meta.seq : undefined;

@@ -2,19 +2,21 @@ import Database from 'better-sqlite3';
 import type {
   ArchivableEvent, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
 } from '../port.js';
-import { ChainConflictError } from '../port.js';
+import { ChainConflictError, FencedError } from '../port.js';
 import { ARCHIVE_MIGRATIONS } from './schema.js';
 
 interface BundleRow {
   seq: number; status: string; prev_tx: string | null; first_pos: number; last_pos: number; count: number;
   first_ts: number; last_ts: number; bytes: number; sha256: string; file: string; cut_at: number;
   txid: string | null; tx_json: string | null; upload_state: string | null; accepted_at: number | null;
+  confirmations: number; confirmed_at: number | null; reposts: number; replaced_txids: string;
 }
 
 const toBundle = (r: BundleRow): BundleRecord => ({
   seq: r.seq, status: r.status as BundleStatus, prevTx: r.prev_tx, firstPos: r.first_pos, lastPos: r.last_pos,
   count: r.count, firstTs: r.first_ts, lastTs: r.last_ts, bytes: r.bytes, sha256: r.sha256, file: r.file,
   cutAt: r.cut_at, txid: r.txid, txJson: r.tx_json, uploadState: r.upload_state, acceptedAt: r.accepted_at,
+  confirmations: r.confirmations, confirmedAt: r.confirmed_at, reposts: r.reposts, replacedTxids: JSON.parse(r.replaced_txids) as string[],
 });
 
 const LEASE = 'archiver';
@@ -45,21 +47,33 @@ export class SqliteArchiveStore implements ArchiveStore {
       countBetween: db.prepare<[number, number], { n: number }>('SELECT COUNT(*) AS n FROM events WHERE face = 0 AND pos > ? AND pos < ?'),
       latest: db.prepare<[], BundleRow>('SELECT * FROM archive_bundles ORDER BY seq DESC LIMIT 1'),
       get: db.prepare<[number], BundleRow>('SELECT * FROM archive_bundles WHERE seq = ?'),
-      head: db.prepare<[], BundleRow>(`SELECT * FROM archive_bundles WHERE status = 'accepted' ORDER BY seq DESC LIMIT 1`),
+      head: db.prepare<[], BundleRow>(`SELECT * FROM archive_bundles WHERE status = 'confirmed' ORDER BY seq DESC LIMIT 1`),
       insert: db.prepare(`INSERT INTO archive_bundles (seq, status, prev_tx, first_pos, last_pos, count, first_ts, last_ts,
         bytes, sha256, file, cut_at) VALUES (@seq, 'cut', @prevTx, @firstPos, @lastPos, @count, @firstTs, @lastTs,
         @bytes, @sha256, @file, @cutAt)`),
-      adopt: db.prepare(`UPDATE archive_bundles SET status = 'accepted', txid = ?, accepted_at = ? WHERE seq = ?`),
+      adopt: db.prepare(`UPDATE archive_bundles SET status = 'confirmed', txid = ?, accepted_at = ?, confirmed_at = ? WHERE seq = ?`),
       sign: db.prepare(`UPDATE archive_bundles SET status = 'signed', txid = ?, tx_json = ? WHERE seq = ? AND status = 'cut'`),
+      resign: db.prepare(`UPDATE archive_bundles SET status = 'signed', txid = @txid, tx_json = @txJson, upload_state = NULL,
+        replaced_txids = json_insert(replaced_txids, '$[#]', @oldTxid)
+        WHERE seq = @seq AND txid = @oldTxid AND status IN ('signed', 'uploading', 'dropped')`),
       upload: db.prepare(`UPDATE archive_bundles SET status = 'uploading', upload_state = ?
+        WHERE seq = ? AND status IN ('signed', 'uploading', 'dropped')`),
+      toPending: db.prepare(`UPDATE archive_bundles SET status = 'pending', accepted_at = coalesce(accepted_at, ?)
         WHERE seq = ? AND status IN ('signed', 'uploading')`),
-      accept: db.prepare(`UPDATE archive_bundles SET status = 'accepted', accepted_at = ?
-        WHERE seq = ? AND status IN ('signed', 'uploading')`),
-      takeLease: db.prepare(`INSERT INTO archive_lease (name, holder, expires_at) VALUES (@name, @holder, @expiresAt)
-        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-        WHERE archive_lease.holder = excluded.holder OR archive_lease.expires_at <= @now`),
-      dropLease: db.prepare('DELETE FROM archive_lease WHERE name = ? AND holder = ?'),
-      getLease: db.prepare<[string], { holder: string; expires_at: number }>('SELECT holder, expires_at FROM archive_lease WHERE name = ?'),
+      confirmations: db.prepare(`UPDATE archive_bundles SET confirmations = ? WHERE seq = ? AND status = 'pending'`),
+      drop: db.prepare(`UPDATE archive_bundles SET status = 'dropped', reposts = reposts + 1, upload_state = NULL, confirmations = 0
+        WHERE seq = ? AND status = 'pending'`),
+      confirm: db.prepare(`UPDATE archive_bundles SET status = 'confirmed', confirmations = ?, confirmed_at = ?
+        WHERE seq = ? AND status = 'pending'`),
+      takeLease: db.prepare<{ name: string; holder: string; expiresAt: number; now: number }, { token: number }>(`INSERT INTO archive_lease
+        (name, holder, expires_at, token) VALUES (@name, @holder, @expiresAt, 1)
+        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
+          token = CASE WHEN archive_lease.holder = excluded.holder AND archive_lease.expires_at > 0 THEN archive_lease.token
+                       ELSE archive_lease.token + 1 END
+        WHERE (archive_lease.holder = excluded.holder AND archive_lease.expires_at > 0) OR archive_lease.expires_at <= @now
+        RETURNING token`),
+      dropLease: db.prepare('UPDATE archive_lease SET expires_at = 0 WHERE name = ? AND holder = ?'),
+      getLease: db.prepare<[string], { holder: string; expires_at: number; token: number }>('SELECT holder, expires_at, token FROM archive_lease WHERE name = ?'),
     };
   }
 
@@ -116,18 +130,29 @@ export class SqliteArchiveStore implements ArchiveStore {
     return r ? toBundle(r) : null;
   }
 
-  async insertBundle(b: NewBundle): Promise<BundleRecord> {
-    this.db.transaction(() => this.insertChecked(b)).immediate();
+  /** Runs `fn` in a write transaction after checking that `token` is the lease's current fencing token. */
+  private fenced<T>(token: number, fn: () => T): T {
+    return this.db.transaction(() => {
+      const lease = this.s.getLease.get(LEASE);
+      if (!lease || lease.token !== token || lease.expires_at <= 0) {
+        throw new FencedError(`archive write with fencing token ${token} refused: the lease's token is ${lease && lease.expires_at > 0 ? lease.token : 'none (released)'}`);
+      }
+      return fn();
+    }).immediate();
+  }
+
+  async insertBundle(b: NewBundle, token: number): Promise<BundleRecord> {
+    this.fenced(token, () => this.insertChecked(b));
     return toBundle(this.s.get.get(b.seq) as BundleRow);
   }
 
-  async adoptBundle(b: NewBundle, txid: string, at: number): Promise<BundleRecord> {
-    this.db.transaction(() => {
+  async adoptBundle(b: NewBundle, txid: string, at: number, token: number): Promise<BundleRecord> {
+    this.fenced(token, () => {
       const existing = this.s.get.get(b.seq);
       if (existing?.txid === txid) return;
       this.insertChecked(b);
-      this.s.adopt.run(txid, at, b.seq);
-    }).immediate();
+      this.s.adopt.run(txid, at, at, b.seq);
+    });
     return toBundle(this.s.get.get(b.seq) as BundleRow);
   }
 
@@ -136,7 +161,7 @@ export class SqliteArchiveStore implements ArchiveStore {
     const last = this.s.latest.get();
     const expectSeq = (last?.seq ?? 0) + 1;
     if (b.seq !== expectSeq) throw new ChainConflictError(`bundle ${b.seq} cannot follow bundle ${last?.seq ?? 0}`);
-    if (last && last.status !== 'accepted') throw new ChainConflictError(`bundle ${last.seq} is not accepted yet`);
+    if (last && last.status !== 'confirmed') throw new ChainConflictError(`bundle ${last.seq} is not confirmed yet`);
     if ((last?.txid ?? null) !== b.prevTx) throw new ChainConflictError(`bundle ${b.seq} must link to ${last?.txid ?? 'nothing'}`);
     if (last && b.firstPos <= last.last_pos) throw new ChainConflictError(`bundle ${b.seq} overlaps bundle ${last.seq}`);
     const between = this.s.countBetween.get(last?.last_pos ?? 0, b.firstPos);
@@ -144,27 +169,61 @@ export class SqliteArchiveStore implements ArchiveStore {
     this.s.insert.run(b);
   }
 
-  async markSigned(seq: number, txid: string, txJson: string): Promise<void> {
-    if (this.s.sign.run(txid, txJson, seq).changes !== 1) {
+  async markSigned(seq: number, txid: string, txJson: string, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.sign.run(txid, txJson, seq).changes === 1) return;
       const b = this.s.get.get(seq);
       if (b?.txid === txid) return;
       throw new ChainConflictError(`bundle ${seq} is not waiting to be signed (status ${b?.status ?? 'missing'})`);
-    }
+    });
   }
 
-  async saveUploadState(seq: number, state: string): Promise<void> {
-    if (this.s.upload.run(state, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not signed or uploading`);
+  async resign(seq: number, oldTxid: string, txid: string, txJson: string, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.resign.run({ seq, oldTxid, txid, txJson }).changes === 1) return;
+      const b = this.s.get.get(seq);
+      throw new ChainConflictError(`bundle ${seq} cannot be re-signed: its transaction is ${b?.txid ?? 'none'} (status ${b?.status ?? 'missing'}), not ${oldTxid}`);
+    });
   }
 
-  async markAccepted(seq: number, at: number): Promise<void> {
-    if (this.s.accept.run(at, seq).changes !== 1) {
-      if (this.s.get.get(seq)?.status === 'accepted') return;
-      throw new ChainConflictError(`bundle ${seq} is not signed or uploading`);
-    }
+  async saveUploadState(seq: number, state: string, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.upload.run(state, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not signed, uploading or dropped`);
+    });
   }
 
-  async acquireLease(holder: string, now: number, ttlMs: number): Promise<boolean> {
-    return this.s.takeLease.run({ name: LEASE, holder, expiresAt: now + ttlMs, now }).changes === 1;
+  async markPending(seq: number, at: number, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.toPending.run(at, seq).changes === 1) return;
+      const status = this.s.get.get(seq)?.status;
+      if (status === 'pending' || status === 'confirmed') return;
+      throw new ChainConflictError(`bundle ${seq} is not signed or uploading (status ${status ?? 'missing'})`);
+    });
+  }
+
+  async saveConfirmations(seq: number, confirmations: number, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.confirmations.run(confirmations, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
+    });
+  }
+
+  async markDropped(seq: number, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.drop.run(seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
+    });
+  }
+
+  async markConfirmed(seq: number, confirmations: number, at: number, token: number): Promise<void> {
+    this.fenced(token, () => {
+      if (this.s.confirm.run(confirmations, at, seq).changes === 1) return;
+      const status = this.s.get.get(seq)?.status;
+      if (status === 'confirmed') return;
+      throw new ChainConflictError(`bundle ${seq} is not pending (status ${status ?? 'missing'})`);
+    });
+  }
+
+  async acquireLease(holder: string, now: number, ttlMs: number): Promise<number | null> {
+    return this.s.takeLease.get({ name: LEASE, holder, expiresAt: now + ttlMs, now })?.token ?? null;
   }
 
   async releaseLease(holder: string): Promise<void> {
@@ -173,7 +232,7 @@ export class SqliteArchiveStore implements ArchiveStore {
 
   async lease(): Promise<Lease | null> {
     const r = this.s.getLease.get(LEASE);
-    return r ? { holder: r.holder, expiresAt: r.expires_at } : null;
+    return r && r.expires_at > 0 ? { holder: r.holder, expiresAt: r.expires_at, token: r.token } : null;
   }
 
   async close(): Promise<void> {
