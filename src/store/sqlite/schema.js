@@ -75,6 +75,14 @@ export const MIGRATIONS = [
   UPDATE events SET body_bytes = length(CAST(body AS BLOB));
   CREATE INDEX events_archive ON events (face, pos, body_bytes, ts);
   `,
+  // 4: the operator's ban list (addresses that may neither sign in nor send).
+  `
+  CREATE TABLE IF NOT EXISTS bans (
+    address    TEXT PRIMARY KEY,
+    reason     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**
