@@ -118,7 +118,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     } catch (e) {
       const err = toAppError(e);
       // The answer goes out first; the close follows once it is written.
-      setImmediate(() => this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED'));
+      setImmediate(() => this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : err.code === 'BANNED' ? 'BANNED' : 'UNAUTHENTICATED'));
       throw err;
     }
     if (this.closed) throw new AppError('UNAUTHENTICATED');

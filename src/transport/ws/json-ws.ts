@@ -57,7 +57,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
     } catch (e) {
       const err = toAppError(e);
       this.sendError(undefined, err);
-      this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED');
+      this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : err.code === 'BANNED' ? 'BANNED' : 'UNAUTHENTICATED');
     }
   }
 
