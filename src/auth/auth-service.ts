@@ -31,6 +31,20 @@ export interface AuthOptions {
   siweDomains: readonly string[];
 }
 
+/**
+ * Reads a signed-in message: EIP-4361 grammar (the siwe library) and every time field strictly. Throws
+ * SIWE_INVALID; nothing else. The one parser of sign-in text (scripts/fuzz-long.ts runs it).
+ */
+export function readSiwe(message: string): { siwe: SiweMessage; times: ReturnType<typeof siweTimes> } {
+  let siwe: SiweMessage;
+  try {
+    siwe = new SiweMessage(message);
+  } catch {
+    throw new AppError('SIWE_INVALID', 'message is not a valid EIP-4361 message');
+  }
+  return { siwe, times: siweTimes(siwe) };
+}
+
 /** The SIWE time fields, each read strictly (RFC 3339); SIWE_INVALID names the first that cannot be read. */
 function siweTimes(siwe: SiweMessage): { issuedAt?: number; expirationTime?: number; notBefore?: number } {
   const out: { issuedAt?: number; expirationTime?: number; notBefore?: number } = {};
@@ -71,17 +85,11 @@ export class AuthService {
 
   async login(req: LoginRequest, host: string | undefined): Promise<{ token: string; address: string; expiresAt: number }> {
     const now = this.clock.now();
-    let siwe: SiweMessage;
-    try {
-      siwe = new SiweMessage(req.message);
-    } catch {
-      throw new AppError('SIWE_INVALID', 'message is not a valid EIP-4361 message');
-    }
-    const domains = this.opts.siweDomains.length > 0 ? this.opts.siweDomains : host ? [host] : [];
-    if (!domains.includes(siwe.domain)) throw new AppError('SIWE_INVALID', `domain "${siwe.domain}" is not accepted here`);
     // Every time field is read strictly before anything else: one that cannot be read refuses the login
     // (never skipped, never NaN further down). A refused login spends no nonce and writes nothing.
-    const times = siweTimes(siwe);
+    const { siwe, times } = readSiwe(req.message);
+    const domains = this.opts.siweDomains.length > 0 ? this.opts.siweDomains : host ? [host] : [];
+    if (!domains.includes(siwe.domain)) throw new AppError('SIWE_INVALID', `domain "${siwe.domain}" is not accepted here`);
     if (times.expirationTime !== undefined && times.expirationTime <= now) throw new AppError('SIWE_INVALID', 'the message has expired');
     if (times.notBefore !== undefined && times.notBefore > now) throw new AppError('SIWE_INVALID', 'the message is not valid yet');
     const address = siwe.address.toLowerCase();

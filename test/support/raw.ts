@@ -25,8 +25,20 @@ export function parseRaw(answer: string): { status: number; json: unknown; head:
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0);
   const at = answer.indexOf('\r\n\r\n');
   const head = at < 0 ? answer : answer.slice(0, at);
+  let body = at < 0 ? '' : answer.slice(at + 4);
+  if (/^transfer-encoding:\s*chunked/im.test(head)) {
+    let out = '';
+    for (let i = 0; i < body.length;) {
+      const eol = body.indexOf('\r\n', i);
+      const size = parseInt(body.slice(i, eol), 16);
+      if (!(size > 0)) break;
+      out += body.slice(eol + 2, eol + 2 + size);
+      i = eol + 2 + size + 2;
+    }
+    body = out;
+  }
   let json: unknown;
-  try { json = JSON.parse(at < 0 ? '' : answer.slice(at + 4)); } catch { json = undefined; }
+  try { json = JSON.parse(body); } catch { json = undefined; }
   return { status, json, head };
 }
 
