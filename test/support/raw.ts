@@ -14,7 +14,12 @@ export function rawExchange(port: number, bytes: string | Buffer, timeoutMs = 10
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => { s.destroy(); resolve(Buffer.concat(chunks).toString('latin1')); }, timeoutMs);
     s.on('connect', () => s.write(bytes));
-    s.on('data', (c) => chunks.push(c));
+    s.on('data', (c) => {
+      chunks.push(c);
+      // A switched protocol stays open: its head is the whole answer.
+      const text = Buffer.concat(chunks).toString('latin1');
+      if (text.startsWith('HTTP/1.1 101') && text.includes('\r\n\r\n')) s.destroy();
+    });
     s.on('error', (e) => { clearTimeout(timer); if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1')); else reject(e); });
     s.on('close', () => { clearTimeout(timer); resolve(Buffer.concat(chunks).toString('latin1')); });
   });
