@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { ImClient, imUrl } from '../support/im-client.js';
@@ -95,4 +97,18 @@ describe('the operator ban list', () => {
     expect(await im.err(3, { 1: cid, 2: 1, 7: { 0: 'hi' } })).toBe('BANNED');
     im.close();
   });
+
+  it('is managed from the command line too (npm run admin)', async () => {
+    srv = await startServer({ operatorToken: OPERATOR });
+    const who = makeIdentity();
+    const run = (...args: string[]): Promise<{ stdout: string }> => promisify(execFile)('npx', ['tsx', 'scripts/admin.ts', '--url', srv?.url ?? '', ...args], {
+      env: { ...process.env, OPERATOR_TOKEN: OPERATOR }, timeout: 60_000,
+    });
+    expect(JSON.parse((await run('ban', who.address, 'too', 'many', 'links')).stdout)).toMatchObject({ address: who.address.toLowerCase(), reason: 'too many links' });
+    expect(srv.app.bans.isBanned(who.address)).toBe(true);
+    expect(JSON.parse((await run('bans')).stdout)).toHaveLength(1);
+    await run('unban', who.address);
+    expect(srv.app.bans.isBanned(who.address)).toBe(false);
+    await expect(run('unban', who.address)).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining('NOT_FOUND') });
+  }, 120_000);
 });
