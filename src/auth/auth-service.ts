@@ -93,7 +93,6 @@ export class AuthService {
     if (times.expirationTime !== undefined && times.expirationTime <= now) throw new AppError('SIWE_INVALID', 'the message has expired');
     if (times.notBefore !== undefined && times.notBefore > now) throw new AppError('SIWE_INVALID', 'the message is not valid yet');
     const address = siwe.address.toLowerCase();
-    if (this.bans?.isBanned(address)) throw new AppError('BANNED');
     const signer = this.verifier.recoverText(req.message, req.signature);
     let expiresAt = now + this.opts.tokenTtlMs;
     if (req.delegationMessage !== undefined || req.delegationSig !== undefined) {
@@ -111,6 +110,8 @@ export class AuthService {
       throw new AppError('INVALID_SIGNATURE', 'signature does not recover to the SIWE address');
     }
     if (times.expirationTime !== undefined) expiresAt = Math.min(expiresAt, times.expirationTime);
+    // After the signatures: only the address's owner learns it is banned. Still before the nonce is spent.
+    if (this.bans?.isBanned(address)) throw new AppError('BANNED');
     if (!(await this.store.consumeNonce(siwe.nonce, now))) throw new AppError('NONCE_INVALID');
     const token = randomBytes(32).toString('base64url');
     await this.store.putToken(hashToken(token), { address, expiresAt, revoked: false });
