@@ -34,6 +34,11 @@ import { ImWire } from './im/events.js';
 import { ImHandlers } from './im/handlers.js';
 import { ImService } from './im/im-service.js';
 import { Relay } from './relay/relay.js';
+import { BanList } from './edge/bans.js';
+import { OriginPolicy } from './edge/origin.js';
+import { RateLimits } from './edge/rate-limits.js';
+import { adminRoutes } from './transport/http/admin.js';
+import { HttpEdge, writeRawError } from './transport/http/edge.js';
 import { SeaKing } from './seaking/seaking.js';
 
 export interface AppOverrides {
@@ -59,6 +64,8 @@ export interface App {
   im: ImService;
   seaking: SeaKing;
   files: ObjectStore;
+  /** The operator's ban list (also served at /admin/bans). */
+  bans: BanList;
   /** Starts listening on config.port (0: any free port) and resolves with the bound port. */
   listen(): Promise<number>;
   /** Stops accepting, closes connections (1001), waits for pending commits, closes the store. */
@@ -90,18 +97,30 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
   const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'));
+  // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
+  const limits = new RateLimits({
+    exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
+    sendPerSec: config.rateSendPerSec, userSendPerSec: config.rateUserSendPerSec,
+  });
+  const bans = new BanList(store, hub, clock);
+  const edge = new HttpEdge({
+    headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs,
+    maxUnauthConnectionsPerAddress: config.maxUnauthConnectionsPerAddress, isExempt: (a) => limits.isExempt(a),
+    origins: new OriginPolicy(config.corsOrigins), log: log.child({ component: 'edge' }),
+  });
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
   const committer = new GroupCommitter(store, config.commitBatchMax);
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
+    bans, limits,
   });
   const chats = new ChatService(store, relations, hub, clock);
   const social = new SocialService(store, relations);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
-  });
+  }, bans);
   if (config.requireName && !relations.available) {
     log.warn('REQUIRE_NAME is on but no relation reader (chain) is configured: name admission cannot be enforced');
   }
@@ -110,6 +129,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const routes = buildRoutes({
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
     epoch, health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
+    limits, bodyTimeoutMs: config.httpBodyTimeoutMs,
+    extra: adminRoutes({ bans, operatorToken: config.operatorToken, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.httpBodyTimeoutMs, log: log.child({ component: 'admin' }) }),
   });
   // The MsgPack face (SPEC section 6): SeaKing decides, Relay stores, the Gateway connects and fans out.
   let boundPort = config.port;
@@ -132,37 +153,40 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
   }, () => access.clear());
-  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, epoch, log: log.child({ component: 'im' }) }, {
+  const onAuthenticated = (socket: import('node:stream').Duplex | undefined): void => edge.cap.authenticated(socket as import('node:net').Socket | undefined);
+  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, epoch, log: log.child({ component: 'im' }), limits, bans }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
+    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated,
   });
 
   const web = overrides.webDir === null ? null : (overrides.webDir ?? findWebDist());
   const webHttp = web ? webStatic(web) : null;
   const demoHttp = overrides.demo ? devDemo(overrides.demo) : null;
-  const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
-  const server = createServer((req, res) => {
+  const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }), limits, config.httpBodyTimeoutMs);
+  // Node checks the header and request timeouts on this interval (its default, 30 s, would let a
+  // slowloris client hold a connection far past HTTP_HEADERS_TIMEOUT_MS).
+  const checkEvery = Math.max(50, Math.min(1000, Math.floor(config.httpHeadersTimeoutMs / 4)));
+  const server = createServer({ connectionsCheckingInterval: checkEvery }, edge.request((req, res) => {
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
     else if (demoHttp?.(req, res) || webHttp?.(req, res)) return;
     else routes(req, res);
-  });
+  }));
   server.keepAliveTimeout = 65_000;
-  const ws = new JsonWsGateway({ auth, chats, messages, hub, epoch, log: log.child({ component: 'ws' }) }, {
+  edge.attach(server);
+  const ws = new JsonWsGateway({ auth, chats, messages, hub, epoch, log: log.child({ component: 'ws' }), limits }, {
     maxFrameBytes: config.maxBodyBytes, heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs,
     maxBufferedBytes: config.wsMaxBufferedBytes, maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat,
+    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated,
   });
-  server.on('upgrade', (req, socket, head) => {
-    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+  server.on('upgrade', edge.upgrade((pathname, req, socket, head) => {
     if (pathname === '/ws') ws.handleUpgrade(req, socket, head);
     else if (pathname === '/im') imGateway.handleUpgrade(req, socket, head);
-    else {
-      socket.write('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      socket.destroy();
-    }
-  });
+    else writeRawError(socket, 'NOT_FOUND');
+  }));
 
   const listenOn = (): Promise<number> => new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -174,11 +198,12 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, relations, messages, chats, auth, hub, im, seaking, files,
+    server, store, relations, messages, chats, auth, hub, im, seaking, files, bans,
     // The store opens first: a database that cannot be reached, or a schema newer than this build,
     // rejects here with what is wrong, before any client is accepted.
     listen: async () => {
       storeEpoch = await store.epoch();
+      await bans.load();
       return listenOn();
     },
     async close() {

@@ -4,6 +4,7 @@ import { AppError } from '../errors/app-error.js';
 import type { Clock } from '../clock.js';
 import type { SignatureVerifier } from '../identity/verifier.js';
 import { parseDelegation } from '../protocol/delegation.js';
+import { rfc3339Ms } from './rfc3339.js';
 import type { PushBus } from '../push/hub.js';
 import type { Store } from '../store/port.js';
 
@@ -30,6 +31,33 @@ export interface AuthOptions {
   siweDomains: readonly string[];
 }
 
+/**
+ * Reads a signed-in message: EIP-4361 grammar (the siwe library) and every time field strictly. Throws
+ * SIWE_INVALID; nothing else. The one parser of sign-in text (scripts/fuzz-long.ts runs it).
+ */
+export function readSiwe(message: string): { siwe: SiweMessage; times: ReturnType<typeof siweTimes> } {
+  let siwe: SiweMessage;
+  try {
+    siwe = new SiweMessage(message);
+  } catch {
+    throw new AppError('SIWE_INVALID', 'message is not a valid EIP-4361 message');
+  }
+  return { siwe, times: siweTimes(siwe) };
+}
+
+/** The SIWE time fields, each read strictly (RFC 3339); SIWE_INVALID names the first that cannot be read. */
+function siweTimes(siwe: SiweMessage): { issuedAt?: number; expirationTime?: number; notBefore?: number } {
+  const out: { issuedAt?: number; expirationTime?: number; notBefore?: number } = {};
+  for (const [field, label] of [['issuedAt', 'Issued At'], ['expirationTime', 'Expiration Time'], ['notBefore', 'Not Before']] as const) {
+    const text = siwe[field];
+    if (text === undefined) continue;
+    const ms = typeof text === 'string' ? rfc3339Ms(text) : null;
+    if (ms === null) throw new AppError('SIWE_INVALID', `${label} is not a readable RFC 3339 time (leap seconds are refused)`);
+    out[field] = ms;
+  }
+  return out;
+}
+
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 
 /**
@@ -44,6 +72,8 @@ export class AuthService {
     private readonly push: PushBus,
     private readonly clock: Clock,
     private readonly opts: AuthOptions,
+    /** The operator's ban list: a banned address can neither sign in nor use a token it holds. */
+    private readonly bans?: { isBanned(address: string): boolean },
   ) {}
 
   async nonce(): Promise<{ nonce: string; expiresAt: number }> {
@@ -55,16 +85,13 @@ export class AuthService {
 
   async login(req: LoginRequest, host: string | undefined): Promise<{ token: string; address: string; expiresAt: number }> {
     const now = this.clock.now();
-    let siwe: SiweMessage;
-    try {
-      siwe = new SiweMessage(req.message);
-    } catch {
-      throw new AppError('SIWE_INVALID', 'message is not a valid EIP-4361 message');
-    }
+    // Every time field is read strictly before anything else: one that cannot be read refuses the login
+    // (never skipped, never NaN further down). A refused login spends no nonce and writes nothing.
+    const { siwe, times } = readSiwe(req.message);
     const domains = this.opts.siweDomains.length > 0 ? this.opts.siweDomains : host ? [host] : [];
     if (!domains.includes(siwe.domain)) throw new AppError('SIWE_INVALID', `domain "${siwe.domain}" is not accepted here`);
-    if (siwe.expirationTime !== undefined && Date.parse(siwe.expirationTime) <= now) throw new AppError('SIWE_INVALID', 'the message has expired');
-    if (siwe.notBefore !== undefined && Date.parse(siwe.notBefore) > now) throw new AppError('SIWE_INVALID', 'the message is not valid yet');
+    if (times.expirationTime !== undefined && times.expirationTime <= now) throw new AppError('SIWE_INVALID', 'the message has expired');
+    if (times.notBefore !== undefined && times.notBefore > now) throw new AppError('SIWE_INVALID', 'the message is not valid yet');
     const address = siwe.address.toLowerCase();
     const signer = this.verifier.recoverText(req.message, req.signature);
     let expiresAt = now + this.opts.tokenTtlMs;
@@ -82,7 +109,9 @@ export class AuthService {
     } else if (signer !== address) {
       throw new AppError('INVALID_SIGNATURE', 'signature does not recover to the SIWE address');
     }
-    if (siwe.expirationTime !== undefined) expiresAt = Math.min(expiresAt, Date.parse(siwe.expirationTime));
+    if (times.expirationTime !== undefined) expiresAt = Math.min(expiresAt, times.expirationTime);
+    // After the signatures: only the address's owner learns it is banned. Still before the nonce is spent.
+    if (this.bans?.isBanned(address)) throw new AppError('BANNED');
     if (!(await this.store.consumeNonce(siwe.nonce, now))) throw new AppError('NONCE_INVALID');
     const token = randomBytes(32).toString('base64url');
     await this.store.putToken(hashToken(token), { address, expiresAt, revoked: false });
@@ -96,6 +125,7 @@ export class AuthService {
     const rec = await this.store.getToken(tokenHash);
     if (!rec) throw new AppError('UNAUTHENTICATED', 'unknown token');
     if (rec.revoked || rec.expiresAt <= this.clock.now()) throw new AppError('TOKEN_EXPIRED');
+    if (this.bans?.isBanned(rec.address)) throw new AppError('BANNED');
     return { address: rec.address, expiresAt: rec.expiresAt, tokenHash };
   }
 

@@ -36,6 +36,15 @@ export interface MessageServiceDeps {
    * windows and hide targets are still checked.
    */
   trustHistory?: boolean;
+  /** The operator's ban list: a banned sender's messages are refused (BANNED); never asked for history. */
+  bans?: { isBanned(address: string): boolean };
+  /** Per-user send limits (risk control), counted after the signatures verified so a forger cannot spend another's. */
+  limits?: { take(name: 'userSend', user: string, clientAddress: string): Promise<void> };
+}
+
+/** Where a submission came from: the client's address, for the per-user send limit. Absent: an internal caller. */
+export interface SubmitOrigin {
+  clientAddress: string;
 }
 
 /**
@@ -50,18 +59,19 @@ export class MessageService {
 
   constructor(private readonly deps: MessageServiceDeps) {}
 
-  async submit(input: unknown): Promise<SubmitResult> {
+  async submit(input: unknown, origin?: SubmitOrigin): Promise<SubmitResult> {
     if (!this.accepting) throw new AppError('SHUTTING_DOWN');
     const m = parseMessage(input);
+    if (this.deps.bans?.isBanned(m.sender) && this.deps.trustHistory !== true) throw new AppError('BANNED');
     const body = canonicalJson(m);
     const running = this.inflight.get(m.id);
     if (running) {
       const first = await running.catch(() => null);
       if (first) return this.sameAnswer(first, body, m.id);
-      return this.submit(input); // the first try failed: this one gets its own verdict
+      return this.submit(input, origin); // the first try failed: this one gets its own verdict
     }
     if (this.inflight.size >= this.deps.maxPending) throw new AppError('OVERLOADED');
-    const p = this.admit(m, body);
+    const p = this.admit(m, body, origin);
     this.inflight.set(m.id, p);
     try {
       return await p;
@@ -82,13 +92,14 @@ export class MessageService {
     return { ...first, duplicate: true };
   }
 
-  private async admit(m: RelationMessage, body: string): Promise<SubmitResult> {
+  private async admit(m: RelationMessage, body: string, origin: SubmitOrigin | undefined): Promise<SubmitResult> {
     const { store, verifier, clock } = this.deps;
     const sender = m.sender.toLowerCase();
     const existing = await store.getEventById(m.id);
     if (existing) return this.duplicateOf(existing, body, sender);
 
     const verified = await verifier.verifyMessage(m, clock.now());
+    if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
     const event = await this.authorise(m, verified.sender, body);
     const audience = await this.audience(event);
     const outcome = await this.deps.committer.append(event);

@@ -28,7 +28,7 @@ export const CONFIG_SPEC = {
   SQLITE_SYNCHRONOUS: { kind: 'enum', default: 'FULL', values: ['FULL', 'NORMAL'], doc: 'FULL fsyncs every group commit (survives power loss); NORMAL survives a process crash only.' },
   MAX_BODY_BYTES: { kind: 'int', default: '262144', min: 1024, max: 16777216, doc: 'Largest accepted HTTP body and JSON WebSocket frame, in bytes.' },
   CLOCK_SKEW_MS: { kind: 'int', default: '300000', min: 0, doc: 'Allowed distance between a message timestamp and the server clock.' },
-  MAX_DELEGATION_MS: { kind: 'int', default: '2592000000', min: 1, doc: 'Longest allowed session-key delegation (createdAt to expiresAt); default 30 days.' },
+  MAX_DELEGATION_MS: { kind: 'int', default: '2678400000', min: 1, doc: 'Longest allowed session-key delegation (createdAt to expiresAt); default 31 days (a calendar month, as SPEC section 2 says).' },
   VERIFY_WORKERS: { kind: 'int', default: '-1', min: -1, max: 64, doc: 'Signature-recovery worker threads; 0 recovers on the main thread, -1 means one per core.' },
   DELEGATION_CACHE_SIZE: { kind: 'int', default: '100000', min: 0, doc: 'Verified delegations remembered, so a message costs one recovery instead of two.' },
   MAX_PENDING_SENDS: { kind: 'int', default: '20000', min: 1, doc: 'Sends being verified or committed at once; beyond it a send is answered 503 OVERLOADED.' },
@@ -83,6 +83,19 @@ export const CONFIG_SPEC = {
   S3_ACCESS_KEY_ID: { kind: 'string', default: '', doc: 'S3 access key id (empty: the SDK default credential chain).' },
   S3_SECRET_ACCESS_KEY: { kind: 'string', default: '', doc: 'S3 secret access key.' },
   S3_FORCE_PATH_STYLE: { kind: 'bool', default: 'true', doc: 'Path-style bucket URLs (needed by most self-hosted S3 servers).' },
+  // --- edges: abuse bounds, bans, browser access (docs/protocol.md section "Limits")
+  HTTP_HEADERS_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, doc: 'Time a client has to send the complete request headers (also of a WebSocket upgrade); later: 408 REQUEST_TIMEOUT and the connection closes (slowloris).' },
+  HTTP_REQUEST_TIMEOUT_MS: { kind: 'int', default: '300000', min: 100, doc: 'Time a client has to send a whole request, headers and body, file uploads to /files included; later: 408 REQUEST_TIMEOUT and the connection closes.' },
+  HTTP_BODY_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, doc: 'Time a client has to send a JSON body (at most MAX_BODY_BYTES) once its headers arrived; later: 408 REQUEST_TIMEOUT and the connection closes (a body sent byte by byte).' },
+  MAX_UNAUTH_CONNECTIONS_PER_ADDRESS: { kind: 'int', default: '64', min: 0, doc: 'Open connections one client address may hold that are not authenticated WebSockets (HTTP keep-alive, WebSockets before auth); more: refused with 429 TOO_MANY_CONNECTIONS. 0: no cap.' },
+  RATE_LIMIT_EXEMPT: { kind: 'list', default: '127.0.0.1,::1', doc: 'Comma-separated client addresses exempt from every rate limit and the connection cap (not from bans). Default: loopback, so local tools and benchmarks are not throttled; behind a reverse proxy on the same host every client has its address, so set it to empty there.' },
+  RATE_NONCE_PER_MIN: { kind: 'int', default: '60', min: 0, doc: 'GET /auth/nonce per client address per minute (429 RATE_LIMITED beyond; 0: no limit).' },
+  RATE_LOGIN_PER_MIN: { kind: 'int', default: '30', min: 0, doc: 'POST /auth/login per client address per minute (0: no limit).' },
+  RATE_SEND_PER_SEC: { kind: 'int', default: '100', min: 0, doc: 'Sends per client address per second, summed over POST /message/send, /ws send and /im SEND (0: no limit).' },
+  RATE_USER_SEND_PER_SEC: { kind: 'int', default: '20', min: 0, doc: 'Sends per user (verified sender, or the /im session) per second, on both faces (0: no limit).' },
+  WS_SLOW_CONSUMER_GRACE_MS: { kind: 'int', default: '30000', min: 100, doc: 'After a slow-consumer cut (4008) nothing more is queued; the connection is kept this long so a client that reads again gets what was queued and then the 4008 close, before TCP is dropped.' },
+  OPERATOR_TOKEN: { kind: 'string', default: '', doc: 'Bearer token of the operator endpoints (/admin/bans); empty: they answer 501 NOT_SUPPORTED. Use a long random value.' },
+  CORS_ORIGINS: { kind: 'list', default: '', doc: 'Web origins allowed cross-origin on REST and on the /ws and /im upgrade, comma-separated (`https://app.example`, `chrome-extension://<id>`; `*` allows any, without credentials). Empty: same-origin pages and clients without an Origin header only.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -155,6 +168,18 @@ export interface Config {
   s3AccessKeyId: string;
   s3SecretAccessKey: string;
   s3ForcePathStyle: boolean;
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
+  httpBodyTimeoutMs: number;
+  maxUnauthConnectionsPerAddress: number;
+  rateLimitExempt: string[];
+  rateNoncePerMin: number;
+  rateLoginPerMin: number;
+  rateSendPerSec: number;
+  rateUserSendPerSec: number;
+  wsSlowConsumerGraceMs: number;
+  operatorToken: string;
+  corsOrigins: string[];
 }
 
 export class ConfigError extends Error {
@@ -278,9 +303,26 @@ export function loadConfig(env: Env = {}): Config {
     s3AccessKeyId: raw('S3_ACCESS_KEY_ID'),
     s3SecretAccessKey: raw('S3_SECRET_ACCESS_KEY'),
     s3ForcePathStyle: bool('S3_FORCE_PATH_STYLE'),
+    httpHeadersTimeoutMs: int('HTTP_HEADERS_TIMEOUT_MS'),
+    httpRequestTimeoutMs: int('HTTP_REQUEST_TIMEOUT_MS'),
+    httpBodyTimeoutMs: int('HTTP_BODY_TIMEOUT_MS'),
+    maxUnauthConnectionsPerAddress: int('MAX_UNAUTH_CONNECTIONS_PER_ADDRESS'),
+    rateLimitExempt: list('RATE_LIMIT_EXEMPT'),
+    rateNoncePerMin: int('RATE_NONCE_PER_MIN'),
+    rateLoginPerMin: int('RATE_LOGIN_PER_MIN'),
+    rateSendPerSec: int('RATE_SEND_PER_SEC'),
+    rateUserSendPerSec: int('RATE_USER_SEND_PER_SEC'),
+    wsSlowConsumerGraceMs: int('WS_SLOW_CONSUMER_GRACE_MS'),
+    operatorToken: raw('OPERATOR_TOKEN'),
+    corsOrigins: list('CORS_ORIGINS'),
   };
   if (config.store === 'postgres') {
     if (!/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('DATABASE_URL must be a postgres:// URL when STORE=postgres');
+  }
+  if (config.httpRequestTimeoutMs < config.httpHeadersTimeoutMs) problems.push('HTTP_REQUEST_TIMEOUT_MS must not be below HTTP_HEADERS_TIMEOUT_MS');
+  if (config.operatorToken !== '' && config.operatorToken.length < 16) problems.push('OPERATOR_TOKEN must be at least 16 characters (or empty to turn the operator endpoints off)');
+  for (const o of config.corsOrigins) {
+    if (o !== '*' && !/^(https?:\/\/[^/\s]+|chrome-extension:\/\/[a-p]{32})$/.test(o)) problems.push(`CORS_ORIGINS entries are "*", http(s)://host[:port] or chrome-extension://<32-letter id>, got "${o}"`);
   }
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {

@@ -20,8 +20,15 @@ export class AppError extends Error {
     return ERROR_CATALOGUE[this.code].temporary;
   }
 
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  /** Milliseconds after which a RATE_LIMITED request may be retried, when the refusal says. */
+  get retryAfterMs(): number | undefined {
+    const v = this.details?.['retryAfterMs'];
+    return typeof v === 'number' ? v : undefined;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; retryAfterMs?: number } {
+    const retryAfterMs = this.retryAfterMs;
+    return retryAfterMs === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, retryAfterMs };
   }
 }
 
@@ -45,4 +52,20 @@ export function isAppError(e: unknown, code?: ErrorCode): e is AppError {
 export function toAppError(e: unknown): AppError {
   if (e instanceof AppError) return e;
   return new AppError('INTERNAL', undefined, { cause: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+}
+
+/**
+ * An error a library raised for a request the client got wrong (it carries a 4xx `status`, as Express's
+ * router does for a path whose percent-encoding cannot be decoded, or body parsers for a bad body) as
+ * the catalogue code that fits; null for anything else. Only the HTTP transport uses it: there a 4xx
+ * `status` comes from the request's own parsing.
+ */
+export function clientMistake(e: unknown): AppError | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const o = e as { status?: unknown; statusCode?: unknown; message?: unknown };
+  const status = typeof o.status === 'number' ? o.status : typeof o.statusCode === 'number' ? o.statusCode : NaN;
+  if (!(status >= 400 && status < 500)) return null;
+  const code = status === 413 ? 'BODY_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 404 ? 'NOT_FOUND' : status === 408 ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+  const text = typeof o.message === 'string' ? o.message.slice(0, 200) : undefined;
+  return new AppError(code, text);
 }

@@ -17,6 +17,9 @@ export const ERROR_CATALOGUE = {
   BAD_MSGPACK: { num: 1007, http: 400, temporary: false, text: 'The /im frame is not one well-formed MsgPack value within the limits (text frame, truncated, trailing bytes, too deep, too many elements, extension types).' },
   UNKNOWN_COMMAND: { num: 1008, http: 400, temporary: false, text: 'The /im envelope names a command this server does not offer.' },
   NOT_SUPPORTED: { num: 1009, http: 501, temporary: false, text: 'This server is not configured to offer this (for example friends without a chain reader).' },
+  BAD_REQUEST: { num: 1200, http: 400, temporary: false, text: 'The request cannot be read: malformed HTTP, malformed percent-encoding in the path, or an unreadable request line.' },
+  REQUEST_TIMEOUT: { num: 1201, http: 408, temporary: false, text: 'The request headers or body did not arrive within HTTP_HEADERS_TIMEOUT_MS / HTTP_REQUEST_TIMEOUT_MS.' },
+  HEADERS_TOO_LARGE: { num: 1202, http: 431, temporary: false, text: 'The request headers exceed the server\'s limit.' },
   // --- message verification (2xxx)
   ID_MISMATCH: { num: 2001, http: 400, temporary: false, text: 'The message id is not the keccak256 of its fields.' },
   INVALID_SIGNATURE: { num: 2002, http: 401, temporary: false, text: 'A signature is malformed, non-canonical or does not recover to the expected address.' },
@@ -41,11 +44,15 @@ export const ERROR_CATALOGUE = {
   REVOKE_WINDOW_PASSED: { num: 3013, http: 403, temporary: false, text: 'The message is older than the revoke window for one\'s own messages.' },
   FILE_NOT_FOUND: { num: 3014, http: 400, temporary: false, text: 'The file was never uploaded, or its stored size differs from the stated size.' },
   BAD_SIGNATURE_URL: { num: 3015, http: 403, temporary: false, text: 'The file URL signature is invalid or has expired.' },
+  ORIGIN_NOT_ALLOWED: { num: 3200, http: 403, temporary: false, text: 'The request\'s Origin is neither this server nor in CORS_ORIGINS (REST and the WebSocket upgrade).' },
+  BANNED: { num: 3201, http: 403, temporary: false, text: 'The operator banned this address: it can neither sign in nor send.' },
   // --- load and availability (4xxx)
   OVERLOADED: { num: 4002, http: 503, temporary: true, text: 'Too many sends are being processed; retry with backoff.' },
   RELATIONS_UNAVAILABLE: { num: 4003, http: 503, temporary: true, text: 'The chain could not be read in time and no fresh cached view exists.' },
   SHUTTING_DOWN: { num: 4004, http: 503, temporary: true, text: 'The server is shutting down.' },
   STORE_UNAVAILABLE: { num: 4100, http: 503, temporary: true, text: 'The database cannot be reached; the request was not acknowledged. Retry with backoff (a Relation ONE message id is stored at most once).' },
+  RATE_LIMITED: { num: 4200, http: 429, temporary: true, text: 'Too many requests from this client address or user; retry after `Retry-After` seconds (REST) or `retryAfterMs` (WebSocket error frames).' },
+  TOO_MANY_CONNECTIONS: { num: 4201, http: 429, temporary: true, text: 'Too many unauthenticated connections from this client address (MAX_UNAUTH_CONNECTIONS_PER_ADDRESS).' },
   INTERNAL: { num: 4999, http: 500, temporary: true, text: 'Unexpected server error.' },
 } as const satisfies Record<string, { num: number; http: number; temporary: boolean; text: string }>;
 
@@ -56,19 +63,26 @@ export function isErrorCode(value: string): value is ErrorCode {
 }
 
 /**
- * WebSocket close codes (4xxx, private range). `reconnect` tells the client whether reconnecting
- * (with backoff) is sensible.
+ * Every close code a client of `/ws` or `/im` can see, with whether reconnecting (with backoff) is
+ * sensible. The 4xxx codes are this server's (private range); 1002, 1007 and 1009 are sent by the `ws`
+ * library on a frame it refuses; 1005 and 1006 are never sent by anyone: they are what a client's
+ * library reports when a close frame carried no code, or when no close frame arrived at all.
  */
 export const CLOSE_CODES = {
   NORMAL: { code: 1000, reconnect: false, text: 'Closed by the client or after logout.' },
   GOING_AWAY: { code: 1001, reconnect: true, text: 'The server is shutting down.' },
+  PROTOCOL_ERROR: { code: 1002, reconnect: true, text: 'A frame broke the WebSocket protocol (unmasked client frame, reserved bits, unknown opcode, fragmented control frame); sent by the ws library.' },
+  NO_STATUS: { code: 1005, reconnect: true, text: 'Never sent: the client closed without a code and the echo carries none.' },
+  ABNORMAL: { code: 1006, reconnect: true, text: 'Never sent: the TCP connection ended without a close frame (server killed, network cut, a peer that did not answer a close in time, a slow consumer that did not read within WS_SLOW_CONSUMER_GRACE_MS, or a refused upgrade: HTTP 403/429, see the catalogue). Reconnect and resume.' },
+  INVALID_PAYLOAD: { code: 1007, reconnect: true, text: 'A text frame (or close reason) that is not valid UTF-8, on either face; sent by the ws library.' },
+  FRAME_TOO_LARGE: { code: 1009, reconnect: true, text: 'A frame exceeded MAX_BODY_BYTES (/ws) or IM_MAX_FRAME_BYTES (/im); sent by the ws library.' },
   UNAUTHENTICATED: { code: 4001, reconnect: false, text: 'No valid token within the auth timeout (/ws and /im), or a /im request other than auth/ping before auth.' },
   TOKEN_EXPIRED: { code: 4002, reconnect: false, text: 'The token expired or was revoked; log in again.' },
   BAD_FRAME: { code: 4003, reconnect: true, text: 'A binary frame on the JSON face /ws. (The MsgPack face /im answers a text frame with BAD_MSGPACK and keeps the connection.)' },
-  FRAME_TOO_LARGE: { code: 1009, reconnect: true, text: 'A frame exceeded MAX_BODY_BYTES (sent by the ws library itself).' },
-  SLOW_CONSUMER: { code: 4008, reconnect: true, text: 'Too many bytes queued for this connection; reconnect and resume with afterSeq.' },
+  SLOW_CONSUMER: { code: 4008, reconnect: true, text: 'More than WS_MAX_BUFFERED_BYTES queued for this connection: nothing more is queued, and this close follows what was; a client that reads again within WS_SLOW_CONSUMER_GRACE_MS gets it (later TCP is dropped: 4008 or 1006). Reconnect and resume.' },
   HEARTBEAT_TIMEOUT: { code: 4009, reconnect: true, text: 'No pong within the heartbeat interval.' },
-  RATE_LIMITED: { code: 4029, reconnect: true, text: 'Too many frames per second.' },
+  RATE_LIMITED: { code: 4029, reconnect: true, text: 'More than WS_MAX_FRAMES_PER_SEC frames in a second.' },
+  BANNED: { code: 4203, reconnect: false, text: 'The operator banned this address (open connections close when the ban is made).' },
 } as const;
 
 export type CloseName = keyof typeof CLOSE_CODES;

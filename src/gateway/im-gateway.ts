@@ -16,6 +16,8 @@ import type { ImHandlers, ImSession } from '../im/handlers.js';
 import type { ImService } from '../im/im-service.js';
 import type { AccessCache } from './access-cache.js';
 import { PresenceWatch, type PresenceWatcher } from './presence-watch.js';
+import { clientAddress } from '../edge/address.js';
+import type { RateLimits } from '../edge/rate-limits.js';
 
 export interface ImGatewayOptions {
   maxFrameBytes: number;
@@ -29,6 +31,8 @@ export interface ImGatewayOptions {
   maxInflight: number;
   /** Users one connection may watch for presence pushes (PRESENCE with watch); default 1000. */
   maxWatchedUsers?: number;
+  slowConsumerGraceMs?: number;
+  onAuthenticated?: (socket: Duplex | undefined) => void;
 }
 
 export interface ImGatewayDeps {
@@ -41,6 +45,10 @@ export interface ImGatewayDeps {
   log: Logger;
   /** The store's epoch (Store.epoch), known before the server listens; announced in AUTH and RESUME answers. */
   epoch: () => string;
+  /** Send limits per client address and per user (risk control). */
+  limits?: RateLimits;
+  /** The operator's ban list. */
+  bans?: { isBanned(address: string): boolean };
 }
 
 const MAX_CURSORS = 1000;
@@ -94,6 +102,14 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
       await this.resume(body, seq);
       return null;
     }
+    if (cmd === Cmd.SEND) {
+      const { limits, bans } = this.gw.deps;
+      if (bans?.isBanned(this.user)) throw new AppError('BANNED');
+      if (limits) {
+        await limits.take('send', this.address, this.address);
+        await limits.take('userSend', this.user, this.address);
+      }
+    }
     return this.gw.deps.handlers.run(cmd, this, body);
   }
 
@@ -104,7 +120,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     } catch (e) {
       const err = toAppError(e);
       // The answer goes out first; the close follows once it is written.
-      setImmediate(() => this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED'));
+      setImmediate(() => this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : err.code === 'BANNED' ? 'BANNED' : 'UNAUTHENTICATED'));
       throw err;
     }
     if (this.closed) throw new AppError('UNAUTHENTICATED');
@@ -171,7 +187,9 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
   private answerError(seq: number | undefined, err: AppError): void {
     if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'im request failed');
     const c = ERROR_CATALOGUE[err.code];
-    this.send(encodeEnvelope(Cmd.ERROR, seq, mp({ 0: c.num, 1: err.code, 2: err.message, 3: c.temporary })));
+    const retryAfterMs = err.retryAfterMs;
+    const body = retryAfterMs === undefined ? { 0: c.num, 1: err.code, 2: err.message, 3: c.temporary } : { 0: c.num, 1: err.code, 2: err.message, 3: c.temporary, 4: retryAfterMs };
+    this.send(encodeEnvelope(Cmd.ERROR, seq, mp(body)));
   }
 
   protected unregister(): void {
@@ -196,7 +214,9 @@ export class ImGateway {
   constructor(readonly deps: ImGatewayDeps, readonly opts: ImGatewayOptions) {
     this.presence = new PresenceWatch(opts.maxWatchedUsers ?? 1000);
     deps.hub.onPresence((user, online) => this.presence.changed(user, online));
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false,
+      // ws's own cut of a peer that does not answer a close (ws >= 8.18; not in @types/ws yet): no earlier than the slow-consumer grace.
+      ...({ closeTimeout: Math.max(opts.slowConsumerGraceMs ?? 0, 2000) } as object) });
     this.heartbeat = setInterval(() => {
       for (const c of this.connections) c.heartbeat();
     }, opts.heartbeatMs);
@@ -205,12 +225,17 @@ export class ImGateway {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.connections.add(new ImConnection(ws, this));
+      const conn = new ImConnection(ws, this);
+      conn.address = clientAddress(req.socket);
+      this.connections.add(conn);
     });
   }
 
   close(): void {
     clearInterval(this.heartbeat);
+    // Sockets already closing (a slow consumer in its grace, a peer that has not answered a close) do
+    // not hold the shutdown up; the live ones get 1001.
+    for (const w of this.wss.clients) if (w.readyState === w.CLOSING) w.terminate();
     for (const c of [...this.connections]) c.close('GOING_AWAY');
     this.wss.close();
   }

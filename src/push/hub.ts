@@ -120,6 +120,11 @@ export class LocalHub implements PushBus {
     return this.byUser.has(user);
   }
 
+  /** Closes every connection of this user on this process (an operator ban). */
+  closeUser(user: string, reason: CloseName): void {
+    for (const sub of [...(this.byUser.get(user) ?? [])]) sub.close(reason);
+  }
+
   get connections(): number {
     return this.count;
   }

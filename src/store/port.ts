@@ -122,6 +122,14 @@ export interface TokenRecord {
   revoked: boolean;
 }
 
+/** One entry of the operator's ban list: the address may neither sign in nor send, on either face. */
+export interface BanRecord {
+  /** Lowercase address. */
+  address: string;
+  reason: string;
+  createdAt: number;
+}
+
 export interface Store {
   /**
    * Appends events atomically and durably, assigning each its conversation's next seq. A batch is one
@@ -177,6 +185,12 @@ export interface Store {
    * Rejects, as every call does, if the store could not be opened.
    */
   epoch(): Promise<string>;
+  /** Adds a ban, or replaces the one for that address (durable when it resolves). */
+  putBan(ban: BanRecord): Promise<void>;
+  /** Lifts the ban; true when there was one. */
+  deleteBan(address: string): Promise<boolean>;
+  /** Every ban, oldest first (loaded once at start; the list stays small). */
+  listBans(): Promise<BanRecord[]>;
 
   close(): Promise<void>;
 }

@@ -345,5 +345,19 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       expect(await store.consumeNonce('n2', 1500)).toBe(false);
       expect(await store.consumeNonce('unknown', 0)).toBe(false);
     });
+
+    it('keeps the ban list: add, replace, list oldest first, lift', async () => {
+      expect(await store.listBans()).toEqual([]);
+      await store.putBan({ address: B, reason: 'spam', createdAt: 2000 });
+      await store.putBan({ address: A, reason: 'abuse', createdAt: 1000 });
+      await store.putBan({ address: B, reason: 'spam again', createdAt: 3000 });
+      expect(await store.listBans()).toEqual([
+        { address: A, reason: 'abuse', createdAt: 1000 },
+        { address: B, reason: 'spam again', createdAt: 3000 },
+      ]);
+      expect(await store.deleteBan(A)).toBe(true);
+      expect(await store.deleteBan(A)).toBe(false);
+      expect(await store.listBans()).toEqual([{ address: B, reason: 'spam again', createdAt: 3000 }]);
+    });
   });
 }

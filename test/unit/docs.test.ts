@@ -28,7 +28,7 @@ describe('configuration', () => {
   it('starts from documented defaults', () => {
     const c = loadConfig({});
     expect(c.port).toBe(8080);
-    expect(c.maxDelegationMs).toBe(30 * 86_400_000);
+    expect(c.maxDelegationMs).toBe(31 * 86_400_000); // SPEC section 2: a calendar month
     expect(c.clockSkewMs).toBe(300_000);
   });
 

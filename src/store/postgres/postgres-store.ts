@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { AppError } from '../../errors/app-error.js';
 import type {
-  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { Batcher } from './batcher.js';
 import { checkConnection, checkout, createPool, describeUrl, isTransient } from './db.js';
@@ -472,6 +472,22 @@ export class PostgresStore implements Store {
     const r = await this.q('UPDATE nonces SET used = true WHERE nonce = $1 AND NOT used AND expires_at > $2', [nonce, now]);
     await this.q('DELETE FROM nonces WHERE expires_at < $1', [now - 86_400_000]);
     return r.rowCount === 1;
+  }
+
+  async putBan(ban: BanRecord): Promise<void> {
+    await this.q(`INSERT INTO bans (address, reason, created_at) VALUES ($1, $2, $3)
+      ON CONFLICT (address) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at`,
+    [ban.address, ban.reason, ban.createdAt]);
+  }
+
+  async deleteBan(address: string): Promise<boolean> {
+    const r = await this.q('DELETE FROM bans WHERE address = $1', [address]);
+    return r.rowCount === 1;
+  }
+
+  async listBans(): Promise<BanRecord[]> {
+    const r = await this.q<{ address: string; reason: string; created_at: number }>('SELECT address, reason, created_at FROM bans ORDER BY created_at, address', []);
+    return r.rows.map((row) => ({ address: row.address, reason: row.reason, createdAt: row.created_at }));
   }
 
   async close(): Promise<void> {

@@ -90,4 +90,15 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     INSERT INTO store_meta (key, value) VALUES ('epoch', replace(gen_random_uuid()::text, '-', ''));
     `,
   },
+  {
+    version: 2,
+    name: 'the operator ban list (addresses that may neither sign in nor send)',
+    up: `
+    CREATE TABLE bans (
+      address    text   COLLATE "C" PRIMARY KEY,
+      reason     text   NOT NULL,
+      created_at bigint NOT NULL
+    );
+    `,
+  },
 ];

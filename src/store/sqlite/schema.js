@@ -85,6 +85,14 @@ export const MIGRATIONS = [
   ) WITHOUT ROWID;
   INSERT INTO store_meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
   `,
+  // 5: the operator's ban list (addresses that may neither sign in nor send).
+  `
+  CREATE TABLE IF NOT EXISTS bans (
+    address    TEXT PRIMARY KEY,
+    reason     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**

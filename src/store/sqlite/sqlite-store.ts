@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -70,6 +70,7 @@ export class SqliteStore implements Store {
       listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
+      listBans: db.prepare<[], { address: string; reason: string; created_at: number }>('SELECT * FROM bans ORDER BY created_at, address'),
     };
   }
 
@@ -230,6 +231,18 @@ export class SqliteStore implements Store {
 
   async epoch(): Promise<string> {
     return this.epochValue;
+  }
+
+  putBan(ban: BanRecord): Promise<void> {
+    return this.writer.call('putBan', ban);
+  }
+
+  deleteBan(address: string): Promise<boolean> {
+    return this.writer.call('deleteBan', address);
+  }
+
+  async listBans(): Promise<BanRecord[]> {
+    return this.s.listBans.all().map((r) => ({ address: r.address, reason: r.reason, createdAt: r.created_at }));
   }
 
   async close(): Promise<void> {

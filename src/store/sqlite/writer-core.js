@@ -52,6 +52,8 @@ export function createWriter(db) {
     putNonce: db.prepare('INSERT INTO nonces (nonce, expires_at) VALUES (?, ?)'),
     consumeNonce: db.prepare('UPDATE nonces SET used = 1 WHERE nonce = ? AND used = 0 AND expires_at > ?'),
     pruneNonces: db.prepare('DELETE FROM nonces WHERE expires_at < ?'),
+    putBan: db.prepare('INSERT OR REPLACE INTO bans (address, reason, created_at) VALUES (?, ?, ?)'),
+    deleteBan: db.prepare('DELETE FROM bans WHERE address = ?'),
     revoke: db.prepare('UPDATE events SET revoked_by = ? WHERE cid = ? AND seq = ? AND revoked_by IS NULL'),
   };
 
@@ -144,6 +146,10 @@ export function createWriter(db) {
       s.pruneNonces.run(now - 86_400_000);
       return ok;
     },
+    /** @param {{ address: string, reason: string, createdAt: number }} b */
+    putBan: (b) => { s.putBan.run(b.address, b.reason, b.createdAt); },
+    /** @param {string} address @returns {boolean} */
+    deleteBan: (address) => s.deleteBan.run(address).changes === 1,
   };
 }
 

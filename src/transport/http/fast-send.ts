@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MessageService, SubmitResult } from '../../chat/message-service.js';
+import { clientAddress } from '../../edge/address.js';
+import type { RateLimits } from '../../edge/rate-limits.js';
 import type { Logger } from '../../log/logger.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
@@ -12,13 +14,20 @@ export function sendAnswer(r: SubmitResult): string {
 /**
  * `POST /message/send` on bare node:http. It is the hot path, needs no token (the message's signatures
  * authenticate it) and nothing from Express's middleware stack, which costs several times the request
- * itself at this rate (Express ~5k req/s here, node:http 27-40k).
+ * itself at this rate (Express ~5k req/s here, node:http 27-40k). The per-address send limit is counted
+ * before the body is read; the per-user one after the signatures verified (MessageService).
  */
-export function fastSend(messages: MessageService, maxBodyBytes: number, log: Logger) {
+export function fastSend(messages: MessageService, maxBodyBytes: number, log: Logger, limits?: RateLimits, bodyTimeoutMs?: number) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    readJsonBody(req, maxBodyBytes)
-      .then((body) => messages.submit(body))
+    const address = clientAddress(req.socket);
+    const admitted = limits && !limits.isExempt(address) ? limits.take('send', address, address) : Promise.resolve();
+    admitted
+      .then(() => readJsonBody(req, maxBodyBytes, bodyTimeoutMs))
+      .then((body) => messages.submit(body, { clientAddress: address }))
       .then((r) => sendJson(res, 200, sendAnswer(r)))
-      .catch((e: unknown) => sendError(res, e, log));
+      .catch((e: unknown) => {
+        req.resume();
+        sendError(res, e, log);
+      });
   };
 }

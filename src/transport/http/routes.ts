@@ -5,6 +5,8 @@ import type { ChatService } from '../../chat/chat-service.js';
 import type { SocialService } from '../../chat/social-service.js';
 import { renderMessages } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
+import { clientAddress } from '../../edge/address.js';
+import type { RateLimits } from '../../edge/rate-limits.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
 import { openapiJson } from './openapi.js';
@@ -20,6 +22,12 @@ export interface RouteDeps {
   health: () => Record<string, unknown>;
   /** The store's epoch (Store.epoch), sent as the X-Store-Epoch header of the list answers. */
   epoch: () => string;
+  /** Deadline of a JSON body once the headers arrived (HTTP_BODY_TIMEOUT_MS). */
+  bodyTimeoutMs?: number;
+  /** Per-address limits of the sign-in endpoints. */
+  limits?: RateLimits;
+  /** Mounted before the 404 handler (the operator endpoints). */
+  extra?: express.Router;
 }
 
 type Handler = (req: Request, res: Response) => Promise<void>;
@@ -56,10 +64,19 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   const openapi = openapiJson();
   app.get('/openapi.json', (_req, res) => sendJson(res, 200, openapi));
 
-  app.get('/auth/nonce', wrap(async (_req, res) => sendJson(res, 200, JSON.stringify(await deps.auth.nonce()))));
+  const limit = (name: 'nonce' | 'login', req: Request): Promise<void> => {
+    const address = clientAddress(req.socket);
+    return deps.limits ? deps.limits.take(name, address, address) : Promise.resolve();
+  };
+
+  app.get('/auth/nonce', wrap(async (req, res) => {
+    await limit('nonce', req);
+    sendJson(res, 200, JSON.stringify(await deps.auth.nonce()));
+  }));
 
   app.post('/auth/login', wrap(async (req, res) => {
-    const body = await readJsonBody(req, deps.maxBodyBytes);
+    await limit('login', req);
+    const body = await readJsonBody(req, deps.maxBodyBytes, deps.bodyTimeoutMs);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AppError('INVALID_FIELD', 'body must be an object');
     const o = body as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!LOGIN_FIELDS.has(k)) throw new AppError('UNKNOWN_FIELD', `unknown field "${k.slice(0, 64)}"`);
@@ -134,8 +151,12 @@ export function buildRoutes(deps: RouteDeps): express.Express {
     res.status(204).end();
   }));
 
+  if (deps.extra) app.use(deps.extra);
   app.use((_req, _res, next) => next(new AppError('NOT_FOUND')));
   // Express recognises an error handler by its four parameters.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(res, err, deps.log));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    req.resume(); // a refused request's unread body is drained, not left to stall the connection
+    sendError(res, err, deps.log);
+  });
   return app;
 }

@@ -11,6 +11,8 @@ import type { Logger } from '../../log/logger.js';
 import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
 import { sendAnswer } from '../http/fast-send.js';
 import { CHAT_ID } from '../http/query.js';
+import { clientAddress } from '../../edge/address.js';
+import type { RateLimits } from '../../edge/rate-limits.js';
 
 export interface JsonWsOptions {
   maxFrameBytes: number;
@@ -19,6 +21,8 @@ export interface JsonWsOptions {
   maxBufferedBytes: number;
   maxFramesPerSec: number;
   resumeMaxPerChat: number;
+  slowConsumerGraceMs?: number;
+  onAuthenticated?: (socket: import('node:stream').Duplex | undefined) => void;
 }
 
 export interface JsonWsDeps {
@@ -29,6 +33,8 @@ export interface JsonWsDeps {
   log: Logger;
   /** The store's epoch (Store.epoch), known before the server listens; announced in `ready` and `resumed`. */
   epoch: () => string;
+  /** Per-address send limit of the `send` frame (the per-user one is MessageService's). */
+  limits?: RateLimits;
 }
 
 const MAX_CURSORS = 1000;
@@ -53,7 +59,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
     } catch (e) {
       const err = toAppError(e);
       this.sendError(undefined, err);
-      this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : 'UNAUTHENTICATED');
+      this.close(err.code === 'TOKEN_EXPIRED' ? 'TOKEN_EXPIRED' : err.code === 'BANNED' ? 'BANNED' : 'UNAUTHENTICATED');
     }
   }
 
@@ -91,7 +97,8 @@ class JsonConnection extends LiveSocket implements Subscriber {
         this.send(JSON.stringify({ type: 'pong', ref: ref ?? null, time: Date.now() }));
         return;
       case 'send': {
-        const r = await this.gw.deps.messages.submit(f['message']);
+        await this.gw.deps.limits?.take('send', this.address, this.address);
+        const r = await this.gw.deps.messages.submit(f['message'], { clientAddress: this.address });
         this.send(`{"type":"sent","ref":${JSON.stringify(ref ?? null)},"result":${sendAnswer(r)}}`);
         return;
       }
@@ -180,7 +187,9 @@ export class JsonWsGateway {
   private readonly heartbeat: NodeJS.Timeout;
 
   constructor(readonly deps: JsonWsDeps, readonly opts: JsonWsOptions) {
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false,
+      // ws's own cut of a peer that does not answer a close (ws >= 8.18; not in @types/ws yet): no earlier than the slow-consumer grace.
+      ...({ closeTimeout: Math.max(opts.slowConsumerGraceMs ?? 0, 2000) } as object) });
     this.heartbeat = setInterval(() => {
       for (const c of this.connections) c.heartbeat();
     }, opts.heartbeatMs);
@@ -190,8 +199,14 @@ export class JsonWsGateway {
   handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const conn = new JsonConnection(ws, this);
+      conn.address = clientAddress(req.socket);
       this.connections.add(conn);
-      const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+      let token: string | null = null;
+      try {
+        token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+      } catch {
+        // an unreadable URL carries no token: the client may still send an auth frame
+      }
       if (token) {
         conn.authStarted = true;
         void conn.authenticate(token);
@@ -201,6 +216,9 @@ export class JsonWsGateway {
 
   close(): void {
     clearInterval(this.heartbeat);
+    // Sockets already closing (a slow consumer in its grace, a peer that has not answered a close) do
+    // not hold the shutdown up; the live ones get 1001.
+    for (const w of this.wss.clients) if (w.readyState === w.CLOSING) w.terminate();
     for (const c of [...this.connections]) c.close('GOING_AWAY');
     this.wss.close();
   }

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
 import type { Session } from '../../auth/auth-service.js';
 import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
@@ -8,6 +9,14 @@ export interface LiveSocketLimits {
   maxFramesPerSec: number;
   /** Bytes queued to the socket (or held during a resume) before the peer is cut off as a slow consumer. */
   maxBufferedBytes: number;
+  /**
+   * How long a slow consumer's connection is kept after its 4008 close frame was queued (behind what was
+   * queued before), so that a client that reads again gets the close and not a dropped TCP connection.
+   * Default 2000 ms, like every other close.
+   */
+  slowConsumerGraceMs?: number;
+  /** Told when the connection authenticated (the unauthenticated-connection cap stops counting it). */
+  onAuthenticated?: (socket: Duplex | undefined) => void;
 }
 
 interface Held {
@@ -25,6 +34,8 @@ interface Held {
 export abstract class LiveSocket {
   user = '';
   tokenHash = '';
+  /** The client's IP address (rate limits per address). */
+  address = '';
   protected session: Session | null = null;
   protected closed = false;
   private alive = true;
@@ -84,6 +95,7 @@ export abstract class LiveSocket {
     this.session = s;
     this.user = s.address;
     this.tokenHash = s.tokenHash;
+    this.limits.onAuthenticated?.((this.ws as unknown as { _socket?: Duplex })._socket);
     const left = Math.min(s.expiresAt - Date.now(), 2 ** 31 - 1);
     this.expiryTimer = setTimeout(() => this.close('TOKEN_EXPIRED'), Math.max(0, left));
   }
@@ -141,8 +153,11 @@ export abstract class LiveSocket {
     } catch {
       // already closing
     }
-    // A peer that does not answer the close handshake (or cannot drain its queue) is cut hard.
-    setTimeout(() => this.ws.terminate(), 2000).unref();
+    // A peer that does not answer the close handshake is cut hard. A slow consumer gets longer: nothing
+    // more is queued after the close frame, and a client that reads again within the grace reads what was
+    // queued, then the 4008 close (cut at once, it would see 1006 and not know why).
+    const grace = reason === 'SLOW_CONSUMER' ? (this.limits.slowConsumerGraceMs ?? 2000) : 2000;
+    setTimeout(() => this.ws.terminate(), grace).unref();
   }
 
   private cleanup(): void {

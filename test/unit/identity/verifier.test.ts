@@ -13,9 +13,8 @@ const vector = JSON.parse(readFileSync(new URL('../../vectors/message-1.json', i
   walletKey: string; sessionKey: string; message: Record<string, unknown>;
 };
 const VECTOR_NOW = 1767312000000 + 1000; // the vector's timestamp is in the past: fix the clock
-// The reference vector's delegation runs 31 days (2026-01-01 to 2026-02-01), one day past SPEC's default
-// maximum of 30 days: the vector is checked with the maximum raised to 31 days, and a test below shows that
-// the default refuses it with INVALID_DELEGATION.
+// The reference vector's delegation runs 31 days (2026-01-01 to 2026-02-01), SPEC's default maximum (a
+// calendar month): a test below shows the default accepts it, and one day more is refused.
 const THIRTY_ONE_DAYS = 31 * 86_400_000;
 const opts = { clockSkewMs: 300_000, maxDelegationMs: THIRTY_ONE_DAYS, delegationCacheSize: 100 };
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -108,9 +107,11 @@ describe.each(runners)('message verification (%s)', (_name, make) => {
     await expectCode(m, 'DELEGATION_EXPIRED', created - 1000);
   });
 
-  it('refuses the 31-day reference delegation under the default 30-day maximum', async () => {
-    const strict = new MessageVerifier(runner, { ...opts, maxDelegationMs: loadConfig({}).maxDelegationMs });
-    await expect(strict.verifyMessage(good, VECTOR_NOW)).rejects.toMatchObject({ code: 'INVALID_DELEGATION' });
+  it('accepts the 31-day reference delegation under the default maximum, and refuses it one millisecond shorter', async () => {
+    const byDefault = new MessageVerifier(runner, { ...opts, maxDelegationMs: loadConfig({}).maxDelegationMs });
+    await expect(byDefault.verifyMessage(good, VECTOR_NOW)).resolves.toMatchObject({ sender: good.sender.toLowerCase() });
+    const shorter = new MessageVerifier(runner, { ...opts, maxDelegationMs: THIRTY_ONE_DAYS - 1 });
+    await expect(shorter.verifyMessage(good, VECTOR_NOW)).rejects.toMatchObject({ code: 'INVALID_DELEGATION' });
   });
 
   it('refuses a delegation longer than the maximum lifetime', async () => {
