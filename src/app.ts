@@ -32,6 +32,7 @@ import { ImHandlers } from './im/handlers.js';
 import { ImService } from './im/im-service.js';
 import { Relay } from './relay/relay.js';
 import { SeaKing } from './seaking/seaking.js';
+import { LocalAccessEvents, type AccessEvents } from './access/events.js';
 
 export interface AppOverrides {
   clock?: Clock;
@@ -39,6 +40,8 @@ export interface AppOverrides {
   /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
   files?: ObjectStore;
+  /** Role/membership invalidation hook (default: in-process); a bus adapter makes it reach every process. */
+  accessEvents?: AccessEvents;
 }
 
 export interface App {
@@ -72,7 +75,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const archiveHttp = archive
     ? archiveRoutes({ status: async () => (await archive).archiver.status(), log: log.child({ component: 'archive' }) })
     : null;
-  const relations = overrides.relations ?? new NoRelations();
+  const relations: RelationReader = overrides.relations ?? new NoRelations();
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
@@ -85,7 +88,10 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
   });
   const chats = new ChatService(store, relations, hub, clock);
-  const social = new SocialService(store, relations);
+  // Every role or membership change, from any face or from the chain, goes through one hook.
+  const accessEvents = overrides.accessEvents ?? new LocalAccessEvents((err) => log.error({ err }, 'access change listener failed'));
+  const unwatchRelations = relations.watchMembership?.((group, user) => accessEvents.changed(group, user));
+  const social = new SocialService(store, relations, accessEvents);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
   });
@@ -108,8 +114,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     endpoint: config.s3Endpoint, region: config.s3Region, bucket: config.s3Bucket, accessKeyId: config.s3AccessKeyId,
     secretAccessKey: config.s3SecretAccessKey, forcePathStyle: config.s3ForcePathStyle, urlTtlS: config.filesUrlTtlS,
   }, clock);
-  const seaking = new SeaKing(auth, relations, store, hub);
-  const access = new AccessCache(seaking, config.gatewayCacheMs);
+  const seaking = new SeaKing(auth, relations, store, hub, accessEvents);
+  const access = new AccessCache(seaking, config.gatewayCacheMs, accessEvents);
   const relay = new Relay(store, committer);
   const wire = new ImWire(files);
   const im = new ImService({
@@ -118,7 +124,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
-  }, () => access.clear());
+  });
   const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
@@ -161,6 +167,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       if (closed) return;
       closed = true;
       await messages.stop();
+      unwatchRelations?.();
       im.stop();
       ws.close();
       imGateway.close();

@@ -35,8 +35,6 @@ export class ImHandlers {
     private readonly files: ObjectStore,
     private readonly wire: ImWire,
     private readonly opts: HandlerOptions,
-    /** Called after a role change, so cached access decisions are dropped. */
-    private readonly onRoleChange: () => void = () => {},
   ) {}
 
   private async cid(s: ImSession, body: MpMap): Promise<string> {
@@ -121,8 +119,8 @@ export class ImHandlers {
         const cid = await this.cid(s, body);
         const target = reqStr(body, 1, 'body', 42, ADDRESS).toLowerCase();
         const role = reqInt(body, 2, 'body', 0, 3) as RoleId;
+        // SeaKing announces the change on AccessEvents: every face's cached decisions drop it.
         const now = await this.seaking.setRole(s.user, cid, target, role);
-        this.onRoleChange();
         return mp({ 0: cid, 1: target, 2: now });
       }
       default:

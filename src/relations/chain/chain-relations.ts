@@ -101,6 +101,7 @@ export class ChainRelations implements RelationReader {
   readonly #followRep = new Map<string, string | null>();
   readonly #followingScans: BoundedMap<string, FollowingScan>;
   readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #membershipListeners = new Set<(group: string, user: string | undefined) => void>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -215,6 +216,22 @@ export class ChainRelations implements RelationReader {
     const [following, followers] = await Promise.all([this.following(address), this.followers(address)]);
     const back = new Set(followers);
     return following.filter((f) => back.has(f));
+  }
+
+  /** Told of every Transfer a poll applies to a tracked contract (per holder), and of a whole contract after a reorg. */
+  watchMembership(listener: (group: string, user: string | undefined) => void): () => void {
+    this.#membershipListeners.add(listener);
+    return () => this.#membershipListeners.delete(listener);
+  }
+
+  #membershipChanged(group: string, user: string | undefined): void {
+    for (const l of this.#membershipListeners) {
+      try {
+        l(group, user);
+      } catch (err) {
+        this.#opts.log?.error({ err }, 'membership listener failed');
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -352,6 +369,9 @@ export class ChainRelations implements RelationReader {
     } else if (event.kind === 'rdf') {
       const entry = this.#groups.get(address);
       if (entry) entry.invalid = true; // daoURI changed
+    } else {
+      // A member token minted, burnt or moved: the holders' access changed.
+      for (const a of [event.from, event.to]) if (a !== ZERO) this.#membershipChanged(address, a);
     }
   }
 
