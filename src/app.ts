@@ -32,6 +32,9 @@ import { ImHandlers } from './im/handlers.js';
 import { ImService } from './im/im-service.js';
 import { Relay } from './relay/relay.js';
 import { SeaKing } from './seaking/seaking.js';
+import { Metrics } from './metrics/metrics.js';
+import { metricsRoute } from './metrics/route.js';
+import { requestId } from './log/request-id.js';
 import { LocalAccessEvents, type AccessEvents } from './access/events.js';
 
 export interface AppOverrides {
@@ -42,6 +45,8 @@ export interface AppOverrides {
   files?: ObjectStore;
   /** Role/membership invalidation hook (default: in-process); a bus adapter makes it reach every process. */
   accessEvents?: AccessEvents;
+  /** The metrics registry (main makes one first so the chain reader's RPC calls are counted too). */
+  metrics?: Metrics;
 }
 
 export interface App {
@@ -52,6 +57,7 @@ export interface App {
   chats: ChatService;
   auth: AuthService;
   hub: LocalHub;
+  metrics: Metrics;
   im: ImService;
   seaking: SeaKing;
   files: ObjectStore;
@@ -79,12 +85,14 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
-  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'));
+  const metrics = overrides.metrics ?? new Metrics();
+  metrics.archiveFrom(archive ? async () => (await archive).archiver.status() : null);
+  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'), metrics.fanout);
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
-  const committer = new GroupCommitter(store, config.commitBatchMax);
+  const committer = new GroupCommitter(store, config.commitBatchMax, metrics.commit);
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
   });
   const chats = new ChatService(store, relations, hub, clock);
@@ -124,25 +132,45 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
+    sends: metrics.sends('im'),
   });
   const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
+    meter: metrics.socket('im'),
   });
 
-  const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
+  const sendLog = log.child({ component: 'send' });
+  const send = fastSend(messages, config.maxBodyBytes, sendLog, metrics.sends('rest'));
+  const metricsHttp = config.metricsEnabled ? metricsRoute(metrics, config.metricsToken, log.child({ component: 'metrics' })) : null;
   const server = createServer((req, res) => {
-    if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
+    // Every answer carries the request's id, and so does every log line about it (a child logger, made when needed).
+    const reqId = requestId(req.headers['x-request-id']);
+    res.setHeader('x-request-id', reqId);
+    (req as { id?: string }).id = reqId;
+    if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res, () => sendLog.child({ reqId }));
+    else if (metricsHttp && req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) metricsHttp(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
     else routes(req, res);
   });
   server.keepAliveTimeout = 65_000;
-  const ws = new JsonWsGateway({ auth, chats, messages, hub, log: log.child({ component: 'ws' }) }, {
+  const ws = new JsonWsGateway({ auth, chats, messages, hub, log: log.child({ component: 'ws' }), sends: metrics.sends('ws') }, {
     maxFrameBytes: config.maxBodyBytes, heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs,
     maxBufferedBytes: config.wsMaxBufferedBytes, maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat,
+    meter: metrics.socket('ws'),
   });
+  const count = (conns: Iterable<{ user: string }>): { open: number; authenticated: number } => {
+    let open = 0;
+    let authenticated = 0;
+    for (const c of conns) {
+      open++;
+      if (c.user !== '') authenticated++;
+    }
+    return { open, authenticated };
+  };
+  metrics.connectionsFrom(() => ({ ws: count(ws.connections), im: count(imGateway.connections) }));
   server.on('upgrade', (req, socket, head) => {
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
     if (pathname === '/ws') ws.handleUpgrade(req, socket, head);
@@ -155,7 +183,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, relations, messages, chats, auth, hub, im, seaking, files,
+    server, store, relations, messages, chats, auth, hub, metrics, im, seaking, files,
     listen: () => new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => {

@@ -2,6 +2,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readEnv } from './config/config.js';
 import { createLogger } from './log/logger.js';
 import { startChainRelations } from './relations/chain/setup.js';
+import { Metrics } from './metrics/metrics.js';
 
 /** Loads configuration, builds the app and listens; the only place that touches process state. */
 async function main(): Promise<void> {
@@ -16,7 +17,8 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
-  const chain = config.chain === 'none' ? null : await startChainRelations(config, log);
+  const metrics = new Metrics();
+  const chain = config.chain === 'none' ? null : await startChainRelations(config, log, { rpc: metrics.rpc });
   if (chain) {
     log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');
     if (chain.demo) {
@@ -26,7 +28,7 @@ async function main(): Promise<void> {
       log.info({ dao: chain.demo.dao }, `demo group "${chain.demo.dao.name}" at ${chain.demo.dao.address}`);
     }
   }
-  const app = buildApp(config, log, chain ? { relations: chain.reader } : {});
+  const app = buildApp(config, log, chain ? { relations: chain.reader, metrics } : { metrics });
   const port = await app.listen();
   log.info({ port, host: config.host, dataDir: config.dataDir }, `relation-im-proxy listening on http://${config.host}:${port}`);
 

@@ -6,6 +6,8 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import type { Session } from '../auth/auth-service.js';
 import type { Logger } from '../log/logger.js';
+import { requestId } from '../log/request-id.js';
+import type { SocketMeter } from '../metrics/metrics.js';
 import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
 import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
 import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
@@ -29,6 +31,8 @@ export interface ImGatewayOptions {
   maxInflight: number;
   /** Users one connection may watch for presence pushes (PRESENCE with watch); default 1000. */
   maxWatchedUsers?: number;
+  /** Told of server-side closes (metrics). */
+  meter?: SocketMeter;
 }
 
 export interface ImGatewayDeps {
@@ -48,9 +52,13 @@ const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
 class ImConnection extends LiveSocket implements Subscriber, ImSession, PresenceWatcher {
   private authStarted = false;
   private inflight = 0;
+  /** This connection's logger (`conn`, then `user` once authenticated). */
+  private log: Logger;
 
-  constructor(ws: WebSocket, private readonly gw: ImGateway) {
-    super(ws, gw.opts, true);
+  constructor(ws: WebSocket, private readonly gw: ImGateway, id: string) {
+    super(ws, gw.opts, true, id);
+    this.log = gw.deps.log.child({ conn: id });
+    this.log.debug('connection opened');
   }
 
   protected onFrame(data: RawData, isBinary: boolean): void {
@@ -107,6 +115,8 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     }
     if (this.closed) throw new AppError('UNAUTHENTICATED');
     this.establish(s);
+    this.log = this.log.child({ user: s.address });
+    this.log.debug('authenticated');
     this.gw.deps.hub.add(this);
     return mp({ 0: s.address, 1: s.expiresAt });
   }
@@ -167,12 +177,13 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
   }
 
   private answerError(seq: number | undefined, err: AppError): void {
-    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'im request failed');
+    if (err.code === 'INTERNAL') this.log.error({ err }, 'im request failed');
     const c = ERROR_CATALOGUE[err.code];
     this.send(encodeEnvelope(Cmd.ERROR, seq, mp({ 0: c.num, 1: err.code, 2: err.message, 3: c.temporary })));
   }
 
   protected unregister(): void {
+    this.log.debug('connection closed');
     this.gw.presence.unwatchAll(this);
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
@@ -203,7 +214,7 @@ export class ImGateway {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.connections.add(new ImConnection(ws, this));
+      this.connections.add(new ImConnection(ws, this, requestId(req.headers['x-request-id'])));
     });
   }
 

@@ -4,7 +4,7 @@ import type { Logger } from '../../log/logger.js';
 import { ChainRelations } from './chain-relations.js';
 import { deployRelationContracts, type RelationAddresses } from './deploy.js';
 import { seedDemo, type DemoWorld } from './demo.js';
-import { HttpEip1193, ethersProvider } from './eip1193.js';
+import { HttpEip1193, MeteredEip1193, ethersProvider, type Eip1193 } from './eip1193.js';
 import { LocalChain } from './local-chain.js';
 
 export interface StartedRelations {
@@ -23,7 +23,13 @@ export interface StartedRelations {
  * seeds the demo identities from accounts 1-4 (a few hundred ms). Rpc: connects to RPC_URL at the
  * configured addresses; nothing is read until first use, so a down RPC does not stop the server starting.
  */
-export async function startChainRelations(config: Config, log?: Logger): Promise<StartedRelations> {
+export interface ChainSetupOptions {
+  /** Observes every JSON-RPC call of the reader (metrics). */
+  rpc?: (method: string, seconds: number, error?: 'transport' | 'rpc') => void;
+}
+
+export async function startChainRelations(config: Config, log?: Logger, options: ChainSetupOptions = {}): Promise<StartedRelations> {
+  const metered = (source: Eip1193): Eip1193 => (options.rpc ? new MeteredEip1193(source, options.rpc) : source);
   if (config.chain === 'none') throw new Error('startChainRelations needs CHAIN=embedded or CHAIN=rpc');
   const readerOptions = {
     refreshMs: config.relationsRefreshMs,
@@ -35,7 +41,7 @@ export async function startChainRelations(config: Config, log?: Logger): Promise
     ...(log ? { log: log.child({ component: 'relations' }) } : {}),
   };
   if (config.chain === 'rpc') {
-    const provider = ethersProvider(new HttpEip1193(config.rpcUrl, config.relationsRpcTimeoutMs), config.chainId);
+    const provider = ethersProvider(metered(new HttpEip1193(config.rpcUrl, config.relationsRpcTimeoutMs)), config.chainId);
     const addresses = {
       nameService: config.nameServiceAddress,
       followRegister: config.followRegisterAddress,
@@ -48,7 +54,8 @@ export async function startChainRelations(config: Config, log?: Logger): Promise
   const provider = ethersProvider(chain, chain.chainId);
   const addresses = await deployRelationContracts(new Wallet(chain.keys[0] as string, provider));
   const demo = await seedDemo(provider, addresses, chain.keys.slice(1));
-  const reader = new ChainRelations({ provider, addresses, ...readerOptions, fromBlock: 0 }).start();
+  // The reader reads through its own metered provider; deploying and seeding are not the reader's calls.
+  const reader = new ChainRelations({ provider: ethersProvider(metered(chain), chain.chainId), addresses, ...readerOptions, fromBlock: 0 }).start();
   return {
     reader,
     addresses,

@@ -124,6 +124,6 @@ export function buildRoutes(deps: RouteDeps): express.Express {
 
   app.use((_req, _res, next) => next(new AppError('NOT_FOUND')));
   // Express recognises an error handler by its four parameters.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => sendError(res, err, deps.log));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, err, deps.log.child({ reqId: (req as { id?: string }).id })));
   return app;
 }

@@ -8,6 +8,8 @@ import type { MessageService } from '../../chat/message-service.js';
 import { chatIdFor, isDmCid } from '../../chat/ids.js';
 import { messageFrame } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
+import { requestId } from '../../log/request-id.js';
+import type { SendMeter, SocketMeter } from '../../metrics/metrics.js';
 import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
 import { sendAnswer } from '../http/fast-send.js';
 import { CHAT_ID } from '../http/query.js';
@@ -19,6 +21,8 @@ export interface JsonWsOptions {
   maxBufferedBytes: number;
   maxFramesPerSec: number;
   resumeMaxPerChat: number;
+  /** Told of server-side closes (metrics). */
+  meter?: SocketMeter;
 }
 
 export interface JsonWsDeps {
@@ -27,6 +31,8 @@ export interface JsonWsDeps {
   messages: MessageService;
   hub: LocalHub;
   log: Logger;
+  /** Counts `send` frames accepted and refused (metrics). */
+  sends?: SendMeter;
 }
 
 const MAX_CURSORS = 1000;
@@ -36,9 +42,13 @@ const MAX_REF = 64;
 class JsonConnection extends LiveSocket implements Subscriber {
   /** Set once a token was presented (query or first frame); a second auth frame is refused. */
   authStarted = false;
+  /** This connection's logger (`conn`, then `user` once authenticated). */
+  private log: Logger;
 
-  constructor(ws: WebSocket, private readonly gw: JsonWsGateway) {
-    super(ws, gw.opts, false);
+  constructor(ws: WebSocket, private readonly gw: JsonWsGateway, id: string) {
+    super(ws, gw.opts, false, id);
+    this.log = gw.deps.log.child({ conn: id });
+    this.log.debug('connection opened');
   }
 
   async authenticate(token: string | undefined): Promise<void> {
@@ -46,6 +56,8 @@ class JsonConnection extends LiveSocket implements Subscriber {
       const s = await this.gw.deps.auth.authenticate(token);
       if (this.closed) return;
       this.establish(s);
+      this.log = this.log.child({ user: s.address });
+      this.log.debug('authenticated');
       this.gw.deps.hub.add(this);
       this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt }));
     } catch (e) {
@@ -89,7 +101,14 @@ class JsonConnection extends LiveSocket implements Subscriber {
         this.send(JSON.stringify({ type: 'pong', ref, time: Date.now() }));
         return;
       case 'send': {
-        const r = await this.gw.deps.messages.submit(f['message']);
+        let r;
+        try {
+          r = await this.gw.deps.messages.submit(f['message']);
+        } catch (e) {
+          this.gw.sends?.refused(toAppError(e).code);
+          throw e;
+        }
+        this.gw.sends?.accepted();
         this.send(`{"type":"sent","ref":${JSON.stringify(ref ?? null)},"result":${sendAnswer(r)}}`);
         return;
       }
@@ -154,11 +173,12 @@ class JsonConnection extends LiveSocket implements Subscriber {
   }
 
   private sendError(ref: string | undefined, err: AppError): void {
-    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'ws frame failed');
+    if (err.code === 'INTERNAL') this.log.error({ err }, 'ws frame failed');
     this.send(JSON.stringify({ type: 'error', ref, error: err.toJSON() }));
   }
 
   protected unregister(): void {
+    this.log.debug('connection closed');
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
   }
@@ -176,6 +196,10 @@ export class JsonWsGateway {
   readonly connections = new Set<JsonConnection>();
   private readonly heartbeat: NodeJS.Timeout;
 
+  get sends(): SendMeter | undefined {
+    return this.deps.sends;
+  }
+
   constructor(readonly deps: JsonWsDeps, readonly opts: JsonWsOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
     this.heartbeat = setInterval(() => {
@@ -186,7 +210,7 @@ export class JsonWsGateway {
 
   handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new JsonConnection(ws, this);
+      const conn = new JsonConnection(ws, this, requestId(req.headers['x-request-id']));
       this.connections.add(conn);
       const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
       if (token) {

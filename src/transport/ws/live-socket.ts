@@ -2,12 +2,15 @@ import { WebSocket, type RawData } from 'ws';
 import type { Session } from '../../auth/auth-service.js';
 import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
 import { sendCorked } from './cork.js';
+import type { SocketMeter } from '../../metrics/metrics.js';
 
 export interface LiveSocketLimits {
   authTimeoutMs: number;
   maxFramesPerSec: number;
   /** Bytes queued to the socket (or held during a resume) before the peer is cut off as a slow consumer. */
   maxBufferedBytes: number;
+  /** Told of every server-side close and its reason (metrics). */
+  meter?: SocketMeter;
 }
 
 interface Held {
@@ -23,6 +26,8 @@ interface Held {
  * their own frames.
  */
 export abstract class LiveSocket {
+  /** The connection id in every log line about it (`conn`): the upgrade request's id. */
+  readonly id: string;
   user = '';
   tokenHash = '';
   protected session: Session | null = null;
@@ -35,7 +40,8 @@ export abstract class LiveSocket {
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly authTimer: NodeJS.Timeout;
 
-  constructor(protected readonly ws: WebSocket, private readonly limits: LiveSocketLimits, private readonly binary: boolean) {
+  constructor(protected readonly ws: WebSocket, private readonly limits: LiveSocketLimits, private readonly binary: boolean, id: string) {
+    this.id = id;
     this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), limits.authTimeoutMs);
     ws.on('pong', () => { this.alive = true; });
     ws.on('message', (data, isBinary) => {
@@ -135,6 +141,7 @@ export abstract class LiveSocket {
   close(reason: CloseName): void {
     if (this.closed) return;
     const { code, text } = CLOSE_CODES[reason];
+    this.limits.meter?.closed(reason);
     this.cleanup();
     try {
       this.ws.close(code, text.slice(0, 120)); // a close reason is at most 123 bytes
