@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   const chain = config.chain === 'none' ? null : await startChainRelations(config, log, { rpc: metrics.rpc });
   if (chain) {
     log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');
+    if (chain.rpcUrl) log.info({ chainRpc: chain.rpcUrl, chainId: config.chainId }, `embedded chain JSON-RPC at ${chain.rpcUrl} (chain id ${config.chainId}; development keys only)`);
     if (chain.demo) {
       for (const id of chain.demo.identities) {
         log.info({ label: id.label, address: id.address, name: id.name, privateKey: id.privateKey }, `demo identity ${id.label} (development key, never use elsewhere)`);

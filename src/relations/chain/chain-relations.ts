@@ -4,7 +4,7 @@ import type { Logger } from '../../log/logger.js';
 import type { GroupInfo, Profile, RelationReader } from '../port.js';
 import { relationContract } from './abi.js';
 import type { RelationAddresses } from './deploy.js';
-import { LogTracker, TRANSFER_TOPIC, addressTopic, type TokenHolders } from './log-tracker.js';
+import { LogTracker, TRANSFER_TOPIC, addressTopic, type TokenHolders, type TrackerEvent } from './log-tracker.js';
 import { withTimeout } from './rpc-timeout.js';
 
 export interface ChainRelationsOptions {
@@ -23,6 +23,8 @@ export interface ChainRelationsOptions {
   fromBlock: number;
   /** Most blocks per eth_getLogs request. */
   logRange: number;
+  /** Blocks behind the head that are read (CHAIN_CONFIRMATIONS); default 0. */
+  confirmations?: number;
   /** Most cached profiles and groups (least recently stored ones are dropped first). */
   cacheSize?: number;
   now?: () => number;
@@ -106,7 +108,7 @@ export class ChainRelations implements RelationReader {
   #closed = false;
 
   constructor(options: ChainRelationsOptions) {
-    this.#opts = { cacheSize: 100_000, now: () => Date.now(), ...options };
+    this.#opts = { cacheSize: 100_000, confirmations: 0, now: () => Date.now(), ...options };
     const size = this.#opts.cacheSize;
     this.#profiles = new BoundedMap(size);
     this.#groups = new BoundedMap(size);
@@ -117,6 +119,7 @@ export class ChainRelations implements RelationReader {
       rpcTimeoutMs: options.rpcTimeoutMs,
       fromBlock: options.fromBlock,
       logRange: options.logRange,
+      confirmations: this.#opts.confirmations,
       now: this.#opts.now,
       onEvent: (address, event) => this.#onEvent(address, event),
     });
@@ -359,7 +362,15 @@ export class ChainRelations implements RelationReader {
     return p;
   }
 
-  #onEvent(address: string, event: { kind: 'transfer'; from: string; to: string } | { kind: 'rdf'; rdf: string }): void {
+  #onEvent(address: string, event: TrackerEvent): void {
+    if (event.kind === 'reorg') {
+      // Anything read from the replaced blocks may be wrong: names, avatars and DAO state are read again.
+      for (const entry of this.#profiles.values()) entry.invalid = true;
+      for (const entry of this.#groups.values()) entry.invalid = true;
+      this.#followingScans.clear();
+      if (this.#tracker.peek(address)) this.#membershipChanged(address, undefined);
+      return;
+    }
     if (address === this.#opts.addresses.nameService.toLowerCase()) {
       const touched = event.kind === 'transfer' ? [event.from, event.to] : [...event.rdf.matchAll(SOUL)].map((m) => m[1] ?? '');
       for (const a of touched) {

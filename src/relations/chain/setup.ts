@@ -6,6 +6,7 @@ import { deployRelationContracts, type RelationAddresses } from './deploy.js';
 import { seedDemo, type DemoWorld } from './demo.js';
 import { HttpEip1193, MeteredEip1193, ethersProvider, type Eip1193 } from './eip1193.js';
 import { LocalChain } from './local-chain.js';
+import { serveChainRpc } from './rpc-server.js';
 
 export interface StartedRelations {
   reader: ChainRelations;
@@ -14,6 +15,8 @@ export interface StartedRelations {
   chain?: LocalChain;
   /** Present with CHAIN=embedded: the demo identities and DAO seeded at start. */
   demo?: DemoWorld;
+  /** Present with CHAIN=embedded and CHAIN_RPC_PORT >= 0: the embedded chain's JSON-RPC URL. */
+  rpcUrl?: string;
   close(): Promise<void>;
 }
 
@@ -38,6 +41,7 @@ export async function startChainRelations(config: Config, log?: Logger, options:
     maxStaleMs: config.relationsMaxStaleMs,
     fromBlock: config.relationsFromBlock,
     logRange: config.relationsLogRange,
+    confirmations: config.chainConfirmations,
     ...(log ? { log: log.child({ component: 'relations' }) } : {}),
   };
   if (config.chain === 'rpc') {
@@ -56,12 +60,15 @@ export async function startChainRelations(config: Config, log?: Logger, options:
   const demo = await seedDemo(provider, addresses, chain.keys.slice(1));
   // The reader reads through its own metered provider; deploying and seeding are not the reader's calls.
   const reader = new ChainRelations({ provider: ethersProvider(metered(chain), chain.chainId), addresses, ...readerOptions, fromBlock: 0 }).start();
+  const rpc = config.chainRpcPort >= 0 ? await serveChainRpc(chain, config.chainRpcHost, config.chainRpcPort) : null;
   return {
     reader,
     addresses,
     chain,
     demo,
+    ...(rpc ? { rpcUrl: rpc.url } : {}),
     close: async () => {
+      await rpc?.close();
       await reader.close();
       await chain.close();
     },
