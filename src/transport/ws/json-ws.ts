@@ -131,12 +131,16 @@ class JsonConnection extends LiveSocket implements Subscriber {
       }
     }
     if (this.resuming) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    // Every chat is checked before anything is replayed: a refused resume answers one error, not a
+    // `resumed` frame followed by an error (as /im checks access first).
+    const cids = new Map<string, string>();
+    for (const [chatId] of entries) cids.set(chatId, (await this.gw.deps.chats.resolve(this.user, chatId)).cid);
     this.holdPushes();
     const replayed = new Map<string, number>();
     const chats: Record<string, { lastSeq: number; more: boolean }> = {};
     try {
       for (const [chatId, afterSeq] of entries as [string, number][]) {
-        const { cid } = await this.gw.deps.chats.resolve(this.user, chatId);
+        const cid = cids.get(chatId) as string;
         const limit = this.gw.opts.resumeMaxPerChat;
         const events = await this.gw.deps.chats.list(this.user, { chatId, afterSeq, limit: limit + 1, offset: 0 });
         const more = events.length > limit;
