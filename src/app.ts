@@ -40,6 +40,10 @@ import { RateLimits } from './edge/rate-limits.js';
 import { adminRoutes } from './transport/http/admin.js';
 import { HttpEdge, writeRawError } from './transport/http/edge.js';
 import { SeaKing } from './seaking/seaking.js';
+import { Metrics } from './metrics/metrics.js';
+import { metricsRoute } from './metrics/route.js';
+import { requestId } from './log/request-id.js';
+import { LocalAccessEvents, type AccessEvents } from './access/events.js';
 
 export interface AppOverrides {
   clock?: Clock;
@@ -51,6 +55,10 @@ export interface AppOverrides {
   demo?: DemoInfo;
   /** The built web client to serve at `/` (default: `web/dist` when it was built; null: none). */
   webDir?: string | null;
+  /** Role/membership invalidation hook (default: in-process); a bus adapter makes it reach every process. */
+  accessEvents?: AccessEvents;
+  /** The metrics registry (main makes one first so the chain reader's RPC calls are counted too). */
+  metrics?: Metrics;
 }
 
 export interface App {
@@ -61,6 +69,7 @@ export interface App {
   chats: ChatService;
   auth: AuthService;
   hub: LocalHub;
+  metrics: Metrics;
   im: ImService;
   seaking: SeaKing;
   files: ObjectStore;
@@ -92,11 +101,13 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     // `gateway` tells archive readers where this proxy's bundles are (the embedded arlocal's port changes each start).
     ? archiveRoutes({ status: async () => { const a = await archive; return Object.assign(await a.archiver.status(), { gateway: a.gatewayUrl }); }, log: log.child({ component: 'archive' }) })
     : null;
-  const relations = overrides.relations ?? new NoRelations();
+  const relations: RelationReader = overrides.relations ?? new NoRelations();
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
-  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'));
+  const metrics = overrides.metrics ?? new Metrics();
+  metrics.archiveFrom(archive ? async () => (await archive).archiver.status() : null);
+  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'), metrics.fanout);
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   const limits = new RateLimits({
     exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
@@ -112,12 +123,15 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const verifier = new MessageVerifier(runner, {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
-  const committer = new GroupCommitter(store, config.commitBatchMax);
+  const committer = new GroupCommitter(store, config.commitBatchMax, metrics.commit);
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
     bans, limits,
   });
   const chats = new ChatService(store, relations, hub, clock);
-  const social = new SocialService(store, relations);
+  // Every role or membership change, from any face or from the chain, goes through one hook.
+  const accessEvents = overrides.accessEvents ?? new LocalAccessEvents((err) => log.error({ err }, 'access change listener failed'));
+  const unwatchRelations = relations.watchMembership?.((group, user) => accessEvents.changed(group, user));
+  const social = new SocialService(store, relations, accessEvents);
   const auth = new AuthService(store, verifier, hub, clock, {
     tokenTtlMs: config.tokenTtlMs, nonceTtlMs: config.nonceTtlMs, maxDelegationMs: config.maxDelegationMs, siweDomains: config.siweDomains,
   }, bans);
@@ -142,8 +156,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     endpoint: config.s3Endpoint, region: config.s3Region, bucket: config.s3Bucket, accessKeyId: config.s3AccessKeyId,
     secretAccessKey: config.s3SecretAccessKey, forcePathStyle: config.s3ForcePathStyle, urlTtlS: config.filesUrlTtlS,
   }, clock);
-  const seaking = new SeaKing(auth, relations, store, hub);
-  const access = new AccessCache(seaking, config.gatewayCacheMs);
+  const seaking = new SeaKing(auth, relations, store, hub, accessEvents);
+  const access = new AccessCache(seaking, config.gatewayCacheMs, accessEvents);
   const relay = new Relay(store, committer);
   const wire = new ImWire(files);
   const im = new ImService({
@@ -152,24 +166,32 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
-  }, () => access.clear());
+    sends: metrics.sends('im'),
+  });
   const onAuthenticated = (socket: import('node:stream').Duplex | undefined): void => edge.cap.authenticated(socket as import('node:net').Socket | undefined);
   const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, epoch, log: log.child({ component: 'im' }), limits, bans }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
-    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated,
+    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated, meter: metrics.socket('im'),
   });
 
   const web = overrides.webDir === null ? null : (overrides.webDir ?? findWebDist());
   const webHttp = web ? webStatic(web) : null;
   const demoHttp = overrides.demo ? devDemo(overrides.demo) : null;
-  const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }), limits, config.httpBodyTimeoutMs);
+  const sendLog = log.child({ component: 'send' });
+  const send = fastSend(messages, config.maxBodyBytes, sendLog, limits, config.httpBodyTimeoutMs, metrics.sends('rest'));
+  const metricsHttp = config.metricsEnabled ? metricsRoute(metrics, config.metricsToken, log.child({ component: 'metrics' })) : null;
   // Node checks the header and request timeouts on this interval (its default, 30 s, would let a
   // slowloris client hold a connection far past HTTP_HEADERS_TIMEOUT_MS).
   const checkEvery = Math.max(50, Math.min(1000, Math.floor(config.httpHeadersTimeoutMs / 4)));
   const server = createServer({ connectionsCheckingInterval: checkEvery }, edge.request((req, res) => {
-    if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
+    // Every answer carries the request's id, and so does every log line about it (a child logger, made when needed).
+    const reqId = requestId(req.headers['x-request-id']);
+    res.setHeader('x-request-id', reqId);
+    (req as { id?: string }).id = reqId;
+    if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res, () => sendLog.child({ reqId }));
+    else if (metricsHttp && req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) metricsHttp(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
     else if (demoHttp?.(req, res) || webHttp?.(req, res)) return;
@@ -177,11 +199,21 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   }));
   server.keepAliveTimeout = 65_000;
   edge.attach(server);
-  const ws = new JsonWsGateway({ auth, chats, messages, hub, epoch, log: log.child({ component: 'ws' }), limits }, {
+  const ws = new JsonWsGateway({ auth, chats, messages, hub, epoch, log: log.child({ component: 'ws' }), limits, sends: metrics.sends('ws') }, {
     maxFrameBytes: config.maxBodyBytes, heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs,
     maxBufferedBytes: config.wsMaxBufferedBytes, maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat,
-    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated,
+    slowConsumerGraceMs: config.wsSlowConsumerGraceMs, onAuthenticated, meter: metrics.socket('ws'),
   });
+  const count = (conns: Iterable<{ user: string }>): { open: number; authenticated: number } => {
+    let open = 0;
+    let authenticated = 0;
+    for (const c of conns) {
+      open++;
+      if (c.user !== '') authenticated++;
+    }
+    return { open, authenticated };
+  };
+  metrics.connectionsFrom(() => ({ ws: count(ws.connections), im: count(imGateway.connections) }));
   server.on('upgrade', edge.upgrade((pathname, req, socket, head) => {
     if (pathname === '/ws') ws.handleUpgrade(req, socket, head);
     else if (pathname === '/im') imGateway.handleUpgrade(req, socket, head);
@@ -198,7 +230,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   let closed = false;
   return {
-    server, store, relations, messages, chats, auth, hub, im, seaking, files, bans,
+    server, store, relations, messages, chats, auth, hub, metrics, im, seaking, files, bans,
     // The store opens first: a database that cannot be reached, or a schema newer than this build,
     // rejects here with what is wrong, before any client is accepted.
     listen: async () => {
@@ -210,6 +242,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       if (closed) return;
       closed = true;
       await messages.stop();
+      unwatchRelations?.();
       im.stop();
       ws.close();
       imGateway.close();

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, readEnv } from './config/config.js';
 import { routeConsoleToLog } from './log/console.js';
 import { createLogger } from './log/logger.js';
 import { startChainRelations } from './relations/chain/setup.js';
+import { Metrics } from './metrics/metrics.js';
 
 /** Loads configuration, builds the app and listens; the only place that touches process state. */
 async function main(): Promise<void> {
@@ -18,9 +19,11 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   routeConsoleToLog(log); // stdout stays pure JSON: a library's console lines become log records
-  const chain = config.chain === 'none' ? null : await startChainRelations(config, log);
+  const metrics = new Metrics();
+  const chain = config.chain === 'none' ? null : await startChainRelations(config, log, { rpc: metrics.rpc });
   if (chain) {
     log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');
+    if (chain.rpcUrl) log.info({ chainRpc: chain.rpcUrl, chainId: config.chainId }, `embedded chain JSON-RPC at ${chain.rpcUrl} (chain id ${config.chainId}; development keys only)`);
     if (chain.demo) {
       for (const id of chain.demo.identities) {
         log.info({ label: id.label, address: id.address, name: id.name, privateKey: id.privateKey }, `demo identity ${id.label} (development key, never use elsewhere)`);
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
       log.info({ dao: chain.demo.dao }, `demo group "${chain.demo.dao.name}" at ${chain.demo.dao.address}`);
     }
   }
-  const app = buildApp(config, log, chain ? { relations: chain.reader, ...(chain.demo ? { demo: chain.demo } : {}) } : {});
+  const app = buildApp(config, log, chain ? { relations: chain.reader, metrics, ...(chain.demo ? { demo: chain.demo } : {}) } : { metrics });
   const port = await app.listen();
   log.info({ port, host: config.host, dataDir: config.dataDir }, `relation-im-proxy listening on http://${config.host}:${port}`);
 

@@ -18,7 +18,8 @@ export class GroupCommitter {
   private scheduled = false;
   private inFlight = 0;
 
-  constructor(private readonly store: Store, private readonly maxBatch: number) {}
+  /** @param observe told of every batch: its size and the seconds the store took to make it durable. */
+  constructor(private readonly store: Store, private readonly maxBatch: number, private readonly observe?: (size: number, seconds: number) => void) {}
 
   append(event: NewEvent): Promise<AppendOutcome> {
     return new Promise((resolve, reject) => {
@@ -39,7 +40,9 @@ export class GroupCommitter {
   private async flush(batch: Waiting[]): Promise<void> {
     this.inFlight++;
     try {
+      const started = performance.now();
       const outcomes = await this.store.appendEvents(batch.map((w) => w.event));
+      this.observe?.(batch.length, (performance.now() - started) / 1000);
       batch.forEach((w, i) => {
         const o = outcomes[i];
         if (o) w.resolve(o);

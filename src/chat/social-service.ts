@@ -1,6 +1,7 @@
 import { AppError } from '../errors/app-error.js';
 import type { GroupInfo, RelationReader } from '../relations/port.js';
 import type { Store } from '../store/port.js';
+import type { AccessEvents } from '../access/events.js';
 import { belongsTo, groupAudience } from './membership.js';
 
 export type Role = 'owner' | 'admin' | 'member';
@@ -17,7 +18,7 @@ export interface MemberView extends Person {
 
 /** Friends, follows, groups and roles (the SeaKing side): chain facts plus the server's own admin records. */
 export class SocialService {
-  constructor(private readonly store: Store, private readonly relations: RelationReader) {}
+  constructor(private readonly store: Store, private readonly relations: RelationReader, private readonly access?: AccessEvents) {}
 
   private async people(addresses: readonly string[]): Promise<Person[]> {
     return Promise.all(addresses.map(async (address) => ({ address, ...(await this.relations.profile(address)) })));
@@ -76,5 +77,6 @@ export class SocialService {
     if (g.owner !== caller) throw new AppError('NOT_OWNER');
     if (admin && !(await this.relations.isMember(g.address, user))) throw new AppError('NOT_MEMBER', 'only members can be admins');
     await this.store.setAdmin(g.address, user, admin);
+    this.access?.changed(g.address, user);
   }
 }

@@ -55,6 +55,11 @@ export const CONFIG_SPEC = {
   RELATIONS_STATE_TTL_MS: { kind: 'int', default: '30000', min: 0, doc: 'Longest a DAO name/owner/free-join flag (no events) or a name/avatar is served before it is re-read.' },
   RELATIONS_RPC_TIMEOUT_MS: { kind: 'int', default: '5000', min: 50, doc: 'Bound on every RPC call and on every relation read.' },
   RELATIONS_MAX_STALE_MS: { kind: 'int', default: '60000', min: 0, doc: 'While the chain cannot be read, cached relations younger than this are served; older reads fail with RELATIONS_UNAVAILABLE.' },
+  CHAIN_CONFIRMATIONS: { kind: 'int', default: '0', min: 0, max: 10000, doc: 'Relations are read this many blocks behind the chain head (0: the head itself). A reorganisation deeper than the cursor block is detected by its hash and the holder sets are rebuilt from the canonical chain either way.' },
+  CHAIN_RPC_PORT: { kind: 'int', default: '8545', min: -1, max: 65535, doc: 'CHAIN=embedded only: TCP port of the embedded chain\'s JSON-RPC endpoint, for wallets, the web client and scripts (0 picks a free port, -1 turns it off); `npm start` logs its URL.' },
+  CHAIN_RPC_HOST: { kind: 'string', default: '127.0.0.1', doc: 'Interface of the embedded chain\'s JSON-RPC endpoint (development keys are public: keep it on loopback).' },
+  METRICS_ENABLED: { kind: 'bool', default: 'true', doc: 'Serve Prometheus metrics at GET /metrics (docs/operations.md).' },
+  METRICS_TOKEN: { kind: 'string', default: '', doc: 'When set, GET /metrics needs `Authorization: Bearer <token>` (401 UNAUTHENTICATED otherwise); empty: /metrics is open (it carries no addresses or content).' },
   ARCHIVE_ENABLED: { kind: 'bool', default: 'true', doc: 'Archive every Relation ONE message to Arweave in chained bundles (docs/archive.md).' },
   ARCHIVE_GATEWAY_URL: { kind: 'string', default: '', doc: 'Arweave gateway to upload to (e.g. https://arweave.net); empty runs the embedded arlocal gateway with its data under DATA_DIR/arlocal.' },
   ARCHIVE_WALLET_FILE: { kind: 'string', default: '', doc: 'Path of the Arweave wallet (JWK JSON) that signs bundles; empty uses DATA_DIR/archive-wallet.json, generated on first start (embedded gateway only).' },
@@ -138,6 +143,11 @@ export interface Config {
   relationsStateTtlMs: number;
   relationsRpcTimeoutMs: number;
   relationsMaxStaleMs: number;
+  chainConfirmations: number;
+  chainRpcPort: number;
+  chainRpcHost: string;
+  metricsEnabled: boolean;
+  metricsToken: string;
   archiveEnabled: boolean;
   /** Empty: the embedded arlocal gateway. */
   archiveGatewayUrl: string;
@@ -275,6 +285,11 @@ export function loadConfig(env: Env = {}): Config {
     relationsStateTtlMs: int('RELATIONS_STATE_TTL_MS'),
     relationsRpcTimeoutMs: int('RELATIONS_RPC_TIMEOUT_MS'),
     relationsMaxStaleMs: int('RELATIONS_MAX_STALE_MS'),
+    chainConfirmations: int('CHAIN_CONFIRMATIONS'),
+    chainRpcPort: int('CHAIN_RPC_PORT'),
+    chainRpcHost: raw('CHAIN_RPC_HOST'),
+    metricsEnabled: bool('METRICS_ENABLED'),
+    metricsToken: raw('METRICS_TOKEN'),
     archiveEnabled: bool('ARCHIVE_ENABLED'),
     archiveGatewayUrl: raw('ARCHIVE_GATEWAY_URL'),
     archiveWalletFile: raw('ARCHIVE_WALLET_FILE') === '' ? '' : path.resolve(raw('ARCHIVE_WALLET_FILE')),
@@ -341,5 +356,6 @@ export function loadConfig(env: Env = {}): Config {
 
 /** Defaults for tests and embedding: the table's defaults with overrides applied. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({}), ...overrides };
+  // Tests run side by side: none binds the embedded chain's fixed JSON-RPC port unless it asks for one.
+  return { ...loadConfig({}), chainRpcPort: -1, ...overrides };
 }

@@ -6,6 +6,8 @@ import { AppError, toAppError } from '../errors/app-error.js';
 import { ERROR_CATALOGUE } from '../errors/catalogue.js';
 import type { Session } from '../auth/auth-service.js';
 import type { Logger } from '../log/logger.js';
+import { requestId } from '../log/request-id.js';
+import type { SocketMeter } from '../metrics/metrics.js';
 import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
 import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
 import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
@@ -33,6 +35,8 @@ export interface ImGatewayOptions {
   maxWatchedUsers?: number;
   slowConsumerGraceMs?: number;
   onAuthenticated?: (socket: Duplex | undefined) => void;
+  /** Told of server-side closes (metrics). */
+  meter?: SocketMeter;
 }
 
 export interface ImGatewayDeps {
@@ -58,9 +62,13 @@ const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
 class ImConnection extends LiveSocket implements Subscriber, ImSession, PresenceWatcher {
   private authStarted = false;
   private inflight = 0;
+  /** This connection's logger (`conn`, then `user` once authenticated). */
+  private log: Logger;
 
-  constructor(ws: WebSocket, private readonly gw: ImGateway) {
-    super(ws, gw.opts, true);
+  constructor(ws: WebSocket, private readonly gw: ImGateway, id: string) {
+    super(ws, gw.opts, true, id);
+    this.log = gw.deps.log.child({ conn: id });
+    this.log.debug('connection opened');
   }
 
   protected onFrame(data: RawData, isBinary: boolean): void {
@@ -125,6 +133,8 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     }
     if (this.closed) throw new AppError('UNAUTHENTICATED');
     this.establish(s);
+    this.log = this.log.child({ user: s.address });
+    this.log.debug('authenticated');
     this.gw.deps.hub.add(this);
     return mp({ 0: s.address, 1: s.expiresAt, 2: this.gw.deps.epoch() });
   }
@@ -185,7 +195,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
   }
 
   private answerError(seq: number | undefined, err: AppError): void {
-    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'im request failed');
+    if (err.code === 'INTERNAL') this.log.error({ err }, 'im request failed');
     const c = ERROR_CATALOGUE[err.code];
     const retryAfterMs = err.retryAfterMs;
     const body = retryAfterMs === undefined ? { 0: c.num, 1: err.code, 2: err.message, 3: c.temporary } : { 0: c.num, 1: err.code, 2: err.message, 3: c.temporary, 4: retryAfterMs };
@@ -193,6 +203,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
   }
 
   protected unregister(): void {
+    this.log.debug('connection closed');
     this.gw.presence.unwatchAll(this);
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
@@ -225,7 +236,7 @@ export class ImGateway {
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new ImConnection(ws, this);
+      const conn = new ImConnection(ws, this, requestId(req.headers['x-request-id']));
       conn.address = clientAddress(req.socket);
       this.connections.add(conn);
     });

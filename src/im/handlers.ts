@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../errors/app-error.js';
+import { AppError, toAppError } from '../errors/app-error.js';
 import type { ObjectStore } from '../files/port.js';
 import { mp, optArr, optInt, optStr, reqInt, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
 import type { RoleId, SeaKing } from '../seaking/seaking.js';
 import { Cmd } from './commands.js';
+import type { SendMeter } from '../metrics/metrics.js';
 import { parseDraft, type ImWire } from './events.js';
 import type { ImService } from './im-service.js';
 
@@ -15,6 +16,8 @@ export interface HandlerOptions {
   filesMaxBytes: number;
   listMaxLimit: number;
   maxPresence: number;
+  /** Counts SEND (cmd 3) accepted and refused (metrics). */
+  sends?: SendMeter;
 }
 
 /** The connection as command handlers see it. */
@@ -35,8 +38,6 @@ export class ImHandlers {
     private readonly files: ObjectStore,
     private readonly wire: ImWire,
     private readonly opts: HandlerOptions,
-    /** Called after a role change, so cached access decisions are dropped. */
-    private readonly onRoleChange: () => void = () => {},
   ) {}
 
   private async cid(s: ImSession, body: MpMap): Promise<string> {
@@ -49,8 +50,15 @@ export class ImHandlers {
       case Cmd.PING:
         return mp({ 0: Date.now() });
       case Cmd.SEND: {
-        const d = parseDraft(body, { maxTextBytes: this.opts.maxTextBytes, maxFileBytes: this.opts.filesMaxBytes });
-        const r = await this.im.send(s.user, d);
+        let r;
+        try {
+          const d = parseDraft(body, { maxTextBytes: this.opts.maxTextBytes, maxFileBytes: this.opts.filesMaxBytes });
+          r = await this.im.send(s.user, d);
+        } catch (e) {
+          this.opts.sends?.refused(toAppError(e).code);
+          throw e;
+        }
+        this.opts.sends?.accepted();
         return new Map<MpValue, MpValue>([[0, r.mid], [1, r.t], [2, r.cid]]);
       }
       case Cmd.ACK: {
@@ -121,8 +129,8 @@ export class ImHandlers {
         const cid = await this.cid(s, body);
         const target = reqStr(body, 1, 'body', 42, ADDRESS).toLowerCase();
         const role = reqInt(body, 2, 'body', 0, 3) as RoleId;
+        // SeaKing announces the change on AccessEvents: every face's cached decisions drop it.
         const now = await this.seaking.setRole(s.user, cid, target, role);
-        this.onRoleChange();
         return mp({ 0: cid, 1: target, 2: now });
       }
       default:

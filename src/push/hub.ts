@@ -91,15 +91,20 @@ export class LocalHub implements PushBus {
     }
   }
 
-  /** @param onError told of a connection whose delivery threw; the others still get the push. */
-  constructor(private readonly onError: (err: unknown) => void = () => undefined) {}
+  /**
+   * @param onError told of a connection whose delivery threw; the others still get the push.
+   * @param onFanout told, per publish, how many connections it was delivered to (metrics).
+   */
+  constructor(private readonly onError: (err: unknown) => void = () => undefined, private readonly onFanout?: (connections: number) => void) {}
 
   publish(users: readonly string[], item: PushItem): void {
+    let delivered = 0;
     for (const user of users) {
       const set = this.byUser.get(user);
       if (!set) continue;
       for (const sub of set) {
         if (sub === item.origin) continue;
+        delivered++;
         try {
           sub.deliver(item);
         } catch (err) {
@@ -108,6 +113,7 @@ export class LocalHub implements PushBus {
         }
       }
     }
+    this.onFanout?.(delivered);
   }
 
   revokeToken(tokenHash: string): void {

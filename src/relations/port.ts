@@ -48,5 +48,11 @@ export interface RelationReader {
   followers(address: string): Promise<string[]>;
   /** Mutual follows of `address`: both `following` and `followers`. */
   friends(address: string): Promise<string[]>;
+  /**
+   * Optional: tells `listener` whenever this reader sees a membership change (a member token minted, burnt or
+   * moved; `user` undefined: anything in `group` may have changed, e.g. after a chain reorganisation). The app
+   * routes it to AccessEvents so every face's cached decisions follow the chain at once. Returns the unsubscribe.
+   */
+  watchMembership?(listener: (group: string, user: string | undefined) => void): () => void;
   close(): Promise<void>;
 }

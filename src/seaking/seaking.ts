@@ -6,6 +6,7 @@ import { isAddress } from '../protocol/message.js';
 import type { PushBus } from '../push/hub.js';
 import type { GroupInfo, RelationReader } from '../relations/port.js';
 import type { Store } from '../store/port.js';
+import type { AccessEvents } from '../access/events.js';
 
 /** Roles as the MsgPack face numbers them (the owner from the chain, admins from the server's records). */
 export const Role = { NONE: 0, MEMBER: 1, ADMIN: 2, OWNER: 3 } as const;
@@ -27,6 +28,8 @@ export class SeaKing {
     private readonly relations: RelationReader,
     private readonly store: Store,
     private readonly presenceOf: Pick<PushBus, 'isOnline'>,
+    /** Told of every role change made here, so every face's cached decisions drop it. */
+    private readonly changes?: AccessEvents,
   ) {}
 
   authenticate(token: string | undefined): Promise<Session> {
@@ -82,6 +85,7 @@ export class SeaKing {
     if (target === a.group.owner) throw new AppError('INVALID_FIELD', 'the owner\'s role comes from the chain', { field: 'body.1' });
     if (!(await this.relations.isMember(cid, target))) throw new AppError('NOT_MEMBER', 'the target is not a member of the group');
     await this.store.setAdmin(cid, target, role === Role.ADMIN);
+    this.changes?.changed(cid, target);
     return role;
   }
 

@@ -14,7 +14,7 @@ const sorted = (xs: string[]): string[] => [...xs].sort();
 
 describe('startChainRelations', () => {
   it('CHAIN=embedded brings up the chain with the contracts and the demo identities', async () => {
-    const started = await startChainRelations(testConfig({ chain: 'embedded', relationsRefreshMs: 3_600_000 }));
+    const started = await startChainRelations(testConfig({ chain: 'embedded', relationsRefreshMs: 3_600_000, chainRpcPort: -1 }));
     try {
       const demo = started.demo;
       expect(demo?.identities.map((i) => i.name)).toEqual(['alice.rel', 'bob.rel', 'carol.rel', 'dave.rel']);

@@ -4,7 +4,7 @@ import type { Logger } from '../../log/logger.js';
 import type { GroupInfo, Profile, RelationReader } from '../port.js';
 import { relationContract } from './abi.js';
 import type { RelationAddresses } from './deploy.js';
-import { LogTracker, TRANSFER_TOPIC, addressTopic, type TokenHolders } from './log-tracker.js';
+import { LogTracker, TRANSFER_TOPIC, addressTopic, type TokenHolders, type TrackerEvent } from './log-tracker.js';
 import { withTimeout } from './rpc-timeout.js';
 
 export interface ChainRelationsOptions {
@@ -23,6 +23,8 @@ export interface ChainRelationsOptions {
   fromBlock: number;
   /** Most blocks per eth_getLogs request. */
   logRange: number;
+  /** Blocks behind the head that are read (CHAIN_CONFIRMATIONS); default 0. */
+  confirmations?: number;
   /** Most cached profiles and groups (least recently stored ones are dropped first). */
   cacheSize?: number;
   now?: () => number;
@@ -101,11 +103,12 @@ export class ChainRelations implements RelationReader {
   readonly #followRep = new Map<string, string | null>();
   readonly #followingScans: BoundedMap<string, FollowingScan>;
   readonly #inflight = new Map<string, Promise<unknown>>();
+  readonly #membershipListeners = new Set<(group: string, user: string | undefined) => void>();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: ChainRelationsOptions) {
-    this.#opts = { cacheSize: 100_000, now: () => Date.now(), ...options };
+    this.#opts = { cacheSize: 100_000, confirmations: 0, now: () => Date.now(), ...options };
     const size = this.#opts.cacheSize;
     this.#profiles = new BoundedMap(size);
     this.#groups = new BoundedMap(size);
@@ -116,6 +119,7 @@ export class ChainRelations implements RelationReader {
       rpcTimeoutMs: options.rpcTimeoutMs,
       fromBlock: options.fromBlock,
       logRange: options.logRange,
+      confirmations: this.#opts.confirmations,
       now: this.#opts.now,
       onEvent: (address, event) => this.#onEvent(address, event),
     });
@@ -215,6 +219,22 @@ export class ChainRelations implements RelationReader {
     const [following, followers] = await Promise.all([this.following(address), this.followers(address)]);
     const back = new Set(followers);
     return following.filter((f) => back.has(f));
+  }
+
+  /** Told of every Transfer a poll applies to a tracked contract (per holder), and of a whole contract after a reorg. */
+  watchMembership(listener: (group: string, user: string | undefined) => void): () => void {
+    this.#membershipListeners.add(listener);
+    return () => this.#membershipListeners.delete(listener);
+  }
+
+  #membershipChanged(group: string, user: string | undefined): void {
+    for (const l of this.#membershipListeners) {
+      try {
+        l(group, user);
+      } catch (err) {
+        this.#opts.log?.error({ err }, 'membership listener failed');
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -342,7 +362,15 @@ export class ChainRelations implements RelationReader {
     return p;
   }
 
-  #onEvent(address: string, event: { kind: 'transfer'; from: string; to: string } | { kind: 'rdf'; rdf: string }): void {
+  #onEvent(address: string, event: TrackerEvent): void {
+    if (event.kind === 'reorg') {
+      // Anything read from the replaced blocks may be wrong: names, avatars and DAO state are read again.
+      for (const entry of this.#profiles.values()) entry.invalid = true;
+      for (const entry of this.#groups.values()) entry.invalid = true;
+      this.#followingScans.clear();
+      if (this.#tracker.peek(address)) this.#membershipChanged(address, undefined);
+      return;
+    }
     if (address === this.#opts.addresses.nameService.toLowerCase()) {
       const touched = event.kind === 'transfer' ? [event.from, event.to] : [...event.rdf.matchAll(SOUL)].map((m) => m[1] ?? '');
       for (const a of touched) {
@@ -352,6 +380,9 @@ export class ChainRelations implements RelationReader {
     } else if (event.kind === 'rdf') {
       const entry = this.#groups.get(address);
       if (entry) entry.invalid = true; // daoURI changed
+    } else {
+      // A member token minted, burnt or moved: the holders' access changed.
+      for (const a of [event.from, event.to]) if (a !== ZERO) this.#membershipChanged(address, a);
     }
   }
 

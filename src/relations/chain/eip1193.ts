@@ -82,3 +82,23 @@ export class HttpEip1193 implements Eip1193 {
     return body.result;
   }
 }
+
+/** Reports each request's method, seconds and failure kind (metrics) around another EIP-1193 source. */
+export class MeteredEip1193 implements Eip1193 {
+  constructor(
+    private readonly inner: Eip1193,
+    private readonly observe: (method: string, seconds: number, error?: 'transport' | 'rpc') => void,
+  ) {}
+
+  async request(args: { method: string; params?: readonly unknown[] | Record<string, unknown> }): Promise<unknown> {
+    const started = performance.now();
+    try {
+      const result = await this.inner.request(args);
+      this.observe(args.method, (performance.now() - started) / 1000);
+      return result;
+    } catch (e) {
+      this.observe(args.method, (performance.now() - started) / 1000, e instanceof RpcError ? 'rpc' : 'transport');
+      throw e;
+    }
+  }
+}

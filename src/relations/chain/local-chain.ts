@@ -114,6 +114,17 @@ export class LocalChain implements Eip1193 {
     return body.result;
   }
 
+  /**
+   * One JSON-RPC request object exactly as a client sent it (its own id), answered exactly as EDR answers it
+   * (`result` or `error`, EDR's codes and data): what the external JSON-RPC port serves.
+   */
+  async raw(call: unknown): Promise<unknown> {
+    if (this.#closed) throw new TransportError('local chain is closed');
+    const response = await this.provider.handleRequest(JSON.stringify(call));
+    const data: unknown = response.data;
+    return typeof data === 'string' ? JSON.parse(data) : data;
+  }
+
   /** Refuses further requests; the EDR provider's memory is freed when it is garbage-collected. */
   async close(): Promise<void> {
     this.#closed = true;

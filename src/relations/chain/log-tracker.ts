@@ -37,7 +37,20 @@ export class TokenHolders {
   get size(): number {
     return this.#count.size;
   }
+
+  /** Takes over `other`'s holdings (a rebuild after a reorganisation); returns who joined and who left. */
+  replaceWith(other: TokenHolders): { joined: string[]; left: string[] } {
+    const before = new Set(this.#count.keys());
+    this.#holderOf.clear();
+    this.#count.clear();
+    for (const [k, v] of other.#holderOf) this.#holderOf.set(k, v);
+    for (const [k, v] of other.#count) this.#count.set(k, v);
+    return { joined: other.list().filter((a) => !before.has(a)), left: [...before].filter((a) => !other.has(a)) };
+  }
 }
+
+/** What a poll tells the reader: a Transfer, an UpdateRDF, or that a reorganisation rebuilt everything. */
+export type TrackerEvent = { kind: 'transfer'; from: string; to: string } | { kind: 'rdf'; rdf: string } | { kind: 'reorg' };
 
 export interface LogTrackerOptions {
   provider: Provider;
@@ -47,19 +60,33 @@ export interface LogTrackerOptions {
   /** Most blocks asked for in one eth_getLogs (public RPCs cap the range). */
   logRange: number;
   now: () => number;
-  /** Called for each UpdateRDF and Transfer seen by a poll on a tracked or watched contract. */
-  onEvent?: (address: string, event: { kind: 'transfer'; from: string; to: string } | { kind: 'rdf'; rdf: string }) => void;
+  /** Blocks behind the head that are read (0: the head itself); default 0. */
+  confirmations?: number;
+  /**
+   * Called for each UpdateRDF and Transfer seen by a poll on a tracked or watched contract; after a
+   * reorganisation, once with `reorg` per tracked and watched contract, then a Transfer-like event
+   * (from or to the zero address) for each holder the rebuild added or removed.
+   */
+  onEvent?: (address: string, event: TrackerEvent) => void;
 }
 
 /**
  * Keeps token-holder sets of many contracts current with one eth_getLogs per poll. A contract is loaded
  * cold once (its Transfer history from `fromBlock`), then advanced with every other tracked contract from
  * a shared cursor (the last block applied). Operations run one at a time, and every RPC call is bounded.
+ *
+ * Canonical chain only: the cursor is `confirmations` blocks behind the head, and the hash of the cursor
+ * block is remembered. Each poll first checks that block's hash; when it changed or the block is gone (a
+ * reorganisation reached it), every tracked set is rebuilt from its history on the canonical chain and
+ * the reader is told who joined and left. (eth_getLogs polling never sees `removed: true` logs, which only
+ * filters and subscriptions deliver; the hash check is what catches a reorganisation.)
  */
 export class LogTracker {
   readonly #tracked = new Map<string, TokenHolders>();
   readonly #watched = new Set<string>();
   #cursor: number | undefined;
+  /** Hash of block `#cursor` as it was applied (undefined before the first block). */
+  #cursorHash: string | undefined;
   #syncedAt = Number.NEGATIVE_INFINITY;
   #queue: Promise<unknown> = Promise.resolve();
   #polling: Promise<void> | undefined;
@@ -112,6 +139,12 @@ export class LogTracker {
         return;
       }
       const latest = await this.#blockNumber();
+      if (this.#cursor >= 0 && (await this.#hashOf(this.#cursor)) !== this.#cursorHash) {
+        await this.#rebuild(latest);
+        this.#syncedAt = started;
+        return;
+      }
+      const tipHash = latest > this.#cursor ? await this.#hashOf(latest) : this.#cursorHash;
       const addresses = [...this.#tracked.keys(), ...this.#watched];
       if (latest > this.#cursor && addresses.length > 0) {
         for (let from = this.#cursor + 1; from <= latest; from += this.opts.logRange) {
@@ -120,6 +153,7 @@ export class LogTracker {
           this.#cursor = to;
         }
       }
+      if (latest > this.#cursor || this.#cursor < 0) this.#cursorHash = tipHash;
       this.#cursor = Math.max(this.#cursor, latest);
       this.#syncedAt = started;
     }).finally(() => {
@@ -145,12 +179,44 @@ export class LogTracker {
   /** Sets the cursor to the newest block: whatever is loaded up to it is current as of now. */
   async #start(): Promise<void> {
     const started = this.opts.now();
-    this.#cursor = await this.#blockNumber();
+    const latest = await this.#blockNumber();
+    this.#cursorHash = latest >= 0 ? await this.#hashOf(latest) : undefined;
+    this.#cursor = latest;
     this.#syncedAt = started;
   }
 
-  #blockNumber(): Promise<number> {
-    return this.#bounded(this.opts.provider.getBlockNumber(), 'eth_blockNumber');
+  /**
+   * A reorganisation replaced the cursor block: every tracked set is read again from `fromBlock` to `latest`
+   * on the canonical chain, and the differences are reported as events.
+   */
+  async #rebuild(latest: number): Promise<void> {
+    const tipHash = latest >= 0 ? await this.#hashOf(latest) : undefined;
+    const fresh = new Map<string, TokenHolders>();
+    for (const address of this.#tracked.keys()) {
+      const holders = new TokenHolders();
+      for (const log of await this.#logs([address], [TRANSFER_TOPIC], this.opts.fromBlock, latest)) this.#applyTransfer(holders, log);
+      fresh.set(address, holders);
+    }
+    this.#cursor = latest;
+    this.#cursorHash = tipHash;
+    for (const address of this.#watched) this.opts.onEvent?.(address, { kind: 'reorg' });
+    for (const [address, holders] of fresh) {
+      const { joined, left } = (this.#tracked.get(address) as TokenHolders).replaceWith(holders);
+      this.opts.onEvent?.(address, { kind: 'reorg' });
+      for (const a of left) this.opts.onEvent?.(address, { kind: 'transfer', from: a, to: ZERO });
+      for (const a of joined) this.opts.onEvent?.(address, { kind: 'transfer', from: ZERO, to: a });
+    }
+  }
+
+  /** The newest block this tracker reads: `confirmations` behind the head (-1 while the chain is shorter). */
+  async #blockNumber(): Promise<number> {
+    const head = await this.#bounded(this.opts.provider.getBlockNumber(), 'eth_blockNumber');
+    return Math.max(-1, head - (this.opts.confirmations ?? 0));
+  }
+
+  async #hashOf(block: number): Promise<string | undefined> {
+    const b = await this.#bounded(this.opts.provider.getBlock(block), 'eth_getBlockByNumber');
+    return b?.hash ?? undefined;
   }
 
   async #logs(addresses: string[], topic0: string[], fromBlock: number, toBlock: number): Promise<Log[]> {

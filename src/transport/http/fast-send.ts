@@ -3,6 +3,8 @@ import type { MessageService, SubmitResult } from '../../chat/message-service.js
 import { clientAddress } from '../../edge/address.js';
 import type { RateLimits } from '../../edge/rate-limits.js';
 import type { Logger } from '../../log/logger.js';
+import type { SendMeter } from '../../metrics/metrics.js';
+import { toAppError } from '../../errors/app-error.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
 
@@ -17,17 +19,21 @@ export function sendAnswer(r: SubmitResult): string {
  * itself at this rate (Express ~5k req/s here, node:http 27-40k). The per-address send limit is counted
  * before the body is read; the per-user one after the signatures verified (MessageService).
  */
-export function fastSend(messages: MessageService, maxBodyBytes: number, log: Logger, limits?: RateLimits, bodyTimeoutMs?: number) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
+export function fastSend(messages: MessageService, maxBodyBytes: number, log: Logger, limits?: RateLimits, bodyTimeoutMs?: number, meter?: SendMeter) {
+  return (req: IncomingMessage, res: ServerResponse, requestLog: () => Logger = () => log): void => {
     const address = clientAddress(req.socket);
     const admitted = limits && !limits.isExempt(address) ? limits.take('send', address, address) : Promise.resolve();
     admitted
       .then(() => readJsonBody(req, maxBodyBytes, bodyTimeoutMs))
       .then((body) => messages.submit(body, { clientAddress: address }))
-      .then((r) => sendJson(res, 200, sendAnswer(r)))
+      .then((r) => {
+        meter?.accepted();
+        sendJson(res, 200, sendAnswer(r));
+      })
       .catch((e: unknown) => {
         req.resume();
-        sendError(res, e, log);
+        meter?.refused(toAppError(e).code);
+        sendError(res, e, requestLog());
       });
   };
 }

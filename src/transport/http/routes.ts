@@ -156,7 +156,7 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   // Express recognises an error handler by its four parameters.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     req.resume(); // a refused request's unread body is drained, not left to stall the connection
-    sendError(res, err, deps.log);
+    sendError(res, err, deps.log.child({ reqId: (req as { id?: string }).id }));
   });
   return app;
 }

@@ -8,6 +8,8 @@ import type { MessageService } from '../../chat/message-service.js';
 import { chatIdFor, isDmCid } from '../../chat/ids.js';
 import { messageFrame } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
+import { requestId } from '../../log/request-id.js';
+import type { SendMeter, SocketMeter } from '../../metrics/metrics.js';
 import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
 import { sendAnswer } from '../http/fast-send.js';
 import { CHAT_ID } from '../http/query.js';
@@ -23,6 +25,8 @@ export interface JsonWsOptions {
   resumeMaxPerChat: number;
   slowConsumerGraceMs?: number;
   onAuthenticated?: (socket: import('node:stream').Duplex | undefined) => void;
+  /** Told of server-side closes (metrics). */
+  meter?: SocketMeter;
 }
 
 export interface JsonWsDeps {
@@ -35,6 +39,8 @@ export interface JsonWsDeps {
   epoch: () => string;
   /** Per-address send limit of the `send` frame (the per-user one is MessageService's). */
   limits?: RateLimits;
+  /** Counts `send` frames accepted and refused (metrics). */
+  sends?: SendMeter;
 }
 
 const MAX_CURSORS = 1000;
@@ -44,9 +50,13 @@ const MAX_REF = 64;
 class JsonConnection extends LiveSocket implements Subscriber {
   /** Set once a token was presented (query or first frame); a second auth frame is refused. */
   authStarted = false;
+  /** This connection's logger (`conn`, then `user` once authenticated). */
+  private log: Logger;
 
-  constructor(ws: WebSocket, private readonly gw: JsonWsGateway) {
-    super(ws, gw.opts, false);
+  constructor(ws: WebSocket, private readonly gw: JsonWsGateway, id: string) {
+    super(ws, gw.opts, false, id);
+    this.log = gw.deps.log.child({ conn: id });
+    this.log.debug('connection opened');
   }
 
   async authenticate(token: string | undefined): Promise<void> {
@@ -54,6 +64,8 @@ class JsonConnection extends LiveSocket implements Subscriber {
       const s = await this.gw.deps.auth.authenticate(token);
       if (this.closed) return;
       this.establish(s);
+      this.log = this.log.child({ user: s.address });
+      this.log.debug('authenticated');
       this.gw.deps.hub.add(this);
       this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt, epoch: this.gw.deps.epoch() }));
     } catch (e) {
@@ -97,8 +109,15 @@ class JsonConnection extends LiveSocket implements Subscriber {
         this.send(JSON.stringify({ type: 'pong', ref: ref ?? null, time: Date.now() }));
         return;
       case 'send': {
-        await this.gw.deps.limits?.take('send', this.address, this.address);
-        const r = await this.gw.deps.messages.submit(f['message'], { clientAddress: this.address });
+        let r;
+        try {
+          await this.gw.deps.limits?.take('send', this.address, this.address);
+          r = await this.gw.deps.messages.submit(f['message'], { clientAddress: this.address });
+        } catch (e) {
+          this.gw.sends?.refused(toAppError(e).code);
+          throw e;
+        }
+        this.gw.sends?.accepted();
         this.send(`{"type":"sent","ref":${JSON.stringify(ref ?? null)},"result":${sendAnswer(r)}}`);
         return;
       }
@@ -121,12 +140,16 @@ class JsonConnection extends LiveSocket implements Subscriber {
       }
     }
     if (this.resuming) throw new AppError('INVALID_FIELD', 'a resume is already running');
+    // Every chat is checked before anything is replayed: a refused resume answers one error, not a
+    // `resumed` frame followed by an error (as /im checks access first).
+    const cids = new Map<string, string>();
+    for (const [chatId] of entries) cids.set(chatId, (await this.gw.deps.chats.resolve(this.user, chatId)).cid);
     this.holdPushes();
     const replayed = new Map<string, number>();
     const chats: Record<string, { lastSeq: number; more: boolean }> = {};
     try {
       for (const [chatId, afterSeq] of entries as [string, number][]) {
-        const { cid } = await this.gw.deps.chats.resolve(this.user, chatId);
+        const cid = cids.get(chatId) as string;
         const limit = this.gw.opts.resumeMaxPerChat;
         const events = await this.gw.deps.chats.list(this.user, { chatId, afterSeq, limit: limit + 1, offset: 0 });
         const more = events.length > limit;
@@ -164,11 +187,12 @@ class JsonConnection extends LiveSocket implements Subscriber {
 
   /** An error frame; `ref` is null when the frame had none (or none usable): the key is always there. */
   private sendError(ref: string | undefined, err: AppError): void {
-    if (err.code === 'INTERNAL') this.gw.deps.log.error({ err }, 'ws frame failed');
+    if (err.code === 'INTERNAL') this.log.error({ err }, 'ws frame failed');
     this.send(JSON.stringify({ type: 'error', ref: ref ?? null, error: err.toJSON() }));
   }
 
   protected unregister(): void {
+    this.log.debug('connection closed');
     this.gw.deps.hub.remove(this);
     this.gw.connections.delete(this);
   }
@@ -186,6 +210,10 @@ export class JsonWsGateway {
   readonly connections = new Set<JsonConnection>();
   private readonly heartbeat: NodeJS.Timeout;
 
+  get sends(): SendMeter | undefined {
+    return this.deps.sends;
+  }
+
   constructor(readonly deps: JsonWsDeps, readonly opts: JsonWsOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false,
       // ws's own cut of a peer that does not answer a close (ws >= 8.18; not in @types/ws yet): no earlier than the slow-consumer grace.
@@ -198,7 +226,7 @@ export class JsonWsGateway {
 
   handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = new JsonConnection(ws, this);
+      const conn = new JsonConnection(ws, this, requestId(req.headers['x-request-id']));
       conn.address = clientAddress(req.socket);
       this.connections.add(conn);
       let token: string | null = null;

@@ -3,6 +3,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Session } from '../../auth/auth-service.js';
 import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
 import { sendCorked } from './cork.js';
+import type { SocketMeter } from '../../metrics/metrics.js';
 
 export interface LiveSocketLimits {
   authTimeoutMs: number;
@@ -17,6 +18,8 @@ export interface LiveSocketLimits {
   slowConsumerGraceMs?: number;
   /** Told when the connection authenticated (the unauthenticated-connection cap stops counting it). */
   onAuthenticated?: (socket: Duplex | undefined) => void;
+  /** Told of every server-side close and its reason (metrics). */
+  meter?: SocketMeter;
 }
 
 interface Held {
@@ -32,6 +35,8 @@ interface Held {
  * their own frames.
  */
 export abstract class LiveSocket {
+  /** The connection id in every log line about it (`conn`): the upgrade request's id. */
+  readonly id: string;
   user = '';
   tokenHash = '';
   /** The client's IP address (rate limits per address). */
@@ -46,7 +51,8 @@ export abstract class LiveSocket {
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly authTimer: NodeJS.Timeout;
 
-  constructor(protected readonly ws: WebSocket, private readonly limits: LiveSocketLimits, private readonly binary: boolean) {
+  constructor(protected readonly ws: WebSocket, private readonly limits: LiveSocketLimits, private readonly binary: boolean, id: string) {
+    this.id = id;
     this.authTimer = setTimeout(() => this.close('UNAUTHENTICATED'), limits.authTimeoutMs);
     ws.on('pong', () => { this.alive = true; });
     ws.on('message', (data, isBinary) => {
@@ -147,6 +153,7 @@ export abstract class LiveSocket {
   close(reason: CloseName): void {
     if (this.closed) return;
     const { code, text } = CLOSE_CODES[reason];
+    this.limits.meter?.closed(reason);
     this.cleanup();
     try {
       this.ws.close(code, text.slice(0, 120)); // a close reason is at most 123 bytes
