@@ -43,7 +43,7 @@ describe('REST answers match docs/openapi.yaml', () => {
     await world.actions.addMembers(ow, dao, [aw.address, bw.address]);
     relations = reader(world).start();
     // a size trigger of one byte cuts a bundle as soon as a message is pending, so /archive/head gets a head
-    srv = await startServer({ requireName: false, archiveEnabled: true, archiveSizeTriggerBytes: 1, archivePollMs: 200, archiveMineMs: 0 }, { relations });
+    srv = await startServer({ requireName: false, archiveEnabled: true, archiveSizeTriggerBytes: 1, archivePollMs: 200, archiveMineMs: 0, archiveConfirmations: 1 }, { relations });
     bare = await startServer({ filesStore: 's3', s3Endpoint: 'http://127.0.0.1:9', s3Bucket: 'none' });
     for (const k of Object.keys(ids) as (keyof typeof ids)[]) tokens[k] = await login(srv.url, ids[k]);
     tokens['bare'] = await login(bare.url, ids.alice);
