@@ -14,7 +14,11 @@ import { backend, keccakBackend } from './identity/recover-core.js';
 import { MessageVerifier } from './identity/verifier.js';
 import { createJobRunner } from './identity/worker-pool.js';
 import type { Logger } from './log/logger.js';
-import { LocalHub } from './push/hub.js';
+import { createPushHub, type PushHub } from './push/create.js';
+import { readiness } from './transport/http/ready.js';
+import { dmParticipants } from './chat/ids.js';
+import { groupAudience } from './chat/membership.js';
+import { Face } from './store/port.js';
 import { NoRelations } from './relations/none.js';
 import type { RelationReader } from './relations/port.js';
 import type { Store } from './store/port.js';
@@ -27,7 +31,7 @@ import type { ObjectStore } from './files/port.js';
 import { S3ObjectStore } from './files/s3.js';
 import { AccessCache } from './gateway/access-cache.js';
 import { ImGateway } from './gateway/im-gateway.js';
-import { ImWire } from './im/events.js';
+import { ImKind, ImWire } from './im/events.js';
 import { ImHandlers } from './im/handlers.js';
 import { ImService } from './im/im-service.js';
 import { Relay } from './relay/relay.js';
@@ -39,6 +43,8 @@ export interface AppOverrides {
   /** The relation reader (chain). Whoever creates it closes it; without one, no chain: NoRelations. */
   relations?: RelationReader;
   files?: ObjectStore;
+  /** The push hub (tests: a ClusterHub on an in-process broker); without one, BUS picks it. */
+  hub?: PushHub;
 }
 
 export interface App {
@@ -48,7 +54,7 @@ export interface App {
   messages: MessageService;
   chats: ChatService;
   auth: AuthService;
-  hub: LocalHub;
+  hub: PushHub;
   im: ImService;
   seaking: SeaKing;
   files: ObjectStore;
@@ -76,7 +82,18 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   if (config.chain !== 'none' && !overrides.relations) {
     throw new Error(`CHAIN=${config.chain} needs a relation reader: start it with startChainRelations(config) and pass it in`);
   }
-  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'));
+  // The push hub: this process's connections, and with BUS=nats|redis the doorbell to every other
+  // process. It fills gaps from the store, so it is told who receives an event and how /im encodes a file.
+  const hub = overrides.hub ?? createPushHub(config, log, {
+    store,
+    recipients: async (e) => {
+      if (e.onlyFor !== null) return [e.onlyFor];
+      const p = dmParticipants(e.cid);
+      if (p) return p[0] === p[1] ? [p[0]] : p;
+      return relations.available ? groupAudience(relations, e.cid) : [];
+    },
+    render: async (e) => (e.face === Face.IM && e.kind === ImKind.FILE ? { imFrame: await wire.pushFrameOf(e) } : {}),
+  });
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
@@ -118,16 +135,20 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const handlers = new ImHandlers(im, seaking, files, wire, {
     maxTextBytes: config.imMaxTextBytes, filesMaxBytes: config.filesMaxBytes, listMaxLimit: config.listMaxLimit, maxPresence: 1000,
-  }, () => access.clear());
+  }, () => hub.invalidate('access', '*'));
+  // Role changes drop the access cache on every process (Hub.invalidate crosses the bus).
+  hub.onInvalidate((kind) => { if (kind === 'access' || kind === '*') access.clear(); });
   const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
   });
 
+  const ready = readiness({ store, bus: () => hub.status() });
   const send = fastSend(messages, config.maxBodyBytes, log.child({ component: 'send' }));
   const server = createServer((req, res) => {
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res);
+    else if (req.url === '/ready' && req.method === 'GET') ready(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
     else routes(req, res);
@@ -150,13 +171,17 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   let closed = false;
   return {
     server, store, relations, messages, chats, auth, hub, im, seaking, files,
-    listen: () => new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        boundPort = (server.address() as AddressInfo).port;
-        resolve(boundPort);
+    listen: async () => {
+      // The bus first: a process that cannot reach it at start says so and does not serve.
+      await hub.start();
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          boundPort = (server.address() as AddressInfo).port;
+          resolve(boundPort);
+        });
       });
-    }),
+    },
     async close() {
       if (closed) return;
       closed = true;
@@ -169,6 +194,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
         server.closeAllConnections();
       });
       await committer.drain();
+      if (!overrides.hub) await hub.close();
       await (await archive?.catch(() => null))?.close();
       await verifier.close();
       if (!overrides.files) await files.close();

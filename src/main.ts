@@ -2,6 +2,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readEnv } from './config/config.js';
 import { createLogger } from './log/logger.js';
 import { startChainRelations } from './relations/chain/setup.js';
+import { isPrimaryOfMany, runPrimary } from './workers.js';
 
 /** Loads configuration, builds the app and listens; the only place that touches process state. */
 async function main(): Promise<void> {
@@ -16,6 +17,10 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = createLogger(config.logLevel);
+  if (isPrimaryOfMany(config)) {
+    runPrimary(config, log);
+    return;
+  }
   const chain = config.chain === 'none' ? null : await startChainRelations(config, log);
   if (chain) {
     log.info({ chain: config.chain, contracts: chain.addresses }, 'relation contracts');

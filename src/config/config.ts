@@ -80,6 +80,13 @@ export const CONFIG_SPEC = {
   S3_ACCESS_KEY_ID: { kind: 'string', default: '', doc: 'S3 access key id (empty: the SDK default credential chain).' },
   S3_SECRET_ACCESS_KEY: { kind: 'string', default: '', doc: 'S3 secret access key.' },
   S3_FORCE_PATH_STYLE: { kind: 'bool', default: 'true', doc: 'Path-style bucket URLs (needed by most self-hosted S3 servers).' },
+  BUS: { kind: 'enum', default: 'local', values: ['local', 'nats', 'redis'], doc: 'Push bus between processes: `local` (one process, the default), `nats` (core NATS at NATS_URL) or `redis` (Redis pub/sub at REDIS_URL). Needed whenever more than one process serves one store.' },
+  NATS_URL: { kind: 'string', default: 'nats://127.0.0.1:4222', doc: 'NATS server(s) for BUS=nats, comma-separated.' },
+  REDIS_URL: { kind: 'string', default: 'redis://127.0.0.1:6379', doc: 'Redis server for BUS=redis.' },
+  BUS_PREFIX: { kind: 'string', default: 'relation-im', doc: 'NATS subject / Redis channel the processes of one deployment share (`<prefix>.push`); give each deployment its own.' },
+  BUS_PING_MS: { kind: 'int', default: '1000', min: 20, max: 60000, doc: 'Each process pings itself (and its peers) over the bus this often; a ping that does not come back in BUS_DOWN_AFTER_MS turns readiness red.' },
+  BUS_DOWN_AFTER_MS: { kind: 'int', default: '3000', min: 50, max: 600000, doc: 'Silence after which the bus counts as down (own pings not back) and a peer process as gone (its users offline).' },
+  WORKERS: { kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes started by `npm start` (node:cluster, sharing PORT); more than 1 needs BUS=nats or redis and a store that several processes can share.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -149,6 +156,13 @@ export interface Config {
   s3AccessKeyId: string;
   s3SecretAccessKey: string;
   s3ForcePathStyle: boolean;
+  bus: 'local' | 'nats' | 'redis';
+  natsUrl: string;
+  redisUrl: string;
+  busPrefix: string;
+  busPingMs: number;
+  busDownAfterMs: number;
+  workers: number;
 }
 
 export class ConfigError extends Error {
@@ -269,7 +283,18 @@ export function loadConfig(env: Env = {}): Config {
     s3AccessKeyId: raw('S3_ACCESS_KEY_ID'),
     s3SecretAccessKey: raw('S3_SECRET_ACCESS_KEY'),
     s3ForcePathStyle: bool('S3_FORCE_PATH_STYLE'),
+    bus: oneOf('BUS'),
+    natsUrl: raw('NATS_URL'),
+    redisUrl: raw('REDIS_URL'),
+    busPrefix: raw('BUS_PREFIX'),
+    busPingMs: int('BUS_PING_MS'),
+    busDownAfterMs: int('BUS_DOWN_AFTER_MS'),
+    workers: int('WORKERS'),
   };
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(config.busPrefix)) problems.push(`BUS_PREFIX must be dot-separated tokens of letters, digits, _ and -, got "${config.busPrefix}"`);
+  if (config.busDownAfterMs <= config.busPingMs) problems.push(`BUS_DOWN_AFTER_MS (${config.busDownAfterMs}) must be longer than BUS_PING_MS (${config.busPingMs})`);
+  if (config.workers > 1 && config.bus === 'local') problems.push('WORKERS above 1 needs BUS=nats or BUS=redis: pushes must reach connections on every process');
+  if (config.workers > 1 && config.chain === 'embedded') problems.push('WORKERS above 1 needs CHAIN=rpc or CHAIN=none: an embedded chain would be a different chain in every process');
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {
     if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);

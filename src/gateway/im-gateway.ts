@@ -8,7 +8,7 @@ import type { Session } from '../auth/auth-service.js';
 import type { Logger } from '../log/logger.js';
 import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
 import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
-import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
+import type { Hub, PushItem, Subscriber } from '../push/hub.js';
 import type { SeaKing } from '../seaking/seaking.js';
 import { BEFORE_AUTH, Cmd } from '../im/commands.js';
 import type { ImWire } from '../im/events.js';
@@ -37,7 +37,7 @@ export interface ImGatewayDeps {
   handlers: ImHandlers;
   im: ImService;
   wire: ImWire;
-  hub: LocalHub;
+  hub: Hub;
   log: Logger;
 }
 
