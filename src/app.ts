@@ -22,6 +22,7 @@ import { Face } from './store/port.js';
 import { NoRelations } from './relations/none.js';
 import type { RelationReader } from './relations/port.js';
 import type { Store } from './store/port.js';
+import { PostgresStore } from './store/postgres/postgres-store.js';
 import { SqliteStore } from './store/sqlite/sqlite-store.js';
 import { fastSend } from './transport/http/fast-send.js';
 import { buildRoutes } from './transport/http/routes.js';
@@ -68,11 +69,16 @@ export interface App {
 export function buildApp(config: Config, log: Logger, overrides: AppOverrides = {}): App {
   const clock = overrides.clock ?? systemClock;
   const storeFile = path.join(config.dataDir, 'relation-im.sqlite');
-  const store = overrides.store ?? new SqliteStore({ file: storeFile, synchronous: config.sqliteSynchronous });
+  const store = overrides.store ?? (config.store === 'postgres'
+    ? new PostgresStore({ url: config.databaseUrl, poolMax: config.pgPoolMax, onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection lost; the pool reconnects') })
+    : new SqliteStore({ file: storeFile, synchronous: config.sqliteSynchronous }));
+  // Known before the server listens (listen() waits for it), announced to clients from then on.
+  let storeEpoch = '';
+  const epoch = (): string => storeEpoch;
   // The archiver keeps its state beside the messages in the same SQLite file; it starts in the
   // background (the embedded gateway takes a moment) and a failure to start it stops no message: the
   // backlog stays in the store until an archiver runs.
-  const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store
+  const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store && config.store === 'sqlite'
     ? createArchive(config, storeFile, log, { clock }) : null;
   archive?.then((a) => a.archiver.start(), (err: unknown) => log.error({ err }, 'archive failed to start'));
   const archiveHttp = archive
@@ -113,7 +119,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
 
   const routes = buildRoutes({
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
-    health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
+    epoch, health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
   });
   // The MsgPack face (SPEC section 6): SeaKing decides, Relay stores, the Gateway connects and fans out.
   let boundPort = config.port;
@@ -138,7 +144,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   }, () => hub.invalidate('access', '*'));
   // Role changes drop the access cache on every process (Hub.invalidate crosses the bus).
   hub.onInvalidate((kind) => { if (kind === 'access' || kind === '*') access.clear(); });
-  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, log: log.child({ component: 'im' }) }, {
+  const imGateway = new ImGateway({ seaking, access, handlers, im, wire, hub, epoch, log: log.child({ component: 'im' }) }, {
     maxFrameBytes: config.imMaxFrameBytes, limits: { maxDepth: config.imMaxDepth, maxElements: config.imMaxElements },
     heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs, maxBufferedBytes: config.wsMaxBufferedBytes,
     maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat, maxInflight: 256,
@@ -154,7 +160,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     else routes(req, res);
   });
   server.keepAliveTimeout = 65_000;
-  const ws = new JsonWsGateway({ auth, chats, messages, hub, log: log.child({ component: 'ws' }) }, {
+  const ws = new JsonWsGateway({ auth, chats, messages, hub, epoch, log: log.child({ component: 'ws' }) }, {
     maxFrameBytes: config.maxBodyBytes, heartbeatMs: config.wsHeartbeatMs, authTimeoutMs: config.wsAuthTimeoutMs,
     maxBufferedBytes: config.wsMaxBufferedBytes, maxFramesPerSec: config.wsMaxFramesPerSec, resumeMaxPerChat: config.resumeMaxPerChat,
   });
@@ -168,19 +174,24 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     }
   });
 
+  const listenOn = (): Promise<number> => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      boundPort = (server.address() as AddressInfo).port;
+      resolve(boundPort);
+    });
+  });
+
   let closed = false;
   return {
     server, store, relations, messages, chats, auth, hub, im, seaking, files,
+    // The store opens first: a database that cannot be reached, or a schema newer than this build,
+    // rejects here with what is wrong, before any client is accepted. Then the bus: a process that
+    // cannot reach it at start says so and does not serve.
     listen: async () => {
-      // The bus first: a process that cannot reach it at start says so and does not serve.
+      storeEpoch = await store.epoch();
       await hub.start();
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.port, config.host, () => {
-          boundPort = (server.address() as AddressInfo).port;
-          resolve(boundPort);
-        });
-      });
+      return listenOn();
     },
     async close() {
       if (closed) return;

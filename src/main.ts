@@ -50,6 +50,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+  // A store that cannot be opened is an operator's matter, said in one line; anything else with its stack.
+  const plain = err instanceof Error && (err.name === 'DatabaseUnavailableError' || err.name === 'SchemaTooNewError');
+  process.stderr.write(`fatal: ${plain ? err.message : err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });

@@ -22,7 +22,9 @@ export const CONFIG_SPEC = {
   HOST: { kind: 'string', default: '0.0.0.0', doc: 'Interface to listen on.' },
   DATA_DIR: { kind: 'string', default: './data', doc: 'Directory for the embedded store (SQLite file) and other local state.' },
   LOG_LEVEL: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'Structured log level (pino).' },
-  STORE: { kind: 'enum', default: 'sqlite', values: ['sqlite'], doc: 'Message store adapter. `sqlite` is the embedded default.' },
+  STORE: { kind: 'enum', default: 'sqlite', values: ['sqlite', 'postgres'], doc: 'Message store adapter. `sqlite` is the embedded default (one process, DATA_DIR); `postgres` keeps everything in the PostgreSQL at DATABASE_URL, shared by any number of processes.' },
+  DATABASE_URL: { kind: 'string', default: '', doc: 'PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (required with STORE=postgres). The schema is created and migrated at start.' },
+  PG_POOL_MAX: { kind: 'int', default: '10', min: 2, max: 1000, doc: 'Connections each process keeps to PostgreSQL (STORE=postgres); one write transaction at a time, the rest serve reads.' },
   SQLITE_SYNCHRONOUS: { kind: 'enum', default: 'FULL', values: ['FULL', 'NORMAL'], doc: 'FULL fsyncs every group commit (survives power loss); NORMAL survives a process crash only.' },
   MAX_BODY_BYTES: { kind: 'int', default: '262144', min: 1024, max: 16777216, doc: 'Largest accepted HTTP body and JSON WebSocket frame, in bytes.' },
   CLOCK_SKEW_MS: { kind: 'int', default: '300000', min: 0, doc: 'Allowed distance between a message timestamp and the server clock.' },
@@ -96,7 +98,9 @@ export interface Config {
   host: string;
   dataDir: string;
   logLevel: string;
-  store: 'sqlite';
+  store: 'sqlite' | 'postgres';
+  databaseUrl: string;
+  pgPoolMax: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   maxBodyBytes: number;
   clockSkewMs: number;
@@ -226,6 +230,8 @@ export function loadConfig(env: Env = {}): Config {
     dataDir: path.resolve(raw('DATA_DIR')),
     logLevel: oneOf('LOG_LEVEL'),
     store: oneOf('STORE'),
+    databaseUrl: raw('DATABASE_URL'),
+    pgPoolMax: int('PG_POOL_MAX'),
     sqliteSynchronous: oneOf('SQLITE_SYNCHRONOUS'),
     maxBodyBytes: int('MAX_BODY_BYTES'),
     clockSkewMs: int('CLOCK_SKEW_MS'),
@@ -294,7 +300,13 @@ export function loadConfig(env: Env = {}): Config {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(config.busPrefix)) problems.push(`BUS_PREFIX must be dot-separated tokens of letters, digits, _ and -, got "${config.busPrefix}"`);
   if (config.busDownAfterMs <= config.busPingMs) problems.push(`BUS_DOWN_AFTER_MS (${config.busDownAfterMs}) must be longer than BUS_PING_MS (${config.busPingMs})`);
   if (config.workers > 1 && config.bus === 'local') problems.push('WORKERS above 1 needs BUS=nats or BUS=redis: pushes must reach connections on every process');
+  if (config.workers > 1 && config.store === 'sqlite') problems.push('WORKERS above 1 needs STORE=postgres: the processes must share one store');
   if (config.workers > 1 && config.chain === 'embedded') problems.push('WORKERS above 1 needs CHAIN=rpc or CHAIN=none: an embedded chain would be a different chain in every process');
+  if (config.store === 'postgres') {
+    if (!/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('DATABASE_URL must be a postgres:// URL when STORE=postgres');
+    // The archiver keeps its state beside the messages in the SQLite file; on PostgreSQL it has no home yet.
+    if (config.archiveEnabled) problems.push('STORE=postgres needs ARCHIVE_ENABLED=false: the archive state does not live in PostgreSQL yet');
+  }
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {
     if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);

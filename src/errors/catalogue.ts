@@ -45,6 +45,7 @@ export const ERROR_CATALOGUE = {
   OVERLOADED: { num: 4002, http: 503, temporary: true, text: 'Too many sends are being processed; retry with backoff.' },
   RELATIONS_UNAVAILABLE: { num: 4003, http: 503, temporary: true, text: 'The chain could not be read in time and no fresh cached view exists.' },
   SHUTTING_DOWN: { num: 4004, http: 503, temporary: true, text: 'The server is shutting down.' },
+  STORE_UNAVAILABLE: { num: 4100, http: 503, temporary: true, text: 'The database cannot be reached; the request was not acknowledged. Retry with backoff (a Relation ONE message id is stored at most once).' },
   INTERNAL: { num: 4999, http: 500, temporary: true, text: 'Unexpected server error.' },
 } as const satisfies Record<string, { num: number; http: number; temporary: boolean; text: string }>;
 

@@ -39,6 +39,8 @@ export interface ImGatewayDeps {
   wire: ImWire;
   hub: Hub;
   log: Logger;
+  /** The store's epoch (Store.epoch), known before the server listens; announced in AUTH and RESUME answers. */
+  epoch: () => string;
 }
 
 const MAX_CURSORS = 1000;
@@ -108,7 +110,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     if (this.closed) throw new AppError('UNAUTHENTICATED');
     this.establish(s);
     this.gw.deps.hub.add(this);
-    return mp({ 0: s.address, 1: s.expiresAt });
+    return mp({ 0: s.address, 1: s.expiresAt, 2: this.gw.deps.epoch() });
   }
 
   /**
@@ -140,7 +142,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
         replayed.set(cid, last);
         result.push([cid, last, events.length > limit]);
       }
-      this.send(encodeEnvelope(Cmd.RESUME, seq, mp({ 0: result })));
+      this.send(encodeEnvelope(Cmd.RESUME, seq, mp({ 0: result, 1: this.gw.deps.epoch() })));
     } finally {
       this.releasePushes(replayed);
     }

@@ -170,5 +170,13 @@ export interface Store {
   /** Marks the nonce used; true only the first time, and only before it expires. */
   consumeNonce(nonce: string, now: number): Promise<boolean>;
 
+  /**
+   * The store's identity: random, fixed when the store was created, the same across restarts and across
+   * every process sharing it; a new store (e.g. one rebuilt from the archive, whose seqs may differ) has
+   * another. Clients are told it (SPEC section 9) and resynchronise when it changes. 32 hex digits.
+   * Rejects, as every call does, if the store could not be opened.
+   */
+  epoch(): Promise<string>;
+
   close(): Promise<void>;
 }

@@ -18,11 +18,16 @@ export function dm(from: string, to: string, over: Partial<NewEvent> = {}): NewE
   };
 }
 
+/** Opens a second store on the same data as the first (another connection or process), when the adapter can. */
+export type Reopen = (first: Store) => Promise<Store>;
+
 /**
- * The storage contract: every Store adapter runs this suite unchanged (embedded SQLite now, a database
- * server later). `make` returns a fresh, empty store.
+ * The storage contract: every Store adapter runs this suite unchanged (embedded SQLite, PostgreSQL; a
+ * MongoDB adapter would have to pass it too). `make` returns a fresh, empty store; `reopen`, when given,
+ * another instance on the same data (a second connection, as a second process would have), for the
+ * tests of concurrent writers.
  */
-export function storeContract(name: string, make: () => Promise<Store>): void {
+export function storeContract(name: string, make: () => Promise<Store>, reopen?: Reopen): void {
   describe(`Store contract: ${name}`, () => {
     let store: Store;
     beforeEach(async () => { store = await make(); });
@@ -251,6 +256,74 @@ export function storeContract(name: string, make: () => Promise<Store>): void {
       expect(target?.revokedBy).toBe(2);
       expect((await store.listRange({ cid, viewer: B, limit: 10 }))[0]?.revokedBy).toBe(2);
       expect((await store.getEventBySeq(cid, 2))?.revokedBy).toBeUndefined();
+    });
+
+    it('rolls back a batch refused in the middle: none of its events, counters, chats or hides remain', async () => {
+      await store.appendEvents([dm(A, B)]);
+      const bad = { ...dm(A, B), sender: null as unknown as string };
+      await expect(store.appendEvents([dm(A, C), dm(A, B), dm(A, B, { counts: false, onlyFor: A, hides: { seq: 1 } }), bad, dm(C, B)]))
+        .rejects.toThrow();
+      expect(await store.lastSeq(dmCid(A, B))).toBe(1);
+      expect(await store.lastSeq(dmCid(A, C))).toBe(0);
+      expect(await store.getChat(A, dmCid(A, C))).toBeNull();
+      expect(await store.getChat(C, dmCid(B, C))).toBeNull();
+      expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).map((e) => e.seq)).toEqual([1]);
+      const [next] = await store.appendEvents([dm(A, B)]);
+      expect(next?.event.seq).toBe(2);
+    });
+
+    it('has an epoch: 32 hex digits, the same on every call', async () => {
+      const e = await store.epoch();
+      expect(e).toMatch(/^[0-9a-f]{32}$/);
+      expect(await store.epoch()).toBe(e);
+    });
+
+    it('gives every new store its own epoch', async () => {
+      const other = await make();
+      try {
+        expect(await other.epoch()).not.toBe(await store.epoch());
+      } finally {
+        await other.close();
+      }
+    });
+
+    if (reopen) describe('with a second instance on the same data', () => {
+      let second: Store;
+      beforeEach(async () => { second = await reopen(store); });
+      afterEach(async () => { await second.close(); });
+
+      it('shares the epoch', async () => {
+        expect(await second.epoch()).toBe(await store.epoch());
+      });
+
+      it('gives gap-free seqs to concurrent writers of one conversation, and unique commit positions', async () => {
+        const calls = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? store : second)
+          .appendEvents(Array.from({ length: 1 + (i % 4) }, (_u, j) => (j % 2 === 0 ? dm(A, B) : dm(B, A)))));
+        const outs = (await Promise.all(calls)).flat();
+        const seqs = outs.map((o) => o.event.seq).sort((x, y) => x - y);
+        expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+        expect(new Set(outs.map((o) => o.event.pos)).size).toBe(outs.length);
+        // each instance's own calls keep their call order
+        const listed = await second.listEvents({ cid: dmCid(A, B), viewer: A, afterSeq: 0, limit: 1000, offset: 0 });
+        expect(listed.map((e) => e.seq)).toEqual(seqs);
+        // positions follow seq within the conversation: a later seq committed later
+        expect(listed.map((e) => e.pos)).toEqual([...listed.map((e) => e.pos)].sort((x, y) => x - y));
+      });
+
+      it('stores an id written by both instances at once exactly once', async () => {
+        const e = dm(A, B);
+        const [x, y] = await Promise.all([store.appendEvents([e, dm(A, C)]), second.appendEvents([dm(B, A), e])]);
+        const statuses = [x?.[0]?.status, y?.[1]?.status].sort();
+        expect(statuses).toEqual(['duplicate', 'stored']);
+        expect(x?.[0]?.event).toEqual(y?.[1]?.event);
+        expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).length).toBe(2);
+      });
+
+      it('consumes a nonce once across instances', async () => {
+        await store.putNonce('shared', 10_000);
+        const got = await Promise.all([store.consumeNonce('shared', 1), second.consumeNonce('shared', 1), store.consumeNonce('shared', 1)]);
+        expect(got.filter(Boolean)).toHaveLength(1);
+      });
     });
 
     it('consumes a nonce once and only before it expires', async () => {

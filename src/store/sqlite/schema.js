@@ -75,6 +75,16 @@ export const MIGRATIONS = [
   UPDATE events SET body_bytes = length(CAST(body AS BLOB));
   CREATE INDEX events_archive ON events (face, pos, body_bytes, ts);
   `,
+  // 4: the store's identity (SPEC section 9): a random epoch, fixed when the store is created (or, for a
+  // file made before this migration, when it first opens with it). A store rebuilt from the archive gets
+  // a new one, so clients know their cursors mean nothing there.
+  `
+  CREATE TABLE store_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  INSERT INTO store_meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+  `,
 ];
 
 /**

@@ -38,6 +38,7 @@ export class SqliteStore implements Store {
   private readonly s;
   private readonly writer: WriterClient;
   private readonly listCache = new Map<string, Database.Statement<Record<string, unknown>, EventRow>>();
+  private readonly epochValue: string;
 
   constructor(opts: SqliteOptions) {
     const memory = opts.file === ':memory:';
@@ -46,6 +47,7 @@ export class SqliteStore implements Store {
     prepareConnection(this.db, opts.synchronous);
     this.writer = memory ? new InlineWriter(this.db) : new ThreadWriter(opts.file, opts.synchronous);
     const db = this.db;
+    this.epochValue = (db.prepare("SELECT value FROM store_meta WHERE key = 'epoch'").get() as { value: string }).value;
     this.s = {
       byId: db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?'),
       bySeq: db.prepare<[string, number], EventRow>('SELECT * FROM events WHERE cid = ? AND seq = ?'),
@@ -224,6 +226,10 @@ export class SqliteStore implements Store {
 
   consumeNonce(nonce: string, now: number): Promise<boolean> {
     return this.writer.call('consumeNonce', nonce, now);
+  }
+
+  async epoch(): Promise<string> {
+    return this.epochValue;
   }
 
   async close(): Promise<void> {

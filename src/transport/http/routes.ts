@@ -17,10 +17,15 @@ export interface RouteDeps {
   maxBodyBytes: number;
   listMaxLimit: number;
   health: () => Record<string, unknown>;
+  /** The store's epoch (Store.epoch), sent as the X-Store-Epoch header of the list answers. */
+  epoch: () => string;
 }
 
 type Handler = (req: Request, res: Response) => Promise<void>;
 type AuthedHandler = (req: Request, res: Response, session: Session) => Promise<void>;
+
+/** The store's epoch on list answers, whose bodies are bare arrays (a header keeps them as they are). */
+export const EPOCH_HEADER = 'X-Store-Epoch';
 
 const LOGIN_FIELDS = new Set(['message', 'signature', 'delegationMessage', 'delegationSig']);
 
@@ -73,6 +78,7 @@ export function buildRoutes(deps: RouteDeps): express.Express {
     const afterSeq = intParam(req.query, 'afterSeq', undefined, 0, Number.MAX_SAFE_INTEGER);
     if (afterSeq !== undefined && chatId === undefined) throw new AppError('INVALID_FIELD', 'afterSeq needs chatId', { field: 'afterSeq' });
     const events = await deps.chats.list(s.address, { ...page(req), ...(chatId ? { chatId } : {}), ...(afterSeq !== undefined ? { afterSeq } : {}) });
+    res.setHeader(EPOCH_HEADER, deps.epoch());
     sendJson(res, 200, renderMessages(events));
   }));
 
@@ -87,7 +93,9 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   }));
 
   app.get('/chats/list', authed(async (req, res, s) => {
-    sendJson(res, 200, JSON.stringify(await deps.chats.chats(s.address, page(req))));
+    const chats = await deps.chats.chats(s.address, page(req));
+    res.setHeader(EPOCH_HEADER, deps.epoch());
+    sendJson(res, 200, JSON.stringify(chats));
   }));
 
   const chatFlag = (apply: (viewer: string, chatId: string) => Promise<void>): ReturnType<typeof wrap> =>

@@ -28,6 +28,8 @@ export interface JsonWsDeps {
   messages: MessageService;
   hub: Hub;
   log: Logger;
+  /** The store's epoch (Store.epoch), known before the server listens; announced in `ready` and `resumed`. */
+  epoch: () => string;
 }
 
 const MAX_CURSORS = 1000;
@@ -48,7 +50,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
       if (this.closed) return;
       this.establish(s);
       this.gw.deps.hub.add(this);
-      this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt }));
+      this.send(JSON.stringify({ type: 'ready', address: s.address, expiresAt: s.expiresAt, epoch: this.gw.deps.epoch() }));
     } catch (e) {
       const err = toAppError(e);
       this.sendError(undefined, err);
@@ -131,7 +133,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
         chats[chatId] = { lastSeq: last, more };
       }
     } finally {
-      this.send(JSON.stringify({ type: 'resumed', ref, chats }));
+      this.send(JSON.stringify({ type: 'resumed', ref, chats, epoch: this.gw.deps.epoch() }));
       this.releasePushes(replayed);
     }
   }

@@ -1,0 +1,463 @@
+import type pg from 'pg';
+import { AppError } from '../../errors/app-error.js';
+import type {
+  AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+} from '../port.js';
+import { checkConnection, createPool, describeUrl, isTransient } from './db.js';
+import { migrate } from './migrate.js';
+import { STORE_COMPONENT, STORE_MIGRATIONS } from './schema.js';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Pool size (reads run beside the one write transaction in flight). */
+  poolMax?: number;
+  /** Most events merged into one transaction when calls queue up behind a commit. */
+  mergeMax?: number;
+  /** Told about idle connections that broke (the pool replaces them). */
+  onIdleError?: (err: Error) => void;
+}
+
+interface EventRow {
+  pos: number; cid: string; seq: number; id: string | null; face: number; kind: number; sender: string; ts: number;
+  received_at: number; body: string; counts: boolean; only_for: string | null; revoked_by: number | null;
+}
+interface ChatRow { member: string; cid: string; peer: string | null; last_read_seq: number; muted: boolean; pinned_at: number | null }
+
+function toEvent(r: EventRow): StoredEvent {
+  const e: StoredEvent = {
+    pos: r.pos, cid: r.cid, seq: r.seq, id: r.id, face: r.face as FaceId, kind: r.kind, sender: r.sender, ts: r.ts,
+    receivedAt: r.received_at, body: r.body, counts: r.counts, onlyFor: r.only_for,
+  };
+  if (r.revoked_by !== null && r.revoked_by !== undefined) e.revokedBy = r.revoked_by;
+  return e;
+}
+const toChat = (r: ChatRow): ChatState => ({
+  user: r.member, cid: r.cid, peer: r.peer, lastReadSeq: r.last_read_seq, muted: r.muted, pinnedAt: r.pinned_at,
+});
+
+// Visibility of event e to the viewer in parameter $1.
+const VISIBLE = `(e.only_for IS NULL OR e.only_for = $1)
+  AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.member = $1 AND h.cid = e.cid AND h.seq = e.seq)`;
+const EVENT_COLS = 'e.pos, e.cid, e.seq, e.id, e.face, e.kind, e.sender, e.ts, e.received_at, e.body, e.counts, e.only_for, e.revoked_by';
+
+interface Call { events: readonly NewEvent[]; resolve: (o: AppendOutcome[]) => void; reject: (e: unknown) => void }
+
+/** What a conflicting concurrent writer (another process) can make a transaction fail with; tried again. */
+const RETRY_CODES = new Set(['23505', '40001', '40P01']);
+const RETRIES = 5;
+
+/**
+ * The store on a PostgreSQL server, shared by any number of processes.
+ *
+ * Writes: appendEvents calls run one transaction at a time per process, in call order; calls that queue
+ * while a transaction is under way are merged into the next one (group commit, as the embedded store's
+ * writer thread does), and if that merged transaction is refused each call is retried alone, so a
+ * batch the database refuses fails by itself. One transaction: the duplicate check, the commit
+ * position row (locked to COMMIT: every append in the cluster takes positions in commit order, so
+ * committed positions are always a gap-free prefix 1..n and a reader by `pos` never skips one that
+ * commits later), the conversations' counter rows (gap-free seq), then every event through one
+ * multi-row INSERT. A conflicting writer in another process (the same id inserted at once) makes the
+ * transaction fail as a whole; it is tried again and then finds the duplicate.
+ *
+ * An unreachable database answers STORE_UNAVAILABLE (503, temporary) and acknowledges nothing; the pool
+ * opens new connections by itself once the server is back.
+ */
+export class PostgresStore implements Store {
+  readonly pool: pg.Pool;
+  private readonly ready: Promise<string>;
+  private readonly queue: Call[] = [];
+  private writing = false;
+  private closed = false;
+  private readonly mergeMax: number;
+
+  constructor(private readonly opts: PostgresStoreOptions) {
+    this.pool = createPool({ url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', onIdleError: opts.onIdleError });
+    this.mergeMax = opts.mergeMax ?? 8192;
+    this.ready = this.init();
+    this.ready.catch(() => {}); // reported to whoever awaits open() or any call
+  }
+
+  private async init(): Promise<string> {
+    await checkConnection(this.pool, this.opts.url);
+    await migrate(this.pool, STORE_COMPONENT, STORE_MIGRATIONS);
+    const r = await this.pool.query<{ value: string }>("SELECT value FROM store_meta WHERE key = 'epoch'");
+    const epoch = r.rows[0]?.value;
+    if (!epoch) throw new Error(`the store at ${describeUrl(this.opts.url)} has no epoch row`);
+    return epoch;
+  }
+
+  /** Resolves once the database answered and the schema is current; rejects with why not. */
+  open(): Promise<void> {
+    return this.ready.then(() => undefined);
+  }
+
+  epoch(): Promise<string> {
+    return this.ready;
+  }
+
+  /** One statement on any pooled connection; a lost database becomes STORE_UNAVAILABLE. */
+  private async q<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+    await this.ready;
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
+    if (this.closed) return Promise.reject(new Error('store closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.writing) void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    this.writing = true;
+    try {
+      await this.ready.catch(() => {});
+      while (this.queue.length > 0) {
+        let n = 0;
+        let k = 0;
+        while (k < this.queue.length && (k === 0 || n + (this.queue[k] as Call).events.length <= this.mergeMax)) {
+          n += (this.queue[k] as Call).events.length;
+          k++;
+        }
+        await this.commitGroup(this.queue.splice(0, k));
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async commitGroup(group: Call[]): Promise<void> {
+    try {
+      await this.ready;
+    } catch (err) {
+      for (const c of group) c.reject(err);
+      return;
+    }
+    const all = group.length === 1 ? (group[0] as Call).events : group.flatMap((c) => c.events);
+    try {
+      const outs = await this.appendWithRetry(all);
+      let at = 0;
+      for (const c of group) c.resolve(outs.slice(at, (at += c.events.length)));
+      return;
+    } catch (err) {
+      if (group.length === 1 || isTransient(err) || err instanceof AppError) {
+        const e = unavailable(err);
+        for (const c of group) c.reject(e);
+        return;
+      }
+    }
+    // The merged transaction was refused: each call alone, so only the one the database refuses fails.
+    for (const c of group) {
+      try {
+        c.resolve(await this.appendWithRetry(c.events));
+      } catch (err) {
+        c.reject(unavailable(err));
+      }
+    }
+  }
+
+  private async appendWithRetry(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.appendOnce(events);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (attempt >= RETRIES || code === undefined || !RETRY_CODES.has(code)) throw err;
+      }
+    }
+  }
+
+  private async appendOnce(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
+    if (events.length === 0) return [];
+    const ids = [...new Set(events.flatMap((e) => (e.id === null ? [] : [e.id])))];
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const existing = new Map<string, StoredEvent>();
+      if (ids.length > 0) {
+        const r = await client.query<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = ANY($1::text[])`, [ids]);
+        for (const row of r.rows) existing.set(row.id as string, toEvent(row));
+      }
+      // Which events are new; a later copy of an id in the same batch is a duplicate of the first.
+      const firstOf = new Map<string, number>();
+      const fresh: number[] = [];
+      events.forEach((ev, i) => {
+        if (ev.id !== null) {
+          if (existing.has(ev.id) || firstOf.has(ev.id)) return;
+          firstOf.set(ev.id, i);
+        }
+        fresh.push(i);
+      });
+      const stored = new Map<number, StoredEvent>();
+      if (fresh.length > 0) {
+        // Positions first: the row lock orders every appending transaction of the cluster until COMMIT.
+        const posRow = (await client.query<{ last: number }>('UPDATE commit_position SET last = last + $1 RETURNING last', [fresh.length])).rows[0];
+        if (!posRow) throw new Error('commit_position row missing');
+        let pos = posRow.last - fresh.length;
+        const per = new Map<string, { n: number; at: number }>();
+        for (const i of fresh) {
+          const ev = events[i] as NewEvent;
+          const c = per.get(ev.cid) ?? { n: 0, at: 0 };
+          c.n++;
+          if (ev.counts) c.at = Math.max(c.at, ev.receivedAt);
+          per.set(ev.cid, c);
+        }
+        const cids = [...per.keys()].sort();
+        const conv = await client.query<{ cid: string; last_seq: number }>(`INSERT INTO conversations (cid, last_seq, last_post_at)
+          SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ORDER BY 1
+          ON CONFLICT (cid) DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq,
+            last_post_at = GREATEST(conversations.last_post_at, excluded.last_post_at)
+          RETURNING cid, last_seq`, [cids, cids.map((c) => per.get(c)?.n ?? 0), cids.map((c) => per.get(c)?.at ?? 0)]);
+        const next = new Map<string, number>();
+        for (const r of conv.rows) next.set(r.cid, r.last_seq - (per.get(r.cid)?.n ?? 0));
+        const cols = {
+          pos: [] as number[], cid: [] as string[], seq: [] as number[], id: [] as (string | null)[], face: [] as number[],
+          kind: [] as number[], sender: [] as string[], ts: [] as number[], at: [] as number[], body: [] as string[],
+          counts: [] as boolean[], onlyFor: [] as (string | null)[], bytes: [] as number[],
+        };
+        const members: [string, string, string][] = [];
+        const hides: [string, string, number][] = [];
+        const revokes = new Map<string, [string, number, number]>();
+        for (const i of fresh) {
+          const ev = events[i] as NewEvent;
+          const seq = (next.get(ev.cid) ?? 0) + 1;
+          next.set(ev.cid, seq);
+          pos++;
+          cols.pos.push(pos); cols.cid.push(ev.cid); cols.seq.push(seq); cols.id.push(ev.id); cols.face.push(ev.face);
+          cols.kind.push(ev.kind); cols.sender.push(ev.sender); cols.ts.push(ev.ts); cols.at.push(ev.receivedAt);
+          cols.body.push(ev.body); cols.counts.push(ev.counts); cols.onlyFor.push(ev.onlyFor); cols.bytes.push(Buffer.byteLength(ev.body));
+          if (seq === 1 && ev.participants) {
+            const [a, b] = ev.participants;
+            members.push([a, ev.cid, b]);
+            if (b !== a) members.push([b, ev.cid, a]);
+          }
+          if (ev.hides && ev.onlyFor !== null) hides.push([ev.onlyFor, ev.cid, ev.hides.seq]);
+          // The first revoke of a target wins, as the target's revoked_by is only ever set once.
+          if (ev.revokes) {
+            const key = `${ev.cid}\n${ev.revokes.seq}`;
+            if (!revokes.has(key)) revokes.set(key, [ev.cid, ev.revokes.seq, seq]);
+          }
+          stored.set(i, {
+            pos, cid: ev.cid, seq, id: ev.id, face: ev.face, kind: ev.kind, sender: ev.sender, ts: ev.ts, receivedAt: ev.receivedAt,
+            body: ev.body, counts: ev.counts, onlyFor: ev.onlyFor,
+          });
+        }
+        await client.query(`INSERT INTO events (pos, cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
+          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::smallint[], $6::integer[], $7::text[],
+            $8::bigint[], $9::bigint[], $10::text[], $11::boolean[], $12::text[], $13::integer[])`,
+        [cols.pos, cols.cid, cols.seq, cols.id, cols.face, cols.kind, cols.sender, cols.ts, cols.at, cols.body, cols.counts, cols.onlyFor, cols.bytes]);
+        if (members.length > 0) {
+          await client.query(`INSERT INTO chat_members (member, cid, peer) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+            ON CONFLICT DO NOTHING`, [members.map((m) => m[0]), members.map((m) => m[1]), members.map((m) => m[2])]);
+        }
+        if (hides.length > 0) {
+          await client.query(`INSERT INTO hidden (member, cid, seq) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+            ON CONFLICT DO NOTHING`, [hides.map((h) => h[0]), hides.map((h) => h[1]), hides.map((h) => h[2])]);
+        }
+        if (revokes.size > 0) {
+          const r = [...revokes.values()];
+          await client.query(`UPDATE events e SET revoked_by = v.by FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(cid, target, by)
+            WHERE e.cid = v.cid AND e.seq = v.target AND e.revoked_by IS NULL`, [r.map((x) => x[0]), r.map((x) => x[1]), r.map((x) => x[2])]);
+        }
+      }
+      await client.query('COMMIT');
+      return events.map((ev, i): AppendOutcome => {
+        const mine = stored.get(i);
+        if (mine) return { status: 'stored', event: mine };
+        const id = ev.id as string;
+        const dup = existing.get(id) ?? stored.get(firstOf.get(id) as number);
+        if (!dup) throw new Error(`duplicate ${id} without its stored event`);
+        return { status: 'duplicate', event: dup };
+      });
+    } catch (err) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (e) {
+        broken = e as Error;
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async getEventById(id: string): Promise<StoredEvent | null> {
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = $1`, [id]);
+    return r.rows[0] ? toEvent(r.rows[0]) : null;
+  }
+
+  async getEventBySeq(cid: string, seq: number): Promise<StoredEvent | null> {
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.cid = $1 AND e.seq = $2`, [cid, seq]);
+    return r.rows[0] ? toEvent(r.rows[0]) : null;
+  }
+
+  async listEvents(q: ListQuery): Promise<StoredEvent[]> {
+    const p: unknown[] = [q.viewer, q.cid];
+    const where = ['e.cid = $2'];
+    const after = q.afterSeq !== undefined;
+    if (after) where.push(`e.seq > $${p.push(q.afterSeq)}`);
+    if (q.face !== undefined) where.push(`e.face = $${p.push(q.face)}`);
+    if (q.view !== undefined) where.push(`(e.face = $${p.push(q.view)} OR e.counts)`);
+    const limit = p.push(q.limit);
+    const offset = p.push(q.offset);
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE ${where.join(' AND ')} AND ${VISIBLE}
+      ORDER BY e.seq ${after ? 'ASC' : 'DESC'} LIMIT $${limit} OFFSET $${offset}`, p);
+    return r.rows.map(toEvent);
+  }
+
+  async listUserEvents(viewer: string, limit: number, offset: number, face?: FaceId, view?: FaceId): Promise<StoredEvent[]> {
+    const p: unknown[] = [viewer];
+    const where = ['m.member = $1'];
+    if (face !== undefined) where.push(`e.face = $${p.push(face)}`);
+    if (view !== undefined) where.push(`(e.face = $${p.push(view)} OR e.counts)`);
+    const l = p.push(limit);
+    const o = p.push(offset);
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM chat_members m JOIN events e ON e.cid = m.cid
+      WHERE ${where.join(' AND ')} AND ${VISIBLE} ORDER BY e.pos DESC LIMIT $${l} OFFSET $${o}`, p);
+    return r.rows.map(toEvent);
+  }
+
+  async listRange(q: RangeQuery): Promise<StoredEvent[]> {
+    const p: unknown[] = [q.viewer, q.cid];
+    const where = ['e.cid = $2'];
+    if (q.fromSeq !== undefined) where.push(`e.seq >= $${p.push(q.fromSeq)}`);
+    if (q.toSeq !== undefined) where.push(`e.seq <= $${p.push(q.toSeq)}`);
+    if (q.since !== undefined) where.push(`e.received_at >= $${p.push(q.since)}`);
+    if (q.until !== undefined) where.push(`e.received_at <= $${p.push(q.until)}`);
+    const l = p.push(q.limit);
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE ${where.join(' AND ')} AND ${VISIBLE}
+      ORDER BY e.seq ${q.desc === true ? 'DESC' : 'ASC'} LIMIT $${l}`, p);
+    return r.rows.map(toEvent);
+  }
+
+  async lastSeq(cid: string): Promise<number> {
+    const r = await this.q<{ last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = $1', [cid]);
+    return r.rows[0]?.last_seq ?? 0;
+  }
+
+  async getChat(user: string, cid: string): Promise<ChatState | null> {
+    const r = await this.q<ChatRow>('SELECT * FROM chat_members WHERE member = $1 AND cid = $2', [user, cid]);
+    return r.rows[0] ? toChat(r.rows[0]) : null;
+  }
+
+  async ensureChat(user: string, cid: string, peer: string | null): Promise<ChatState> {
+    const r = await this.q<ChatRow>(`WITH ins AS (INSERT INTO chat_members (member, cid, peer) VALUES ($1, $2, $3)
+        ON CONFLICT DO NOTHING RETURNING *)
+      SELECT * FROM ins UNION ALL SELECT * FROM chat_members WHERE member = $1 AND cid = $2 LIMIT 1`, [user, cid, peer]);
+    return toChat(r.rows[0] as ChatRow);
+  }
+
+  async listChats(user: string, limit: number, offset: number): Promise<ChatSummary[]> {
+    // One statement: the chats, each with its newest visible chat message and its unread count.
+    const r = await this.q<ChatRow & { last_seq: number; last_post_at: number; unread: number; last: EventRow | null }>(`
+      SELECT m.*, c.last_seq, c.last_post_at,
+        (SELECT count(*) FROM events e WHERE e.cid = m.cid AND e.seq > m.last_read_seq AND e.counts AND e.sender <> $1 AND ${VISIBLE}) AS unread,
+        (SELECT to_jsonb(x) FROM (SELECT ${EVENT_COLS} FROM events e WHERE e.cid = m.cid AND e.counts AND ${VISIBLE}
+           ORDER BY e.seq DESC LIMIT 1) x) AS last
+      FROM chat_members m JOIN conversations c ON c.cid = m.cid
+      WHERE m.member = $1
+      ORDER BY (m.pinned_at IS NULL), m.pinned_at DESC, c.last_post_at DESC, m.cid
+      LIMIT $2 OFFSET $3`, [user, limit, offset]);
+    return r.rows.map((row) => ({
+      ...toChat(row), lastSeq: row.last_seq, lastPostAt: row.last_post_at, unread: row.unread, last: row.last ? toEvent(row.last) : null,
+    }));
+  }
+
+  async markRead(user: string, cid: string, seq: number): Promise<number> {
+    const r = await this.q<{ last_read_seq: number }>(`UPDATE chat_members SET last_read_seq = GREATEST(last_read_seq, $3)
+      WHERE member = $1 AND cid = $2 RETURNING last_read_seq`, [user, cid, seq]);
+    return r.rows[0]?.last_read_seq ?? 0;
+  }
+
+  async unreadCount(user: string, cid?: string): Promise<number> {
+    const r = cid === undefined
+      ? await this.q<{ n: number }>(`SELECT count(*) AS n FROM chat_members m JOIN events e ON e.cid = m.cid AND e.seq > m.last_read_seq
+          WHERE m.member = $1 AND e.counts AND e.sender <> $1 AND ${VISIBLE}`, [user])
+      : await this.q<{ n: number }>(`SELECT count(*) AS n FROM chat_members m JOIN events e ON e.cid = m.cid AND e.seq > m.last_read_seq
+          WHERE m.member = $1 AND m.cid = $2 AND e.counts AND e.sender <> $1 AND ${VISIBLE}`, [user, cid]);
+    return r.rows[0]?.n ?? 0;
+  }
+
+  async setMuted(user: string, cid: string, muted: boolean): Promise<void> {
+    await this.q('UPDATE chat_members SET muted = $3 WHERE member = $1 AND cid = $2', [user, cid, muted]);
+  }
+
+  async mutedUsers(cid: string): Promise<string[]> {
+    const r = await this.q<{ member: string }>('SELECT member FROM chat_members WHERE cid = $1 AND muted', [cid]);
+    return r.rows.map((x) => x.member);
+  }
+
+  async removeChat(user: string, cid: string): Promise<void> {
+    await this.q('DELETE FROM chat_members WHERE member = $1 AND cid = $2', [user, cid]);
+  }
+
+  async groupConversations(): Promise<string[]> {
+    const r = await this.q<{ cid: string }>("SELECT cid FROM conversations WHERE cid NOT LIKE 'dm:%' ORDER BY cid", []);
+    return r.rows.map((x) => x.cid);
+  }
+
+  async setAdmin(cid: string, user: string, admin: boolean): Promise<void> {
+    if (admin) await this.q('INSERT INTO group_admins (cid, member) VALUES ($1, $2) ON CONFLICT DO NOTHING', [cid, user]);
+    else await this.q('DELETE FROM group_admins WHERE cid = $1 AND member = $2', [cid, user]);
+  }
+
+  async listAdmins(cid: string): Promise<string[]> {
+    const r = await this.q<{ member: string }>('SELECT member FROM group_admins WHERE cid = $1 ORDER BY member', [cid]);
+    return r.rows.map((x) => x.member);
+  }
+
+  async setPinned(user: string, cid: string, pinnedAt: number | null): Promise<void> {
+    await this.q('UPDATE chat_members SET pinned_at = $3 WHERE member = $1 AND cid = $2', [user, cid, pinnedAt]);
+  }
+
+  async putToken(hash: string, record: TokenRecord): Promise<void> {
+    await this.q(`INSERT INTO tokens (hash, address, expires_at, revoked) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (hash) DO UPDATE SET address = excluded.address, expires_at = excluded.expires_at, revoked = excluded.revoked`,
+    [hash, record.address, record.expiresAt, record.revoked]);
+  }
+
+  async getToken(hash: string): Promise<TokenRecord | null> {
+    const r = await this.q<{ address: string; expires_at: number; revoked: boolean }>('SELECT address, expires_at, revoked FROM tokens WHERE hash = $1', [hash]);
+    const row = r.rows[0];
+    return row ? { address: row.address, expiresAt: row.expires_at, revoked: row.revoked } : null;
+  }
+
+  async revokeToken(hash: string): Promise<void> {
+    await this.q('UPDATE tokens SET revoked = true WHERE hash = $1', [hash]);
+  }
+
+  async putNonce(nonce: string, expiresAt: number): Promise<void> {
+    await this.q('INSERT INTO nonces (nonce, expires_at) VALUES ($1, $2)', [nonce, expiresAt]);
+  }
+
+  async consumeNonce(nonce: string, now: number): Promise<boolean> {
+    // A row lock: of two processes consuming the same nonce at once, the second re-reads `used` after
+    // the first commits and changes nothing.
+    const r = await this.q('UPDATE nonces SET used = true WHERE nonce = $1 AND NOT used AND expires_at > $2', [nonce, now]);
+    await this.q('DELETE FROM nonces WHERE expires_at < $1', [now - 86_400_000]);
+    return r.rowCount === 1;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 5));
+    await this.pool.end();
+  }
+}
+
+/** A database that cannot be reached (or went away mid-transaction) as the catalogue's temporary error. */
+function unavailable(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  if (isTransient(err)) {
+    return new AppError('STORE_UNAVAILABLE', undefined, { cause: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  }
+  return err;
+}

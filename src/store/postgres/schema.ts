@@ -1,0 +1,93 @@
+import type { Migration } from './migrate.js';
+
+/**
+ * The PostgreSQL store's tables: the same content as the embedded store's (src/store/sqlite/schema.js),
+ * with PostgreSQL types. Keys and addresses compare bytewise (COLLATE "C"), as in SQLite, whatever the
+ * database's locale. Append migrations, never edit one that may have run.
+ */
+export const STORE_COMPONENT = 'store';
+
+export const STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'events, conversations, chats, tokens, nonces, admins, epoch',
+    up: `
+    CREATE TABLE events (
+      pos         bigint   PRIMARY KEY,          -- global commit order (commit_position below)
+      cid         text     COLLATE "C" NOT NULL,
+      seq         bigint   NOT NULL,
+      id          text     COLLATE "C" UNIQUE,
+      face        smallint NOT NULL,
+      kind        integer  NOT NULL,
+      sender      text     COLLATE "C" NOT NULL,
+      ts          bigint   NOT NULL,
+      received_at bigint   NOT NULL,
+      body        text     NOT NULL,
+      counts      boolean  NOT NULL,
+      only_for    text     COLLATE "C",
+      revoked_by  bigint,
+      body_bytes  integer  NOT NULL,
+      UNIQUE (cid, seq)
+    );
+    CREATE INDEX events_cid_time ON events (cid, received_at);
+    -- the archiver's backlog: face-0 events in pos order, sized without reading bodies
+    CREATE INDEX events_archive ON events (face, pos) INCLUDE (body_bytes, ts);
+
+    -- Per-conversation seq counter: raised inside the commit's transaction (a row lock), so seqs are
+    -- gap-free whichever process writes; never a sequence (those leave gaps on rollback).
+    CREATE TABLE conversations (
+      cid          text   COLLATE "C" PRIMARY KEY,
+      last_seq     bigint NOT NULL,
+      last_post_at bigint NOT NULL
+    );
+    -- The global commit position: one row, raised by every append transaction and locked by it until its
+    -- COMMIT, so positions become visible strictly in order (see docs/architecture.md, "PostgreSQL store").
+    CREATE TABLE commit_position (
+      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+      last      bigint  NOT NULL
+    );
+    INSERT INTO commit_position (last) VALUES (0);
+
+    CREATE TABLE chat_members (
+      member        text    COLLATE "C" NOT NULL,
+      cid           text    COLLATE "C" NOT NULL,
+      peer          text    COLLATE "C",
+      last_read_seq bigint  NOT NULL DEFAULT 0,
+      muted         boolean NOT NULL DEFAULT false,
+      pinned_at     bigint,
+      PRIMARY KEY (member, cid)
+    );
+    CREATE INDEX chat_members_cid ON chat_members (cid);
+    CREATE INDEX chat_members_muted ON chat_members (cid) WHERE muted;
+    CREATE TABLE hidden (
+      member text   COLLATE "C" NOT NULL,
+      cid    text   COLLATE "C" NOT NULL,
+      seq    bigint NOT NULL,
+      PRIMARY KEY (member, cid, seq)
+    );
+    CREATE TABLE tokens (
+      hash       text    COLLATE "C" PRIMARY KEY,
+      address    text    COLLATE "C" NOT NULL,
+      expires_at bigint  NOT NULL,
+      revoked    boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE nonces (
+      nonce      text    COLLATE "C" PRIMARY KEY,
+      expires_at bigint  NOT NULL,
+      used       boolean NOT NULL DEFAULT false
+    );
+    CREATE INDEX nonces_expiry ON nonces (expires_at);
+    CREATE TABLE group_admins (
+      cid    text COLLATE "C" NOT NULL,
+      member text COLLATE "C" NOT NULL,
+      PRIMARY KEY (cid, member)
+    );
+    -- The store's identity (SPEC section 9): random, fixed when the store is created.
+    CREATE TABLE store_meta (
+      key   text COLLATE "C" PRIMARY KEY,
+      value text NOT NULL
+    );
+    INSERT INTO store_meta (key, value) VALUES ('epoch', replace(gen_random_uuid()::text, '-', ''));
+    `,
+  },
+];
