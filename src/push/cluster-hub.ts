@@ -402,13 +402,7 @@ export class ClusterHub implements Hub {
   // --- health: self-ping, loss and recovery
 
   private ping(): void {
-    this.send({ t: 'hb', n: this.localUsers(), d: this.localDigest });
-  }
-
-  private localUsers(): number {
-    let n = 0;
-    for (const _ of this.local.users()) n++;
-    return n;
+    this.send({ t: 'hb', n: this.local.userCount, d: this.localDigest });
   }
 
   private tick(): void {

@@ -142,6 +142,11 @@ export class LocalHub implements Hub {
     return this.byUser.has(user);
   }
 
+  /** How many users have at least one connection on this process. */
+  get userCount(): number {
+    return this.byUser.size;
+  }
+
   /** Users with at least one connection on this process. */
   users(): IterableIterator<string> {
     return this.byUser.keys();
