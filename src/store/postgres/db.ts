@@ -66,17 +66,38 @@ export class DatabaseUnavailableError extends Error {
 
 /** Opens one connection to prove the database answers; throws DatabaseUnavailableError if not. */
 export async function checkConnection(pool: pg.Pool, url: string): Promise<void> {
-  let client: pg.PoolClient;
   try {
-    client = await pool.connect();
+    await pool.query('SELECT 1');
   } catch (err) {
     throw new DatabaseUnavailableError(url, err);
   }
-  try {
-    await client.query('SELECT 1');
-  } finally {
-    client.release();
-  }
+}
+
+/** A connection taken from the pool for several statements; `release` gives it back (or drops a broken one). */
+export interface Checkout {
+  client: pg.PoolClient;
+  release(broken?: Error): void;
+}
+
+/**
+ * Takes a connection for several statements. A checked-out connection that breaks between two queries
+ * (the server restarted) emits 'error', which without a listener would end the process: the listener
+ * keeps the error, and the connection is then dropped instead of returned to the pool.
+ */
+export async function checkout(pool: pg.Pool): Promise<Checkout> {
+  const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (err: Error): void => { lost = err; };
+  client.on('error', onError);
+  return {
+    client,
+    release(broken?: Error): void {
+      const err = broken ?? lost;
+      // A dropped connection keeps the listener: it may still report its end, and it is never reused.
+      if (!err) client.removeListener('error', onError);
+      client.release(err);
+    },
+  };
 }
 
 /**
@@ -84,7 +105,7 @@ export async function checkConnection(pool: pg.Pool, url: string): Promise<void>
  * connection that failed mid-transaction is destroyed instead of returned to the pool.
  */
 export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
-  const c = await pool.connect();
+  const { client: c, release } = await checkout(pool);
   let broken: Error | undefined;
   try {
     await c.query(begin);
@@ -99,7 +120,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
     }
     throw err;
   } finally {
-    c.release(broken);
+    release(broken);
   }
 }
 

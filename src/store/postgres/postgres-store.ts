@@ -3,7 +3,7 @@ import { AppError } from '../../errors/app-error.js';
 import type {
   AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
-import { checkConnection, createPool, describeUrl, isTransient } from './db.js';
+import { checkConnection, checkout, createPool, describeUrl, isTransient } from './db.js';
 import { migrate } from './migrate.js';
 import { STORE_COMPONENT, STORE_MIGRATIONS } from './schema.js';
 
@@ -176,7 +176,7 @@ export class PostgresStore implements Store {
   private async appendOnce(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
     if (events.length === 0) return [];
     const ids = [...new Set(events.flatMap((e) => (e.id === null ? [] : [e.id])))];
-    const client = await this.pool.connect();
+    const { client, release } = await checkout(this.pool);
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -284,7 +284,7 @@ export class PostgresStore implements Store {
       }
       throw err;
     } finally {
-      client.release(broken);
+      release(broken);
     }
   }
 
