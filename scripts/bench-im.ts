@@ -3,7 +3,10 @@
  * driven over /im by many WebSocket connections on this machine.
  *
  *   npm run build && node dist/scripts/bench-im.js [--connections 1000] [--events 100000] [--window 8]
- *     [--rate 10000] [--rate-seconds 5]
+ *     [--rate 10000] [--rate-seconds 5] [--store sqlite|postgres|both]
+ *
+ * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
+ * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
  *
  * Half the connections are senders, each paired with a receiver in its own direct chat. Every sender
  * keeps `window` text events in flight. Prints events/s acknowledged (answer with mid and t, after the
@@ -12,7 +15,7 @@
  * senders offer `rate` events/s in all, spread evenly, for `rate-seconds`, and the ack latency at that
  * load (not at saturation, where it is only queueing) is printed.
  */
-import { CpuMeter, loginToken, numericArgs, startBenchServer } from './bench-server.js';
+import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, startBenchServer, storeKinds, type BenchStore, type StoreKind } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -59,7 +62,7 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 }
 
 /** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
-async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPid: number): Promise<string> {
+async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPid: number, store: BenchStore): Promise<string> {
   const latencies: number[] = [];
   let errors = 0;
   let sent = 0;
@@ -80,6 +83,7 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   const total = RATE * RATE_SECONDS;
   const t0 = now();
   const meter = new CpuMeter(serverPid);
+  const db0 = await store.backendCpu();
   let next = 0;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
@@ -100,16 +104,30 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   });
   const deadline = now() + 10_000;
   while (answered < total && now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  const cpuLine = meter.report(answered, (now() - t0) / 1000);
+  const cpuLine = meter.report(answered, (now() - t0) / 1000) + (await pgLine(store, db0, answered));
   latencies.sort((x, y) => x - y);
   const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return `ack latency at ${RATE} events/s offered for ${RATE_SECONDS} s: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms,`
     + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors)\n  ${cpuLine}`;
 }
 
+/** For PostgreSQL: the CPU its backends spent per event since `before`. */
+async function pgLine(store: BenchStore, before: Map<number, number>, events: number): Promise<string> {
+  if (store.kind !== 'postgres') return '';
+  const s = backendCpuBetween(before, await store.backendCpu());
+  return `; PostgreSQL backends of this store ${Math.round((s * 1e6) / events)} µs per event (shared WAL writer etc. not counted)`;
+}
+
 async function main(): Promise<void> {
+  for (const kind of storeKinds()) await runOn(kind);
+  process.exit(0);
+}
+
+async function runOn(kind: StoreKind): Promise<void> {
+  const store = await benchStore(kind);
+  log(`--- store: ${kind}${kind === 'postgres' ? ' (PostgreSQL 15 on this machine, same cores; archiver off)' : ' (SQLite synchronous=FULL)'}`);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-im-'));
-  const server = await startBenchServer(dataDir, { WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false' }, log);
+  const server = await startBenchServer(dataDir, { WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false', ...store.env }, log);
   const imUrl = server.url.replace('http', 'ws') + '/im';
   log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; server in its own process`);
   try {
@@ -128,6 +146,7 @@ async function main(): Promise<void> {
     let bytesOut = 0;
     const t0 = now();
     const meter = new CpuMeter(server.pid);
+    const db0 = await store.backendCpu();
     await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
       const sender = conns[2 * p] as Conn;
       const cid = dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? '');
@@ -158,7 +177,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < Math.min(WINDOW, perSender); i++) sendOne();
     })));
     const elapsed = (now() - t0) / 1000;
-    const cpuLine = meter.report(acked + errors, elapsed);
+    const cpuLine = meter.report(acked + errors, elapsed) + (await pgLine(store, db0, acked + errors));
     await new Promise((r) => setTimeout(r, 500));
     const pushes = conns.reduce((n, c, i) => n + (i % 2 === 1 ? c.pushes : 0), 0);
     const bytesIn = conns.reduce((n, c) => n + c.bytesIn, 0);
@@ -170,7 +189,7 @@ async function main(): Promise<void> {
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
-    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, server.pid));
+    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, server.pid, store));
     // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
     const from = benchIdentity();
     const to = benchIdentity();
@@ -180,13 +199,14 @@ async function main(): Promise<void> {
     const push = messageFrame(to.address.toLowerCase(), stored, true).length;
     const answer = JSON.stringify({ id: msg.id, chatId: to.address.toLowerCase(), seq: 1, receivedAt: Date.now(), duplicate: false }).length;
     log(`JSON face bytes per event (POST body + answer body + 2 /ws pushes, no HTTP headers): ${body.length + answer + 2 * push}`);
+    for (const cn of conns) cn.ws.terminate();
   } finally {
     server.stop();
     for (let i = 0; i < 50; i++) {
       try { rmSync(dataDir, { recursive: true, force: true }); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
     }
+    await store.drop();
   }
-  process.exit(0);
 }
 
 void main();

@@ -135,3 +135,66 @@ export function numericArgs(argv: readonly string[] = process.argv.slice(2)): (n
     return v;
   };
 }
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+/**
+ * Which stores a benchmark runs on, one after the other in the same run: `--store sqlite|postgres|both`
+ * (or BENCH_STORE); default sqlite.
+ */
+export function storeKinds(argv: readonly string[] = process.argv.slice(2)): StoreKind[] {
+  const i = argv.indexOf('--store');
+  const v = i >= 0 ? argv[i + 1] : process.env['BENCH_STORE'] ?? 'sqlite';
+  if (v === 'both') return ['sqlite', 'postgres'];
+  if (v === 'sqlite' || v === 'postgres') return [v];
+  throw new Error(`--store must be sqlite, postgres or both, got ${v}`);
+}
+
+/** The store a benchmark's server runs on: its environment, and for PostgreSQL the CPU of its backends. */
+export interface BenchStore {
+  kind: StoreKind;
+  env: Record<string, string>;
+  /** CPU seconds so far of every PostgreSQL backend serving this store, by pid (empty for SQLite). */
+  backendCpu(): Promise<Map<number, number>>;
+  drop(): Promise<void>;
+}
+
+/**
+ * SQLite: the server's own file in its DATA_DIR, as `npm start` runs it. PostgreSQL: a scratch database
+ * on BENCH_DATABASE_URL (default the local server, postgres://postgres@127.0.0.1:5432/postgres), dropped
+ * after; the archiver is off there (it does not run on PostgreSQL yet).
+ */
+export async function benchStore(kind: StoreKind): Promise<BenchStore> {
+  if (kind === 'sqlite') return { kind, env: {}, backendCpu: async () => new Map(), drop: async () => {} };
+  const pg = (await import('pg')).default;
+  const admin = new pg.Client({ connectionString: process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  const name = `rim_bench_${Math.random().toString(16).slice(2, 10)}`;
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(process.env['BENCH_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    env: { STORE: 'postgres', DATABASE_URL: url.toString(), ARCHIVE_ENABLED: 'false' },
+    backendCpu: async () => {
+      const r = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+      const out = new Map<number, number>();
+      for (const { pid } of r.rows) {
+        const s = processCpuSeconds(pid);
+        if (s !== null) out.set(pid, s);
+      }
+      return out;
+    },
+    drop: async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    },
+  };
+}
+
+/** CPU the store's PostgreSQL backends used between two backendCpu() readings (backends opened meanwhile count whole). */
+export function backendCpuBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let s = 0;
+  for (const [pid, cpu] of after) s += cpu - (before.get(pid) ?? 0);
+  return s;
+}

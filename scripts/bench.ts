@@ -3,13 +3,16 @@
  * with synchronous=FULL) driven over HTTP and WebSocket on this machine.
  *
  *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 128]
- *                    [--rate 1000] [--latency-seconds 10]
+ *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both]
+ *
+ * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
+ * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
  *
  * Prints, from one run: the machine's signature-recovery ceiling (native and pure JS), verified messages
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { loginToken, numericArgs, startBenchServer } from './bench-server.js';
+import { backendCpuBetween, benchStore, loginToken, numericArgs, startBenchServer, storeKinds, type StoreKind } from './bench-server.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,8 +115,14 @@ async function main(): Promise<void> {
   log(`ceiling: native secp256k1 recovery ${c.nativePerSec.toFixed(0)}/s on one core (${(1e6 / c.nativePerSec).toFixed(0)} us), `
     + `so at most ~${(c.nativePerSec * cores).toFixed(0)} recoveries/s on ${cores} cores with nothing else running; ethers pure JS ${c.jsMsPerRecovery.toFixed(2)} ms per recovery`);
 
+  for (const kind of storeKinds()) await runOn(kind, c, cores);
+}
+
+async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number): Promise<void> {
+  const store = await benchStore(kind);
+  log(`--- store: ${kind}${kind === 'postgres' ? ' (PostgreSQL 15 on this machine, same cores; archiver off)' : ` (SQLite synchronous=${process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL'})`}`);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-'));
-  const server = await startBenchServer(dataDir, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000' }, log);
+  const server = await startBenchServer(dataDir, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', ...store.env }, log);
   try {
     const wsUrl = server.url.replace('http', 'ws') + '/ws';
     const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
@@ -144,10 +153,10 @@ async function main(): Promise<void> {
 
     const load = make(MESSAGES);
     log(`throughput: ${MESSAGES} messages, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} requests in flight`);
-    const cpu0 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid) };
+    const cpu0 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
     const sent = await runSender(server.url, load.bodies, CONCURRENCY, 0);
     await waitForPushes(load.ids, 60_000);
-    const cpu1 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid) };
+    const cpu1 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
     const first = Math.min(...Array.from(sent.sentAt));
     const pushed = load.ids.map((id) => received.get(id)).filter((t): t is number => t !== undefined);
     const last = Math.max(...pushed);
@@ -158,6 +167,9 @@ async function main(): Promise<void> {
     const perMsg = (s: number): string => ((s / pushed.length) * 1e6).toFixed(0);
     log(`  CPU per message: server ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
       + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
+    if (kind === 'postgres') {
+      log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
+    }
 
     const lat = make(RATE * LATENCY_SECONDS);
     log(`latency: ${lat.ids.length} messages offered at ${RATE}/s`);
@@ -171,6 +183,7 @@ async function main(): Promise<void> {
     server.stop();
     await new Promise((r) => setTimeout(r, 500));
     rmSync(dataDir, { recursive: true, force: true });
+    await store.drop();
   }
 }
 

@@ -99,6 +99,17 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       expect(await store.getEventById('0x' + 'f'.repeat(64))).toBeNull();
     });
 
+    it('answers many lookups made at once, each with its own answer', async () => {
+      const out = await store.appendEvents([dm(A, B), dm(A, C), dm(B, C)]);
+      await store.setMuted(B, dmCid(A, B), true);
+      const ids = out.map((o) => o.event.id as string);
+      const missing = '0x' + 'e'.repeat(64);
+      const got = await Promise.all([...ids, missing, ids[0] as string].map((id) => store.getEventById(id)));
+      expect(got).toEqual([...out.map((o) => o.event), null, out[0]?.event]);
+      const muted = await Promise.all([dmCid(A, B), dmCid(A, C), dmCid(A, B)].map((c) => store.mutedUsers(c)));
+      expect(muted).toEqual([[B], [], [B]]);
+    });
+
     it('lists newest first by default and oldest first after a cursor', async () => {
       await store.appendEvents([dm(A, B), dm(B, A), dm(A, B), dm(B, A)]);
       const cid = dmCid(A, B);

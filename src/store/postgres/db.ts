@@ -37,6 +37,8 @@ export function createPool(opts: PoolOptions): pg.Pool {
     application_name: opts.applicationName ?? 'relation-im',
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     idleTimeoutMillis: 30_000,
+    // TCP keepalive: a database host that vanishes without a reset is noticed instead of waited on forever.
+    keepAlive: true,
     types,
   });
   // Without a listener an idle connection's error (server restart) would crash the process; the pool

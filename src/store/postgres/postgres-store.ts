@@ -3,6 +3,7 @@ import { AppError } from '../../errors/app-error.js';
 import type {
   AppendOutcome, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
+import { Batcher } from './batcher.js';
 import { checkConnection, checkout, createPool, describeUrl, isTransient } from './db.js';
 import { migrate } from './migrate.js';
 import { STORE_COMPONENT, STORE_MIGRATIONS } from './schema.js';
@@ -70,6 +71,20 @@ export class PostgresStore implements Store {
   private writing = false;
   private closed = false;
   private readonly mergeMax: number;
+  private readonly byId = new Batcher<StoredEvent | null>(async (ids) => {
+    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = ANY($1::text[])`, [ids]);
+    return new Map(r.rows.map((row) => [row.id as string, toEvent(row)]));
+  }, () => null, (e) => (e ? { ...e } : e));
+  private readonly muted = new Batcher<string[]>(async (cids) => {
+    const r = await this.q<{ cid: string; member: string }>('SELECT cid, member FROM chat_members WHERE cid = ANY($1::text[]) AND muted', [cids]);
+    const out = new Map<string, string[]>();
+    for (const row of r.rows) {
+      const list = out.get(row.cid);
+      if (list) list.push(row.member);
+      else out.set(row.cid, [row.member]);
+    }
+    return out;
+  }, () => [], (l) => [...l]);
 
   constructor(private readonly opts: PostgresStoreOptions) {
     this.pool = createPool({ url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', onIdleError: opts.onIdleError });
@@ -288,9 +303,8 @@ export class PostgresStore implements Store {
     }
   }
 
-  async getEventById(id: string): Promise<StoredEvent | null> {
-    const r = await this.q<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = $1`, [id]);
-    return r.rows[0] ? toEvent(r.rows[0]) : null;
+  getEventById(id: string): Promise<StoredEvent | null> {
+    return this.byId.get(id);
   }
 
   async getEventBySeq(cid: string, seq: number): Promise<StoredEvent | null> {
@@ -389,9 +403,8 @@ export class PostgresStore implements Store {
     await this.q('UPDATE chat_members SET muted = $3 WHERE member = $1 AND cid = $2', [user, cid, muted]);
   }
 
-  async mutedUsers(cid: string): Promise<string[]> {
-    const r = await this.q<{ member: string }>('SELECT member FROM chat_members WHERE cid = $1 AND muted', [cid]);
-    return r.rows.map((x) => x.member);
+  mutedUsers(cid: string): Promise<string[]> {
+    return this.muted.get(cid);
   }
 
   async removeChat(user: string, cid: string): Promise<void> {
