@@ -37,10 +37,18 @@ trap stop INT TERM EXIT
 
 cfg="$CLUSTER_DIR/haproxy.cfg"
 # The checked-in config with this run's ports and one server line per process.
-sed -e "s/bind 127.0.0.1:8080/bind 127.0.0.1:${LB_PORT}/" -e '/^    server p[0-9]/d' deploy/haproxy.cfg > "$cfg"
+while IFS= read -r line; do
+  case "$line" in
+    "    server p"[0-9]*) continue ;;
+    "    bind 127.0.0.1:8080") echo "    bind 127.0.0.1:${LB_PORT}"; continue ;;
+  esac
+  printf '%s\n' "$line"
+  case "$line" in
+    "    # servers"*) for i in $(seq 1 "$N"); do echo "    server p$i 127.0.0.1:$((BASE_PORT + i))"; done ;;
+  esac
+done < deploy/haproxy.cfg > "$cfg"
 for i in $(seq 1 "$N"); do
   port=$((BASE_PORT + i))
-  echo "    server p$i 127.0.0.1:$port" >> "$cfg"
   mkdir -p "$CLUSTER_DIR/p$i"
   PORT="$port" DATA_DIR="$CLUSTER_DIR/p$i" $RUN > "$CLUSTER_DIR/p$i.log" 2>&1 &
   pids+=("$!")

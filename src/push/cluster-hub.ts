@@ -55,7 +55,7 @@ export interface ClusterHubOptions {
 export interface ClusterHubDeps {
   transport: BusTransport;
   /** The source of truth that gaps are filled from. */
-  store: Pick<Store, 'getEventBySeq' | 'lastSeq' | 'mutedUsers' | 'getToken'>;
+  store: Pick<Store, 'getEventBySeq' | 'lastSeq' | 'mutedUsers' | 'getToken' | 'listChats'>;
   /** Everyone a stored event is pushed to (the hider alone, both sides of a direct chat, a group's audience). */
   recipients(e: StoredEvent): Promise<readonly string[]>;
   /** Face-specific parts of a push built once per event on the receiving process (the /im frame of a file). */
@@ -78,6 +78,10 @@ export interface BusStatus {
 const MAX_ENVELOPE_BYTES = 256 * 1024;
 const SNAPSHOT_CHUNK = 2000;
 const SWEEP_CONCURRENCY = 8;
+/** Events of a conversation this process never tracked, read back at most this far when filling after a loss. */
+const MAX_UNTRACKED_FILL = 500;
+/** Chats per local user looked at after a loss (most recently active first). */
+const CHATS_PER_USER = 100;
 
 /** 32-bit FNV-1a of a user; XORed over a set it gives an order-free digest that updates in O(1). */
 function hashUser(u: string): number {
@@ -128,12 +132,20 @@ export class ClusterHub implements Hub {
   private sent = 0;
   private sweeping: Promise<void> | null = null;
   private sweepAgain = false;
+  /** Oldest receivedAt the next sweep must look back to for conversations not tracked (null: tracked ones only). */
+  private sweepSince: number | null = null;
+  /** When our bus was last proven working before it was lost. */
+  private healthyAt = 0;
+  private readonly startedAt: number;
+  /** When each peer was given up, so its return can be looked back to. */
+  private readonly droppedAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private firstUp: (() => void) | null = null;
 
   constructor(private readonly deps: ClusterHubDeps, private readonly opts: ClusterHubOptions) {
     this.now = deps.now ?? Date.now;
+    this.startedAt = this.now();
     this.tracker = new SeqTracker(opts.trackMax);
     this.local = new LocalHub((err) => deps.log.error({ err }, 'push delivery failed; connection closed'));
     this.local.onPresence((user, online) => this.localPresence(user, online));
@@ -307,11 +319,17 @@ export class ClusterHub implements Hub {
       return;
     }
     const known = this.peers.get(env.p);
+    const heardAt = known?.lastSeen;
     const peer = this.peer(env.p);
-    // A peer heard for the first time (or again after it was given up), or one whose envelope numbers
-    // skipped: its doorbells may have been lost, so the remembered conversations are checked.
-    if (!known || (typeof env.n === 'number' && env.n !== known.lastN + 1)) this.requestSweep();
-    if (typeof env.n === 'number') peer.lastN = env.n;
+    // A peer whose envelope numbers skipped, or one heard for the first time that has sent before (it
+    // ran before we did, or returns after it was given up): its doorbells may have been lost, so the
+    // conversations are checked against the store, back to when we last heard it.
+    if (typeof env.n === 'number') {
+      if (known && env.n !== known.lastN + 1) this.requestSweep(heardAt ?? this.startedAt);
+      else if (!known && env.n > 1) this.requestSweep(this.droppedAt.get(env.p) ?? this.startedAt);
+      this.droppedAt.delete(env.p);
+      peer.lastN = env.n;
+    }
     for (const m of env.m) {
       try {
         this.handle(env.p, peer, m);
@@ -427,6 +445,7 @@ export class ClusterHub implements Hub {
     if (!this.up) return;
     this.up = false;
     this.losses++;
+    this.healthyAt = this.lastOwnPing;
     this.deps.log.warn({ bus: this.deps.transport.kind, reason }, 'bus down: pushes to other processes wait; sends still commit');
   }
 
@@ -450,13 +469,21 @@ export class ClusterHub implements Hub {
     this.send({ t: 'sync' });
     this.sendSnapshot();
     this.tellInvalidate('*', '*');
-    this.requestSweep();
+    this.requestSweep(this.healthyAt);
     void this.recheckTokens();
   }
 
-  /** Runs a sweep now, or once more after the one under way (which may have read positions too early). */
-  private requestSweep(): void {
-    if (this.tracker.size === 0) return;
+  /**
+   * Runs a sweep now, or once more after the one under way (which may have read positions too early).
+   * `since`: doorbells may have been lost from about then on, so conversations not tracked are looked at too.
+   */
+  private requestSweep(since?: number): void {
+    if (since !== undefined) {
+      // Doorbells go out just after their commit; receivedAt is set just before it, on another host's clock.
+      const from = since - this.opts.deadAfterMs - 5000;
+      this.sweepSince = this.sweepSince === null ? from : Math.min(this.sweepSince, from);
+    }
+    if (this.tracker.size === 0 && this.sweepSince === null) return;
     if (this.sweeping) {
       this.sweepAgain = true;
       return;
@@ -470,23 +497,60 @@ export class ClusterHub implements Hub {
     });
   }
 
-  /** Compares every remembered conversation with the store and fills what this process missed. */
+  /**
+   * Compares every remembered conversation with the store and fills what this process missed. After a
+   * loss (`sweepSince`), also the recent chats of every user connected here that this process does not
+   * track (a conversation that began while the bus was away): their events since then are delivered.
+   */
   private async sweep(): Promise<void> {
+    const since = this.sweepSince;
+    this.sweepSince = null;
     const cids = this.tracker.conversations();
+    await this.parallel(cids, async (cid) => {
+      const last = await this.deps.store.lastSeq(cid);
+      const known = this.tracker.last(cid);
+      if (known !== undefined && last > known) this.enqueue(cid, () => this.doorbell(cid, last, undefined, undefined));
+    });
+    if (since === null) return;
+    const seen = new Set(cids);
+    await this.parallel([...this.local.users()], async (user) => {
+      for (const chat of await this.deps.store.listChats(user, CHATS_PER_USER, 0)) {
+        if (chat.lastPostAt < since || seen.has(chat.cid)) continue;
+        seen.add(chat.cid);
+        const { cid, lastSeq } = chat;
+        if (this.tracker.last(cid) !== undefined) this.enqueue(cid, () => this.doorbell(cid, lastSeq, undefined, undefined));
+        else this.enqueue(cid, () => this.fillSince(cid, lastSeq, since));
+      }
+    });
+  }
+
+  private async parallel<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
     let i = 0;
     const worker = async (): Promise<void> => {
-      while (i < cids.length) {
-        const cid = cids[i++] as string;
+      while (i < items.length) {
+        const item = items[i++] as T;
         try {
-          const last = await this.deps.store.lastSeq(cid);
-          const known = this.tracker.last(cid);
-          if (known !== undefined && last > known) this.enqueue(cid, () => this.doorbell(cid, last, undefined, undefined));
+          await fn(item);
         } catch (err) {
-          this.deps.log.warn({ err, cid }, 'bus: gap check failed');
+          this.deps.log.warn({ err }, 'bus: gap check failed');
         }
       }
     };
     await Promise.all(Array.from({ length: SWEEP_CONCURRENCY }, worker));
+  }
+
+  /** A conversation never tracked here: delivers its events received since `since` (newest `MAX_UNTRACKED_FILL`). */
+  private async fillSince(cid: string, last: number, since: number): Promise<void> {
+    if (this.tracker.last(cid) !== undefined) return this.doorbell(cid, last, undefined, undefined);
+    const events: StoredEvent[] = [];
+    for (let s = last; s >= 1 && events.length < MAX_UNTRACKED_FILL; s--) {
+      const e = await this.deps.store.getEventBySeq(cid, s);
+      if (!e || e.receivedAt < since) break;
+      events.push(e);
+    }
+    for (const e of events.reverse()) {
+      if (this.tracker.claim(cid, e.seq)) await this.deliver(e, undefined);
+    }
   }
 
   private async recheckTokens(): Promise<void> {
@@ -581,5 +645,7 @@ export class ClusterHub implements Hub {
     if (!peer) return;
     for (const u of [...peer.users]) this.peerPresence(peer, u, false);
     this.peers.delete(id);
+    this.droppedAt.set(id, peer.lastSeen);
+    if (this.droppedAt.size > 1000) this.droppedAt.delete(this.droppedAt.keys().next().value as string);
   }
 }

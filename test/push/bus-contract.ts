@@ -237,12 +237,18 @@ export function busContract(name: string, make: (prefix: string) => BusTransport
         await until(() => onB.seqs(cid).length === 1, 'the first push');
         await ctl.down();
         await until(() => !a!.status().ok && !b!.status().ok, 'both red');
-        // Sends keep committing while the bus is away; their doorbells go nowhere.
+        // Sends keep committing while the bus is away; their doorbells go nowhere. One of them starts a
+        // conversation B has never seen, so only the store can tell B about it.
+        const carol = addr();
+        const carolOnB = new Sub(carol);
+        b!.add(carolOnB);
         for (let i = 0; i < 3; i++) publish(a!, await commit(dmEvent(alice, bob)));
+        publish(a!, await commit(dmEvent(alice, carol)));
         await ctl.up();
         await until(() => a!.status().ok && b!.status().ok, 'both green again', 30_000);
         await until(() => onB.seqs(cid).length === 4, 'the missed three', 30_000);
         expect(onB.seqs(cid)).toEqual([1, 2, 3, 4]);
+        await until(() => carolOnB.seqs(dmCid(alice, carol)).length === 1, 'the new conversation', 30_000);
         expect(b!.status().losses).toBeGreaterThanOrEqual(1);
         publish(a!, await commit(dmEvent(alice, bob)));
         await until(() => onB.seqs(cid).length === 5, 'live again');
