@@ -3,10 +3,12 @@
  * driven over /im by many WebSocket connections on this machine.
  *
  *   npm run build && node dist/scripts/bench-im.js [--connections 1000] [--events 100000] [--window 8]
- *     [--rate 10000] [--rate-seconds 5] [--store sqlite|postgres|both]
+ *     [--rate 10000] [--rate-seconds 5] [--store sqlite|postgres|both] [--processes 1]
  *
  * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
  * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
+ * `--processes 2` (PostgreSQL only) runs two server processes on one NATS bus (BENCH_NATS_URL, default the
+ * local server); each sender and its receiver sit on different processes, so every push crosses the bus.
  *
  * Half the connections are senders, each paired with a receiver in its own direct chat. Every sender
  * keeps `window` text events in flight. Prints events/s acknowledged (answer with mid and t, after the
@@ -15,10 +17,9 @@
  * senders offer `rate` events/s in all, spread evenly, for `rate-seconds`, and the ack latency at that
  * load (not at saturation, where it is only queueing) is printed.
  */
-import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, startBenchServer, storeKinds, type BenchStore, type StoreKind } from './bench-server.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import path from 'node:path';
+import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
+import { startBenchCluster } from './bench-cluster.js';
+import { cpus } from 'node:os';
 import { Packr, Unpackr } from 'msgpackr';
 import { Wallet } from 'ethers';
 import WebSocket from 'ws';
@@ -34,6 +35,7 @@ const EVENTS = num('events', 100_000);
 const WINDOW = num('window', 8);
 const RATE = num('rate', 10_000);
 const RATE_SECONDS = num('rate-seconds', 5);
+const PROCESSES = num('processes', 1);
 const TEXT = 'hello, this is a benchmark message of moderate length';
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
@@ -62,7 +64,7 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 }
 
 /** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
-async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPid: number, store: BenchStore): Promise<string> {
+async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPids: number[], store: BenchStore): Promise<string> {
   const latencies: number[] = [];
   let errors = 0;
   const codes = new Map<string, number>();
@@ -86,7 +88,7 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   const cids = Array.from({ length: pairs }, (_, p) => dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? ''));
   const total = RATE * RATE_SECONDS;
   const t0 = now();
-  const meter = new CpuMeter(serverPid);
+  const meter = meterOf(serverPids);
   const db0 = await store.backendCpu();
   let next = 0;
   await new Promise<void>((resolve) => {
@@ -115,6 +117,16 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
     + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(codes))}` : ''})\n  ${cpuLine}`;
 }
 
+/** CPU meters of every server process; their report has one line per process when there are several. */
+function meterOf(pids: number[]): { report(events: number, seconds: number): string } {
+  const meters = pids.map((pid) => new CpuMeter(pid));
+  return {
+    report: (events, seconds) => (meters.length === 1
+      ? (meters[0] as CpuMeter).report(events, seconds)
+      : meters.map((m, k) => `process ${k + 1}: ${m.report(events, seconds)}`).join('\n  ')),
+  };
+}
+
 /** For PostgreSQL: the CPU its backends spent per event since `before`. */
 async function pgLine(store: BenchStore, before: Map<number, number>, events: number): Promise<string> {
   if (store.kind !== 'postgres') return '';
@@ -130,16 +142,18 @@ async function main(): Promise<void> {
 async function runOn(kind: StoreKind): Promise<void> {
   const store = await benchStore(kind);
   log(`--- store: ${kind}${kind === 'postgres' ? ' (PostgreSQL 15 on this machine, same cores; archiver off)' : ' (SQLite synchronous=FULL)'}`);
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-im-'));
-  const server = await startBenchServer(dataDir, { WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false', ...store.env }, log);
-  const imUrl = server.url.replace('http', 'ws') + '/im';
-  log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; server in its own process`);
+  const cluster = await startBenchCluster(kind === 'postgres' ? PROCESSES : 1, { WS_MAX_FRAMES_PER_SEC: '100000', REQUIRE_NAME: 'false', ...store.env }, log);
+  const { servers } = cluster;
+  const pids = servers.map((s) => s.pid);
+  // Connection i on process (i + floor(i / 2)) mod n: with two, each sender (even i) and its receiver differ.
+  const serverOf = (i: number): BenchServer => servers[(i + Math.floor(i / 2)) % servers.length] as BenchServer;
+  log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), shared with other work; ${servers.length > 1 ? `${servers.length} server processes` : 'server in its own process'}`);
   try {
     const wallets = Array.from({ length: CONNECTIONS }, () => new Wallet(Wallet.createRandom().privateKey));
     const tokens: string[] = [];
-    for (let i = 0; i < wallets.length; i += 50) tokens.push(...(await Promise.all(wallets.slice(i, i + 50).map((w) => loginToken(server.url, w)))));
+    for (let i = 0; i < wallets.length; i += 50) tokens.push(...(await Promise.all(wallets.slice(i, i + 50).map((w, j) => loginToken(serverOf(i + j).url, w)))));
     const conns: Conn[] = [];
-    for (let i = 0; i < tokens.length; i += 100) conns.push(...(await Promise.all(tokens.slice(i, i + 100).map((t) => open(imUrl, t)))));
+    for (let i = 0; i < tokens.length; i += 100) conns.push(...(await Promise.all(tokens.slice(i, i + 100).map((t, j) => open(serverOf(i + j).url.replace('http', 'ws') + '/im', t)))));
     log(`${conns.length} /im connections authenticated`);
     const pairs = Math.floor(conns.length / 2);
     const perSender = Math.ceil(EVENTS / pairs);
@@ -149,7 +163,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     const errorCodes = new Map<string, number>();
     let bytesOut = 0;
     const t0 = now();
-    const meter = new CpuMeter(server.pid);
+    const meter = meterOf(pids);
     const db0 = await store.backendCpu();
     await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
       const sender = conns[2 * p] as Conn;
@@ -193,7 +207,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
-    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, server.pid, store));
+    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, pids, store));
     // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
     const from = benchIdentity();
     const to = benchIdentity();
@@ -205,10 +219,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     log(`JSON face bytes per event (POST body + answer body + 2 /ws pushes, no HTTP headers): ${body.length + answer + 2 * push}`);
     for (const cn of conns) cn.ws.terminate();
   } finally {
-    server.stop();
-    for (let i = 0; i < 50; i++) {
-      try { rmSync(dataDir, { recursive: true, force: true }); break; } catch { await new Promise((r) => setTimeout(r, 100)); }
-    }
+    await cluster.stop();
     await store.drop();
   }
 }

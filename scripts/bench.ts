@@ -3,18 +3,20 @@
  * with synchronous=FULL) driven over HTTP and WebSocket on this machine.
  *
  *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 128]
- *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both]
+ *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both] [--processes 1]
  *
  * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
  * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
+ * `--processes 2` runs two server processes on that PostgreSQL and a NATS bus (BENCH_NATS_URL, default
+ * the local server): receivers and sends alternate between them, so about half the pushes cross the bus.
  *
  * Prints, from one run: the machine's signature-recovery ceiling (native and pure JS), verified messages
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { backendCpuBetween, benchStore, loginToken, numericArgs, startBenchServer, storeKinds, type StoreKind } from './bench-server.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { backendCpuBetween, benchStore, loginToken, numericArgs, storeKinds, type BenchServer, type StoreKind } from './bench-server.js';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -22,6 +24,7 @@ import { getBytes, Wallet } from 'ethers';
 import WebSocket from 'ws';
 import { recoverWith, personalDigest, splitSignature } from '../src/identity/recover-core.js';
 import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
+import { sendAcross, startBenchCluster } from './bench-cluster.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const num = numericArgs();
@@ -31,6 +34,7 @@ const SENDERS = num('senders', 50);
 const CONCURRENCY = num('concurrency', 128);
 const RATE = num('rate', 1000);
 const LATENCY_SECONDS = num('latency-seconds', 10);
+const PROCESSES = num('processes', 1);
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 
@@ -85,7 +89,7 @@ function openReceiver(wsUrl: string, token: string): Promise<WebSocket> {
   });
 }
 
-function runSender(url: string, bodies: string[], concurrency: number, ratePerSec: number): Promise<{ sentAt: Float64Array; statuses: [number, number][]; elapsedMs: number }> {
+function runSenderOn(url: string, bodies: string[], concurrency: number, ratePerSec: number): Promise<{ sentAt: Float64Array; statuses: [number, number][]; elapsedMs: number }> {
   return new Promise((resolve, reject) => {
     const w = new Worker(path.join(here, 'bench-sender.js'), { workerData: { url, bodies, concurrency, ratePerSec } });
     w.once('message', resolve);
@@ -121,16 +125,20 @@ async function main(): Promise<void> {
 async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number): Promise<void> {
   const store = await benchStore(kind);
   log(`--- store: ${kind}${kind === 'postgres' ? ' (PostgreSQL 15 on this machine, same cores; archiver off)' : ` (SQLite synchronous=${process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL'})`}`);
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-'));
-  const server = await startBenchServer(dataDir, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', ...store.env }, log);
+  const cluster = await startBenchCluster(kind === 'postgres' ? PROCESSES : 1, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', ...store.env }, log);
+  const { servers } = cluster;
+  const server = servers[0] as BenchServer;
+  const runSender = (_url: string, bodies: string[], concurrency: number, rate: number): ReturnType<typeof sendAcross> => sendAcross(servers, bodies, concurrency, rate, runSenderOn);
+  const serverCpu = (): number => servers.reduce((t, s) => t + cpuSeconds(s.pid), 0);
   try {
-    const wsUrl = server.url.replace('http', 'ws') + '/ws';
     const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
     const sockets: WebSocket[] = [];
     for (let i = 0; i < receivers.length; i += 50) {
       const batch = receivers.slice(i, i + 50);
-      const tokens = await Promise.all(batch.map((r) => loginToken(server.url, r)));
-      sockets.push(...(await Promise.all(tokens.map((t) => openReceiver(wsUrl, t)))));
+      // Receiver i connects to process i mod n.
+      const at = (j: number): BenchServer => servers[(i + j) % servers.length] as BenchServer;
+      const tokens = await Promise.all(batch.map((r, j) => loginToken(at(j).url, r)));
+      sockets.push(...(await Promise.all(tokens.map((t, j) => openReceiver(at(j).url.replace('http', 'ws') + '/ws', t)))));
     }
     log(`setup: ${sockets.length} receivers connected over /ws`);
     const senders: BenchIdentity[] = Array.from({ length: SENDERS }, benchIdentity);
@@ -153,10 +161,10 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
 
     const load = make(MESSAGES);
     log(`throughput: ${MESSAGES} messages, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} requests in flight`);
-    const cpu0 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+    const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
     const sent = await runSender(server.url, load.bodies, CONCURRENCY, 0);
     await waitForPushes(load.ids, 60_000);
-    const cpu1 = { server: cpuSeconds(server.pid), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+    const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
     const first = Math.min(...Array.from(sent.sentAt));
     const pushed = load.ids.map((id) => received.get(id)).filter((t): t is number => t !== undefined);
     const last = Math.max(...pushed);
@@ -165,7 +173,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
     log(`  delivered ${pushed.length}/${MESSAGES} in ${((last - first) / 1000).toFixed(2)} s: ${rate.toFixed(0)} verified messages/s end to end `
       + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
     const perMsg = (s: number): string => ((s / pushed.length) * 1e6).toFixed(0);
-    log(`  CPU per message: server ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
+    log(`  CPU per message: server${servers.length > 1 ? `s (${servers.length} processes)` : ''} ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
       + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
     if (kind === 'postgres') {
       log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
@@ -180,9 +188,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
     log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
     for (const s of sockets) s.terminate();
   } finally {
-    server.stop();
-    await new Promise((r) => setTimeout(r, 500));
-    rmSync(dataDir, { recursive: true, force: true });
+    await cluster.stop();
     await store.drop();
   }
 }

@@ -14,7 +14,11 @@ import { backend, keccakBackend } from './identity/recover-core.js';
 import { MessageVerifier } from './identity/verifier.js';
 import { createJobRunner } from './identity/worker-pool.js';
 import type { Logger } from './log/logger.js';
-import { LocalHub } from './push/hub.js';
+import { createPushHub, type PushHub } from './push/create.js';
+import { readiness } from './transport/http/ready.js';
+import { dmParticipants } from './chat/ids.js';
+import { groupAudience } from './chat/membership.js';
+import { Face } from './store/port.js';
 import { NoRelations } from './relations/none.js';
 import type { RelationReader } from './relations/port.js';
 import type { Store } from './store/port.js';
@@ -30,7 +34,7 @@ import type { ObjectStore } from './files/port.js';
 import { S3ObjectStore } from './files/s3.js';
 import { AccessCache } from './gateway/access-cache.js';
 import { ImGateway } from './gateway/im-gateway.js';
-import { ImWire } from './im/events.js';
+import { ImKind, ImWire } from './im/events.js';
 import { ImHandlers } from './im/handlers.js';
 import { ImService } from './im/im-service.js';
 import { Relay } from './relay/relay.js';
@@ -43,7 +47,8 @@ import { SeaKing } from './seaking/seaking.js';
 import { Metrics } from './metrics/metrics.js';
 import { metricsRoute } from './metrics/route.js';
 import { requestId } from './log/request-id.js';
-import { LocalAccessEvents, type AccessEvents } from './access/events.js';
+import type { AccessEvents } from './access/events.js';
+import { HubAccessEvents } from './access/bus-events.js';
 
 export interface AppOverrides {
   clock?: Clock;
@@ -59,6 +64,8 @@ export interface AppOverrides {
   accessEvents?: AccessEvents;
   /** The metrics registry (main makes one first so the chain reader's RPC calls are counted too). */
   metrics?: Metrics;
+  /** The push hub (tests: a ClusterHub on an in-process broker); without one, BUS picks it. */
+  hub?: PushHub;
 }
 
 export interface App {
@@ -68,7 +75,7 @@ export interface App {
   messages: MessageService;
   chats: ChatService;
   auth: AuthService;
-  hub: LocalHub;
+  hub: PushHub;
   metrics: Metrics;
   im: ImService;
   seaking: SeaKing;
@@ -107,13 +114,25 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   }
   const metrics = overrides.metrics ?? new Metrics();
   metrics.archiveFrom(archive ? async () => (await archive).archiver.status() : null);
-  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'), metrics.fanout);
+  // The push hub: this process's connections, and with BUS=nats|redis the doorbell to every other
+  // process. It fills gaps from the store, so it is told who receives an event and how /im encodes a file.
+  const hub = overrides.hub ?? createPushHub(config, log, {
+    onFanout: metrics.fanout,
+    store,
+    recipients: async (e) => {
+      if (e.onlyFor !== null) return [e.onlyFor];
+      const p = dmParticipants(e.cid);
+      if (p) return p[0] === p[1] ? [p[0]] : p;
+      return relations.available ? groupAudience(relations, e.cid) : [];
+    },
+    render: async (e) => (e.face === Face.IM && e.kind === ImKind.FILE ? { imFrame: await wire.pushFrameOf(e) } : {}),
+  });
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   const limits = new RateLimits({
     exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
     sendPerSec: config.rateSendPerSec, userSendPerSec: config.rateUserSendPerSec,
   });
-  const bans = new BanList(store, hub, clock);
+  const bans = new BanList(store, hub, clock, (err) => log.error({ err }, 'ban list reload failed'));
   const edge = new HttpEdge({
     headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs,
     maxUnauthConnectionsPerAddress: config.maxUnauthConnectionsPerAddress, isExempt: (a) => limits.isExempt(a),
@@ -129,7 +148,8 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const chats = new ChatService(store, relations, hub, clock);
   // Every role or membership change, from any face or from the chain, goes through one hook.
-  const accessEvents = overrides.accessEvents ?? new LocalAccessEvents((err) => log.error({ err }, 'access change listener failed'));
+  // With a bus the notices reach every process (Hub.invalidate); with BUS=local, this process only.
+  const accessEvents = overrides.accessEvents ?? new HubAccessEvents(hub, (err) => log.error({ err }, 'access change listener failed'));
   const unwatchRelations = relations.watchMembership?.((group, user) => accessEvents.changed(group, user));
   const social = new SocialService(store, relations, accessEvents);
   const auth = new AuthService(store, verifier, hub, clock, {
@@ -179,6 +199,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const web = overrides.webDir === null ? null : (overrides.webDir ?? findWebDist());
   const webHttp = web ? webStatic(web) : null;
   const demoHttp = overrides.demo ? devDemo(overrides.demo) : null;
+  const ready = readiness({ store, bus: () => hub.status() });
   const sendLog = log.child({ component: 'send' });
   const send = fastSend(messages, config.maxBodyBytes, sendLog, limits, config.httpBodyTimeoutMs, metrics.sends('rest'));
   const metricsHttp = config.metricsEnabled ? metricsRoute(metrics, config.metricsToken, log.child({ component: 'metrics' })) : null;
@@ -191,6 +212,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     res.setHeader('x-request-id', reqId);
     (req as { id?: string }).id = reqId;
     if (req.method === 'POST' && (req.url === '/message/send' || req.url?.startsWith('/message/send?'))) send(req, res, () => sendLog.child({ reqId }));
+    else if (req.url === '/ready' && req.method === 'GET') ready(req, res);
     else if (metricsHttp && req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) metricsHttp(req, res);
     else if (archiveHttp && req.url?.startsWith('/archive/')) archiveHttp(req, res);
     else if (localFiles && req.url?.startsWith('/files/') && localFiles.handle(req, res)) return;
@@ -232,9 +254,11 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   return {
     server, store, relations, messages, chats, auth, hub, metrics, im, seaking, files, bans,
     // The store opens first: a database that cannot be reached, or a schema newer than this build,
-    // rejects here with what is wrong, before any client is accepted.
+    // rejects here with what is wrong, before any client is accepted. Then the bus: a process that
+    // cannot reach it at start says so and does not serve.
     listen: async () => {
       storeEpoch = await store.epoch();
+      await hub.start();
       await bans.load();
       return listenOn();
     },
@@ -251,6 +275,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
         server.closeAllConnections();
       });
       await committer.drain();
+      if (!overrides.hub) await hub.close();
       await (await archive?.catch(() => null))?.close();
       await verifier.close();
       if (!overrides.files) await files.close();

@@ -4,6 +4,7 @@ import { routeConsoleToLog } from './log/console.js';
 import { createLogger } from './log/logger.js';
 import { startChainRelations } from './relations/chain/setup.js';
 import { Metrics } from './metrics/metrics.js';
+import { isPrimaryOfMany, runPrimary } from './workers.js';
 
 /** Loads configuration, builds the app and listens; the only place that touches process state. */
 async function main(): Promise<void> {
@@ -19,6 +20,10 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   routeConsoleToLog(log); // stdout stays pure JSON: a library's console lines become log records
+  if (isPrimaryOfMany(config)) {
+    runPrimary(config, log);
+    return;
+  }
   const metrics = new Metrics();
   const chain = config.chain === 'none' ? null : await startChainRelations(config, log, { rpc: metrics.rpc });
   if (chain) {

@@ -190,7 +190,11 @@ export class MessageService {
 
   private publish(e: StoredEvent, audience: { online: string[]; muted: ReadonlySet<string> }): void {
     const { online, muted } = audience;
-    if (online.length === 0) return;
+    // Nobody online that this process knows of: still published, so a bus rings the other processes.
+    if (online.length === 0) {
+      this.deps.push.publish([], { event: e, cid: e.cid, seq: e.seq });
+      return;
+    }
     if (isDmCid(e.cid)) {
       // Each side of a direct chat sees the other as the chat id.
       for (const user of online) {

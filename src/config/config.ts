@@ -101,6 +101,13 @@ export const CONFIG_SPEC = {
   WS_SLOW_CONSUMER_GRACE_MS: { kind: 'int', default: '30000', min: 100, doc: 'After a slow-consumer cut (4008) nothing more is queued; the connection is kept this long so a client that reads again gets what was queued and then the 4008 close, before TCP is dropped.' },
   OPERATOR_TOKEN: { kind: 'string', default: '', doc: 'Bearer token of the operator endpoints (/admin/bans); empty: they answer 501 NOT_SUPPORTED. Use a long random value.' },
   CORS_ORIGINS: { kind: 'list', default: '', doc: 'Web origins allowed cross-origin on REST and on the /ws and /im upgrade, comma-separated (`https://app.example`, `chrome-extension://<id>`; `*` allows any, without credentials). Empty: same-origin pages and clients without an Origin header only.' },
+  BUS: { kind: 'enum', default: 'local', values: ['local', 'nats', 'redis'], doc: 'Push bus between processes: `local` (one process, the default), `nats` (core NATS at NATS_URL) or `redis` (Redis pub/sub at REDIS_URL). Needed whenever more than one process serves one store.' },
+  NATS_URL: { kind: 'string', default: 'nats://127.0.0.1:4222', doc: 'NATS server(s) for BUS=nats, comma-separated.' },
+  REDIS_URL: { kind: 'string', default: 'redis://127.0.0.1:6379', doc: 'Redis server for BUS=redis.' },
+  BUS_PREFIX: { kind: 'string', default: 'relation-im', doc: 'NATS subject / Redis channel the processes of one deployment share (`<prefix>.push`); give each deployment its own.' },
+  BUS_PING_MS: { kind: 'int', default: '1000', min: 20, max: 60000, doc: 'Each process pings itself (and its peers) over the bus this often; a ping that does not come back in BUS_DOWN_AFTER_MS turns readiness red.' },
+  BUS_DOWN_AFTER_MS: { kind: 'int', default: '3000', min: 50, max: 600000, doc: 'Silence after which the bus counts as down (own pings not back) and a peer process as gone (its users offline).' },
+  WORKERS: { kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes started by `npm start` (node:cluster, sharing PORT); more than 1 needs BUS=nats or redis and a store that several processes can share.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
 export type ConfigKey = keyof typeof CONFIG_SPEC;
@@ -190,6 +197,13 @@ export interface Config {
   wsSlowConsumerGraceMs: number;
   operatorToken: string;
   corsOrigins: string[];
+  bus: 'local' | 'nats' | 'redis';
+  natsUrl: string;
+  redisUrl: string;
+  busPrefix: string;
+  busPingMs: number;
+  busDownAfterMs: number;
+  workers: number;
 }
 
 export class ConfigError extends Error {
@@ -330,7 +344,19 @@ export function loadConfig(env: Env = {}): Config {
     wsSlowConsumerGraceMs: int('WS_SLOW_CONSUMER_GRACE_MS'),
     operatorToken: raw('OPERATOR_TOKEN'),
     corsOrigins: list('CORS_ORIGINS'),
+    bus: oneOf('BUS'),
+    natsUrl: raw('NATS_URL'),
+    redisUrl: raw('REDIS_URL'),
+    busPrefix: raw('BUS_PREFIX'),
+    busPingMs: int('BUS_PING_MS'),
+    busDownAfterMs: int('BUS_DOWN_AFTER_MS'),
+    workers: int('WORKERS'),
   };
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(config.busPrefix)) problems.push(`BUS_PREFIX must be dot-separated tokens of letters, digits, _ and -, got "${config.busPrefix}"`);
+  if (config.busDownAfterMs <= config.busPingMs) problems.push(`BUS_DOWN_AFTER_MS (${config.busDownAfterMs}) must be longer than BUS_PING_MS (${config.busPingMs})`);
+  if (config.workers > 1 && config.bus === 'local') problems.push('WORKERS above 1 needs BUS=nats or BUS=redis: pushes must reach connections on every process');
+  if (config.workers > 1 && config.store === 'sqlite') problems.push('WORKERS above 1 needs STORE=postgres: the processes must share one store');
+  if (config.workers > 1 && config.chain === 'embedded') problems.push('WORKERS above 1 needs CHAIN=rpc or CHAIN=none: an embedded chain would be a different chain in every process');
   if (config.store === 'postgres') {
     if (!/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('DATABASE_URL must be a postgres:// URL when STORE=postgres');
   }

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { AppError } from '../errors/app-error.js';
-import type { LocalHub } from '../push/hub.js';
+import type { Hub } from '../push/hub.js';
 import type { BanRecord, Store } from '../store/port.js';
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -8,13 +8,22 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 /**
  * The operator's ban list (risk control). Kept in the store (durable) and mirrored in memory, so the
  * check on every login, token use and send costs a Set lookup. A ban closes the address's open
- * connections on this process at once (close 4203); its tokens stop working (BANNED) and its sends are
- * refused on every face. Another process sees a ban made elsewhere when it reloads (`load`, at start).
+ * connections at once (close 4203); its tokens stop working (BANNED) and its sends are refused on every
+ * face. A change is announced on the hub (`invalidate('ban', address)`): with a bus every other process
+ * reloads the list from the store and closes that address's connections there too; a process back from a
+ * bus loss (`'*'`) reloads as well.
  */
 export class BanList {
   private readonly banned = new Map<string, BanRecord>();
 
-  constructor(private readonly store: Store, private readonly hub: LocalHub, private readonly clock: Clock) {}
+  constructor(private readonly store: Store, private readonly hub: Hub, private readonly clock: Clock, private readonly onError: (err: unknown) => void = () => undefined) {
+    hub.onInvalidate((kind) => {
+      if (kind !== 'ban' && kind !== '*') return;
+      this.load().then(() => {
+        for (const address of this.banned.keys()) this.hub.closeUser(address, 'BANNED');
+      }, this.onError);
+    });
+  }
 
   async load(): Promise<void> {
     const all = await this.store.listBans();
@@ -31,6 +40,7 @@ export class BanList {
     await this.store.putBan(record);
     this.banned.set(record.address, record);
     this.hub.closeUser(record.address, 'BANNED');
+    this.hub.invalidate('ban', record.address);
     return record;
   }
 
@@ -39,6 +49,7 @@ export class BanList {
     const a = normalise(address);
     const had = await this.store.deleteBan(a);
     this.banned.delete(a);
+    this.hub.invalidate('ban', a);
     return had;
   }
 

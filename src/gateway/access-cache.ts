@@ -38,6 +38,7 @@ export class AccessCache {
 
   /** Drops the decisions about `user` in `cid`, or about everyone in `cid` when `user` is undefined. */
   forget(cid: string, user?: string): void {
+    if (cid === '*') return this.clear(); // everything may have changed (a process back from a bus loss)
     this.epoch++;
     if (user !== undefined) {
       const byCid = this.entries.get(user);

@@ -10,7 +10,7 @@ import { requestId } from '../log/request-id.js';
 import type { SocketMeter } from '../metrics/metrics.js';
 import { decodeEnvelope, EnvelopeError, encodeEnvelope, mp, optArr, reqStr, type MpMap, type MpValue } from '../protocol/msgpack/codec.js';
 import type { MsgpackLimits } from '../protocol/msgpack/scan.js';
-import type { LocalHub, PushItem, Subscriber } from '../push/hub.js';
+import type { Hub, PushItem, Subscriber } from '../push/hub.js';
 import type { SeaKing } from '../seaking/seaking.js';
 import { BEFORE_AUTH, Cmd } from '../im/commands.js';
 import type { ImWire } from '../im/events.js';
@@ -45,7 +45,7 @@ export interface ImGatewayDeps {
   handlers: ImHandlers;
   im: ImService;
   wire: ImWire;
-  hub: LocalHub;
+  hub: Hub;
   log: Logger;
   /** The store's epoch (Store.epoch), known before the server listens; announced in AUTH and RESUME answers. */
   epoch: () => string;

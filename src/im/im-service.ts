@@ -52,6 +52,8 @@ export class ImService {
         // Encoded once here from the body still in hand; a file's needs its signed download URL anyway.
         item.imFrame = stored.kind === ImKind.FILE ? await this.deps.wire.pushFrameOf(stored, body) : this.deps.wire.pushFrameSync(stored, body);
         this.deps.push.publish(online, item);
+      } else {
+        this.deps.push.publish([], { event: stored, cid: stored.cid, seq: stored.seq, alert: true }); // rings the other processes
       }
       return { cid: stored.cid, mid: stored.seq, t: Math.floor(stored.receivedAt / 1000) };
     } finally {

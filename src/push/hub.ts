@@ -47,8 +47,32 @@ export interface PushBus {
   isOnline(user: string): boolean;
 }
 
+/**
+ * What the connection layers (both WebSocket faces) and the composition root hold: the bus plus the
+ * registry of this process's connections. `LocalHub` is the one-process implementation (BUS=local);
+ * `ClusterHub` (cluster-hub.ts) carries the same calls to every process through a bus adapter.
+ */
+export interface Hub extends PushBus {
+  add(sub: Subscriber): void;
+  remove(sub: Subscriber): void;
+  /** Told when a user's first connection opens (true) or their last one closes (false), on any process. */
+  onPresence(listener: (user: string, online: boolean) => void): void;
+  /**
+   * A cache entry went stale (`kind` names the cache, e.g. 'access', `key` the entry; '*' means all):
+   * told to every listener on every process, this one included. A process that lost the bus for a
+   * while is told `('*', '*')` when it is back, since it may have missed some.
+   */
+  invalidate(kind: string, key: string): void;
+  onInvalidate(listener: (kind: string, key: string) => void): void;
+  /** This process's connections. */
+  readonly connections: number;
+  closeAll(reason: CloseName): void;
+  /** Closes every connection of this user on this process (an operator ban; other processes hear of it through `invalidate('ban', …)`). */
+  closeUser(user: string, reason: CloseName): void;
+}
+
 /** Registry of this process's connections by user. Cleaned on every close, so it never grows unbounded. */
-export class LocalHub implements PushBus {
+export class LocalHub implements Hub {
   private readonly byUser = new Map<string, Set<Subscriber>>();
   private count = 0;
 
@@ -129,6 +153,39 @@ export class LocalHub implements PushBus {
   /** Closes every connection of this user on this process (an operator ban). */
   closeUser(user: string, reason: CloseName): void {
     for (const sub of [...(this.byUser.get(user) ?? [])]) sub.close(reason);
+  }
+
+  /** How many users have at least one connection on this process. */
+  get userCount(): number {
+    return this.byUser.size;
+  }
+
+  /** Users with at least one connection on this process. */
+  users(): IterableIterator<string> {
+    return this.byUser.keys();
+  }
+
+  /** Every connection on this process (a copy, safe to close while iterating). */
+  subscribers(): Subscriber[] {
+    const out: Subscriber[] = [];
+    for (const set of this.byUser.values()) for (const sub of set) out.push(sub);
+    return out;
+  }
+
+  private readonly invalidateListeners: ((kind: string, key: string) => void)[] = [];
+
+  onInvalidate(listener: (kind: string, key: string) => void): void {
+    this.invalidateListeners.push(listener);
+  }
+
+  invalidate(kind: string, key: string): void {
+    for (const l of this.invalidateListeners) {
+      try {
+        l(kind, key);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
   }
 
   get connections(): number {

@@ -10,11 +10,12 @@ import { messageFrame } from '../../chat/render.js';
 import type { Logger } from '../../log/logger.js';
 import { requestId } from '../../log/request-id.js';
 import type { SendMeter, SocketMeter } from '../../metrics/metrics.js';
-import type { LocalHub, PushItem, Subscriber } from '../../push/hub.js';
+import type { Hub, PushItem, Subscriber } from '../../push/hub.js';
 import { sendAnswer } from '../http/fast-send.js';
 import { CHAT_ID } from '../http/query.js';
 import { clientAddress } from '../../edge/address.js';
 import type { RateLimits } from '../../edge/rate-limits.js';
+import { Face } from '../../store/port.js';
 
 export interface JsonWsOptions {
   maxFrameBytes: number;
@@ -33,7 +34,7 @@ export interface JsonWsDeps {
   auth: AuthService;
   chats: ChatService;
   messages: MessageService;
-  hub: LocalHub;
+  hub: Hub;
   log: Logger;
   /** The store's epoch (Store.epoch), known before the server listens; announced in `ready` and `resumed`. */
   epoch: () => string;
@@ -174,7 +175,8 @@ class JsonConnection extends LiveSocket implements Subscriber {
   private frameOf(item: PushItem): string | null {
     if (item.frame !== undefined) return item.frame;
     const e = item.event;
-    if (!e || !e.counts) return null;
+    // A signed message of this face (a hide too: it goes to the hider alone), or a chat message of the other.
+    if (!e || (e.onlyFor !== null && e.onlyFor !== this.user) || (!e.counts && e.face !== Face.RELATION_ONE)) return null;
     return messageFrame(isDmCid(e.cid) ? chatIdFor(e.cid, this.user) : e.cid, e, !(item.alert ?? true));
   }
 
