@@ -6,6 +6,7 @@ import { archiveRoutes } from '../../src/archive/routes.js';
 import { ERROR_CATALOGUE, isErrorCode } from '../../src/errors/catalogue.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { ChainRelations } from '../../src/relations/chain/chain-relations.js';
+import { adminRoutes } from '../../src/transport/http/admin.js';
 import { buildRoutes } from '../../src/transport/http/routes.js';
 import { ImClient, imUrl } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
@@ -20,6 +21,7 @@ import { reader, startWorld, type World } from '../relations/world.js';
  */
 describe('REST answers match docs/openapi.yaml', () => {
   const checker = new OpenApiChecker();
+  const OPERATOR = 'operator-token-for-the-openapi-test';
   let world: World;
   let relations: ChainRelations;
   let srv: TestServer;
@@ -43,7 +45,7 @@ describe('REST answers match docs/openapi.yaml', () => {
     await world.actions.addMembers(ow, dao, [aw.address, bw.address]);
     relations = reader(world).start();
     // a size trigger of one byte cuts a bundle as soon as a message is pending, so /archive/head gets a head
-    srv = await startServer({ requireName: false, archiveEnabled: true, archiveSizeTriggerBytes: 1, archivePollMs: 200, archiveMineMs: 0, archiveConfirmations: 1 }, { relations });
+    srv = await startServer({ operatorToken: OPERATOR, requireName: false, archiveEnabled: true, archiveSizeTriggerBytes: 1, archivePollMs: 200, archiveMineMs: 0, archiveConfirmations: 1 }, { relations });
     bare = await startServer({ filesStore: 's3', s3Endpoint: 'http://127.0.0.1:9', s3Bucket: 'none' });
     for (const k of Object.keys(ids) as (keyof typeof ids)[]) tokens[k] = await login(srv.url, ids[k]);
     tokens['bare'] = await login(bare.url, ids.alice);
@@ -88,8 +90,10 @@ describe('REST answers match docs/openapi.yaml', () => {
   };
   const dmCid = (a: string, b: string): string => `dm:${[a.toLowerCase(), b.toLowerCase()].sort().join(':')}`;
 
-  it('meta: /health, /openapi.json, and the archive head before any message', async () => {
+  it('meta: /health, /ready, /metrics, /openapi.json, and the archive head before any message', async () => {
     await call('GET', '/health', 200);
+    expect(await call('GET', '/ready', 200)).toMatchObject({ ready: true, store: { ok: true }, bus: { ok: true, kind: 'local' } });
+    expect(String(await call('GET', '/metrics', 200))).toMatch(/^# HELP /m);
     const served = await call('GET', '/openapi.json', 200);
     expect(served).toEqual(checker.doc);
     // nothing sent yet: no bundle, no head
@@ -278,6 +282,18 @@ describe('REST answers match docs/openapi.yaml', () => {
     expect(JSON.parse(run.out)).toMatchObject({ ok: true, head: head.head.txid, owner: expect.any(String), bundles: expect.any(Number), messages: expect.any(Number), problems: [] });
   }, 120_000);
 
+  it('admin: the ban list with OPERATOR_TOKEN, off without it', async () => {
+    const who = Wallet.createRandom().address;
+    const op = { token: OPERATOR };
+    await err('GET', '/admin/bans', 401, 'UNAUTHENTICATED', { token: 'not-the-operator-token' });
+    await err('GET', '/admin/bans', 501, 'NOT_SUPPORTED', { base: bare.url, token: OPERATOR });
+    await err('POST', '/admin/bans/0x1234', 400, 'INVALID_FIELD', op);
+    expect(await call('POST', `/admin/bans/${who}`, 200, { ...op, body: { reason: 'openapi test' } })).toMatchObject({ address: who.toLowerCase(), reason: 'openapi test' });
+    expect(await call('GET', '/admin/bans', 200, op)).toEqual([expect.objectContaining({ address: who.toLowerCase() })]);
+    await call('DELETE', `/admin/bans/${who}`, 204, op);
+    await err('DELETE', `/admin/bans/${who}`, 404, 'NOT_FOUND', op);
+  });
+
   it('an unknown path is NOT_FOUND with the error body', async () => {
     const res = await fetch(`${srv.url}/no/such/thing`);
     expect(res.status).toBe(404);
@@ -292,6 +308,11 @@ describe('REST answers match docs/openapi.yaml', () => {
   });
 });
 
+/** Routes of a bare express.Router, as `METHOD /path/{param}`. */
+function routerRoutes(router: unknown): string[] {
+  return expressRoutes({ router });
+}
+
 /** Express routes as `METHOD /path/{param}` (Express 5 keeps them on app.router.stack). */
 function expressRoutes(app: unknown): string[] {
   const stack = (app as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router.stack;
@@ -305,13 +326,14 @@ describe('every route the server serves is in docs/openapi.yaml', () => {
    * Routes served outside Express, by the request dispatcher in src/app.ts: the fast send path and the
    * embedded file store. The test below probes that their paths answer nothing else.
    */
-  const RAW = ['POST /message/send', 'PUT /files/{fid}', 'GET /files/{fid}', 'HEAD /files/{fid}'];
+  const RAW = ['POST /message/send', 'GET /ready', 'GET /metrics', 'PUT /files/{fid}', 'GET /files/{fid}', 'HEAD /files/{fid}'];
 
   it('the Express routes, the archive routes and the raw routes are exactly the documented operations', () => {
     const log = createLogger('silent');
     const rest = expressRoutes(buildRoutes({ auth: {} as never, chats: {} as never, social: {} as never, log, maxBodyBytes: 1024, listMaxLimit: 10, health: () => ({}), epoch: () => '' }));
     const archive = expressRoutes(archiveRoutes({ status: () => Promise.reject(new Error('unused')), log }));
-    expect([...rest, ...archive, ...RAW].sort()).toEqual(documented);
+    const admin = routerRoutes(adminRoutes({ bans: {} as never, operatorToken: '', maxBodyBytes: 1024, bodyTimeoutMs: 1000, log }));
+    expect([...rest, ...archive, ...admin, ...RAW].sort()).toEqual(documented);
   });
 
   it('the raw routes answer no other method, and /ws and /im are upgrades only', async () => {
