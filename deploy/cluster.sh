@@ -23,7 +23,9 @@ command -v haproxy >/dev/null || { echo "haproxy is not installed (Debian: apt-g
 export STORE=postgres BUS="${BUS:-nats}" HOST=127.0.0.1
 # An embedded chain would be a different chain in every process: none, unless CHAIN=rpc is given.
 export CHAIN="${CHAIN:-none}"
-# One archiver per deployment; until the archive lease lives in PostgreSQL, none here.
+# The archive is off unless asked for: the embedded Arweave gateway would be a different one in every
+# process. With ARCHIVE_ENABLED=true and ARCHIVE_GATEWAY_URL (one real gateway), the fenced lease in
+# PostgreSQL elects one archiver among the processes (docs/archive.md).
 export ARCHIVE_ENABLED="${ARCHIVE_ENABLED:-false}"
 
 mkdir -p "$CLUSTER_DIR"

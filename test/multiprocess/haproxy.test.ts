@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, PrivateServer } from '../support/bus-servers.js';
+import { freePortRange, PrivateServer } from '../support/bus-servers.js';
 import { makeIdentity, signedMessage } from '../support/messages.js';
 import { freshDatabase } from '../support/pg.js';
 import { http, login, WsClient } from '../support/server.js';
@@ -24,24 +25,37 @@ describe('deploy/cluster.sh behind HAProxy', () => {
 
   beforeAll(async () => {
     nats = await PrivateServer.start('nats');
-    const base = await freePort();
+    const base = await freePortRange(3);
     ports = [base + 1, base + 2];
+    const clusterDir = tempDir('rim-lb-');
     const tsx = pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href;
     script = spawn('bash', [path.join(root, 'deploy/cluster.sh'), '2'], {
       cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
       env: {
         ...process.env, DATABASE_URL: await freshDatabase('rim_lb'), NATS_URL: nats.url, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1000', BUS_PREFIX: `rim-lb-${randomBytes(6).toString('hex')}`,
-        BASE_PORT: String(base), LB_PORT: String(base), CLUSTER_DIR: tempDir('rim-lb-'), RUN: `${process.execPath} --import ${tsx} src/main.ts`,
+        BASE_PORT: String(base), LB_PORT: String(base), CLUSTER_DIR: clusterDir, RUN: `${process.execPath} --import ${tsx} src/main.ts`,
         VERIFY_WORKERS: '1', REQUIRE_NAME: 'false', LOG_LEVEL: 'warn',
       },
     });
+    let scriptErr = '';
+    script.stderr?.on('data', (d: Buffer) => { scriptErr += d.toString(); });
+    script.stdout?.resume();
     lb = `http://127.0.0.1:${base}`;
     const end = Date.now() + 60_000;
     for (;;) {
       const ok = await fetch(`${lb}/ready`).then((r) => r.status === 200, () => false);
       const both = ok && (await Promise.all(ports.map((p) => fetch(`http://127.0.0.1:${p}/ready`).then((r) => r.status === 200, () => false)))).every(Boolean);
       if (both) break;
-      if (Date.now() > end || script.exitCode !== null) throw new Error('the cluster did not come up');
+      if (Date.now() > end || script.exitCode !== null) {
+        const logs = ['p1.log', 'p2.log', 'haproxy.log'].map((f) => {
+          try {
+            return `${f}: ${readFileSync(path.join(clusterDir, f), 'utf8').slice(-1500)}`;
+          } catch {
+            return `${f}: (none)`;
+          }
+        });
+        throw new Error(`the cluster did not come up (script exit ${script.exitCode}): ${scriptErr}\n${logs.join('\n')}`);
+      }
       await new Promise((r) => setTimeout(r, 200));
     }
   }, 90_000);

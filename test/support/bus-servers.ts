@@ -15,6 +15,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * `count` consecutive free ports below the kernel's ephemeral range (32768 and up here), for a process
+ * whose ports are fixed before it starts (deploy/cluster.sh: BASE_PORT+i). Ports handed out by `listen(0)`
+ * come from the ephemeral range, where the suite's many client connections also take their local ports,
+ * so a port free a moment ago may be taken by then; below it only listeners compete.
+ */
+export async function freePortRange(count: number): Promise<number> {
+  const canListen = (port: number): Promise<boolean> => new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    let all = true;
+    for (let p = base; p < base + count && all; p++) all = await canListen(p);
+    if (all) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found in 20000-32767`);
+}
+
 async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
