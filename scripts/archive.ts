@@ -17,8 +17,8 @@ import { FETCH_AHEAD, verifyChain } from '../src/archive/reader/verify.js';
 import { describe, findHead } from '../src/archive/reader/walk.js';
 import { SqliteArchiveStore } from '../src/archive/sqlite/archive-store.js';
 import { loadConfig, readEnv } from '../src/config/config.js';
-import { MessageVerifier } from '../src/identity/verifier.js';
-import { createJobRunner } from '../src/identity/worker-pool.js';
+import { MessageVerifier } from '../src/roles/identity/verifier.js';
+import { createJobRunner } from '../src/roles/identity/worker-pool.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
 const USAGE = `usage: archive <verify|import> [--gateway URL] [--head TX | --proxy URL | --owner ADDRESS] [--json] [--parallel N]

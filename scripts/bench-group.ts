@@ -15,11 +15,11 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { hexlify, Wallet } from 'ethers';
 import WebSocket from 'ws';
-import { ChainRelations } from '../src/relations/chain/chain-relations.js';
-import { deployRelationContracts } from '../src/relations/chain/deploy.js';
-import { RelationActions } from '../src/relations/chain/demo.js';
-import { ethersProvider, HttpEip1193 } from '../src/relations/chain/eip1193.js';
-import { LocalChain } from '../src/relations/chain/local-chain.js';
+import { ChainRelations } from '../src/roles/relations/chain/chain-relations.js';
+import { deployRelationContracts } from '../src/roles/relations/chain/deploy.js';
+import { RelationActions } from '../src/roles/relations/chain/demo.js';
+import { ethersProvider, HttpEip1193 } from '../src/roles/relations/chain/eip1193.js';
+import { LocalChain } from '../src/roles/relations/chain/local-chain.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
 const num = numericArgs();

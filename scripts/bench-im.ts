@@ -23,9 +23,9 @@ import { cpus } from 'node:os';
 import { Packr, Unpackr } from 'msgpackr';
 import { Wallet } from 'ethers';
 import WebSocket from 'ws';
-import { dmCid } from '../src/chat/ids.js';
-import { sendCorked } from '../src/transport/ws/cork.js';
-import { messageFrame } from '../src/chat/render.js';
+import { dmCid } from '../src/roles/chat/ids.js';
+import { sendCorked } from '../src/gateway/ws/cork.js';
+import { messageFrame } from '../src/roles/chat/render.js';
 import { Face } from '../src/store/port.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { keccak256, toUtf8Bytes, Wallet } from 'ethers';
 import { delegationText } from '../src/protocol/delegation.js';
 import { idPreimage, type RelationMessage } from '../src/protocol/message.js';
-import { hexToBytes, personalDigest } from '../src/identity/recover-core.js';
+import { hexToBytes, personalDigest } from '../src/roles/identity/recover-core.js';
 
 const require = createRequire(import.meta.url);
 const secp = require('secp256k1/bindings') as { ecdsaSign(msg32: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number } };

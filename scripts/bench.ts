@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { getBytes, Wallet } from 'ethers';
 import WebSocket from 'ws';
-import { recoverWith, personalDigest, splitSignature } from '../src/identity/recover-core.js';
+import { recoverWith, personalDigest, splitSignature } from '../src/roles/identity/recover-core.js';
 import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
 import { sendAcross, startBenchCluster } from './bench-cluster.js';
 

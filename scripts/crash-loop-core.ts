@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
-import { dmCid } from '../src/chat/ids.js';
+import { dmCid } from '../src/roles/chat/ids.js';
 import { loginToken } from './bench-server.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 

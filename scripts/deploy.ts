@@ -1,5 +1,5 @@
 import { JsonRpcProvider, Wallet } from 'ethers';
-import { deployRelationContracts, DEV_NAME_SUFFIX } from '../src/relations/chain/deploy.js';
+import { deployRelationContracts, DEV_NAME_SUFFIX } from '../src/roles/relations/chain/deploy.js';
 
 /**
  * Deploys NameService, FollowRegister and DaoRegister (contracts/) to RPC_URL with DEPLOYER_KEY and prints

@@ -12,14 +12,14 @@
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
 import { SiweMessage } from 'siwe';
-import { readSiwe } from '../src/auth/auth-service.js';
-import { rfc3339Ms } from '../src/auth/rfc3339.js';
+import { readSiwe } from '../src/roles/auth/auth-service.js';
+import { rfc3339Ms } from '../src/roles/auth/rfc3339.js';
 import { AppError } from '../src/errors/app-error.js';
 import { ERROR_CATALOGUE } from '../src/errors/catalogue.js';
 import { decodeEnvelope } from '../src/protocol/msgpack/codec.js';
 import { delegationText, parseDelegation } from '../src/protocol/delegation.js';
 import { parseMessage } from '../src/protocol/message.js';
-import { CHAT_ID, intParam, strParam } from '../src/transport/http/query.js';
+import { CHAT_ID, intParam, strParam } from '../src/gateway/http/query.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {

@@ -1,6 +1,6 @@
 import { JsonRpcProvider } from 'ethers';
-import { seedDemo } from '../src/relations/chain/demo.js';
-import { devKeys } from '../src/relations/chain/local-chain.js';
+import { seedDemo } from '../src/roles/relations/chain/demo.js';
+import { devKeys } from '../src/roles/relations/chain/local-chain.js';
 
 /**
  * Seeds the demo identities (names, avatars, follows, a DAO with members) on a chain where scripts/deploy.ts

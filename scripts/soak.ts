@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
-import { dmCid } from '../src/chat/ids.js';
+import { dmCid } from '../src/roles/chat/ids.js';
 import { CpuMeter, loginToken, numericArgs, startBenchServer } from './bench-server.js';
 import { benchIdentity, benchMessage, type BenchIdentity } from './bench-sign.js';
 

@@ -2,7 +2,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig, readEnv } from './config/config.js';
 import { routeConsoleToLog } from './log/console.js';
 import { createLogger } from './log/logger.js';
-import { startChainRelations } from './relations/chain/setup.js';
+import { startChainRelations } from './roles/relations/chain/setup.js';
 import { Metrics } from './metrics/metrics.js';
 import { isPrimaryOfMany, runPrimary } from './workers.js';
 

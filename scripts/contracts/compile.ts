@@ -8,13 +8,13 @@ import solc from 'solc';
 /**
  * Compiles `contracts/*.sol` with solc-js (the `solc` npm package: the compiler is bundled as
  * JavaScript/wasm, nothing is downloaded) and renders the result as the TypeScript module
- * `src/relations/chain/artifacts.generated.ts`, which the runtime imports. The generated file is committed so
+ * `src/roles/relations/chain/artifacts.generated.ts`, which the runtime imports. The generated file is committed so
  * that running the server needs neither the compiler nor a compile step; `test/relations/contracts.test.ts`
  * recompiles and fails when the committed file is not what these sources produce.
  */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CONTRACTS_DIR = path.join(ROOT, 'contracts');
-export const GENERATED_FILE = path.join(ROOT, 'src', 'relations', 'chain', 'artifacts.generated.ts');
+export const GENERATED_FILE = path.join(ROOT, 'src', 'roles', 'relations', 'chain', 'artifacts.generated.ts');
 
 /** The contracts the project deploys (the others in contracts/ are bases). */
 export const DEPLOYABLE = ['NameService', 'FollowRegister', 'Follow', 'DaoRegister', 'Dao'] as const;

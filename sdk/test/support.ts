@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { testConfig, type Config } from '../../src/config/config.js';
-import { startChainRelations, type StartedRelations } from '../../src/relations/chain/setup.js';
+import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
 import type { WebSocketCtor, WebSocketLike } from '../src/live.js';
 

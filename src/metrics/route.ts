@@ -2,7 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../log/logger.js';
-import { sendError } from '../transport/http/respond.js';
+import { sendError } from '../gateway/http/respond.js';
 import type { Metrics } from './metrics.js';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();

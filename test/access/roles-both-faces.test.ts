@@ -4,7 +4,7 @@ import { ImClient, imUrl, type M } from '../support/im-client.js';
 import { makeIdentity, type Identity } from '../support/messages.js';
 import { StaticRelations } from '../support/relations.js';
 import { http, login, startServer, type TestServer } from '../support/server.js';
-import type { ChainRelations } from '../../src/relations/chain/chain-relations.js';
+import type { ChainRelations } from '../../src/roles/relations/chain/chain-relations.js';
 import { reader, startWorld, type World } from '../relations/world.js';
 
 const DAO = '0x' + 'ad'.repeat(20);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 import { ImClient, imUrl, type M } from '../support/im-client.js';
 import { makeIdentity } from '../support/messages.js';
 import { startS3, type TestS3 } from '../support/s3.js';

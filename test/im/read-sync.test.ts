@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 import { ImClient, imUrl, type Frame } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { http, login, startServer, WsClient, type TestServer } from '../support/server.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { ImClient, imUrl } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';

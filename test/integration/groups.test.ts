@@ -1,6 +1,6 @@
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChainRelations } from '../../src/relations/chain/chain-relations.js';
+import type { ChainRelations } from '../../src/roles/relations/chain/chain-relations.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { http, login, startServer, WsClient, type TestServer } from '../support/server.js';
 import { FaultSwitch, reader, startWorld, type World } from '../relations/world.js';

@@ -1,11 +1,11 @@
 import { Wallet } from 'ethers';
 import { describe, expect, it } from 'vitest';
-import { GroupCommitter } from '../../src/chat/committer.js';
-import { MessageService } from '../../src/chat/message-service.js';
-import { MessageVerifier } from '../../src/identity/verifier.js';
-import { InlineRunner } from '../../src/identity/worker-pool.js';
-import { LocalHub } from '../../src/push/hub.js';
-import { NoRelations } from '../../src/relations/none.js';
+import { GroupCommitter } from '../../src/roles/chat/committer.js';
+import { MessageService } from '../../src/roles/chat/message-service.js';
+import { MessageVerifier } from '../../src/roles/identity/verifier.js';
+import { InlineRunner } from '../../src/roles/identity/worker-pool.js';
+import { LocalHub } from '../../src/bus/hub.js';
+import { NoRelations } from '../../src/roles/relations/none.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { makeIdentity, signedMessage } from '../support/messages.js';
 

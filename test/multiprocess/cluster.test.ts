@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 import { Kind } from '../../src/protocol/message.js';
 import { PrivateServer } from '../support/bus-servers.js';
 import { startChainRpc, type ChainRpc } from '../support/chain-rpc.js';

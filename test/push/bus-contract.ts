@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dmCid, dmParticipants } from '../../src/chat/ids.js';
+import { dmCid, dmParticipants } from '../../src/roles/chat/ids.js';
 import type { CloseName } from '../../src/errors/catalogue.js';
 import { createLogger } from '../../src/log/logger.js';
-import { ClusterHub } from '../../src/push/cluster-hub.js';
-import type { PushItem, Subscriber } from '../../src/push/hub.js';
-import type { BusTransport } from '../../src/push/transport.js';
+import { ClusterHub } from '../../src/bus/cluster-hub.js';
+import type { PushItem, Subscriber } from '../../src/bus/hub.js';
+import type { BusTransport } from '../../src/bus/transport.js';
 import { Face, type NewEvent, type StoredEvent } from '../../src/store/port.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 

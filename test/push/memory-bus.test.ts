@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
-import { ClusterHub } from '../../src/push/cluster-hub.js';
-import { SeqTracker } from '../../src/push/seq-tracker.js';
+import { ClusterHub } from '../../src/bus/cluster-hub.js';
+import { SeqTracker } from '../../src/bus/seq-tracker.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
-import { MemoryBroker } from '../../src/push/memory.js';
+import { MemoryBroker } from '../../src/bus/memory.js';
 import { busContract, until } from './bus-contract.js';
 
 // One broker per prefix, as one NATS subject would be.

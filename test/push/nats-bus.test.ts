@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { NatsBus } from '../../src/push/nats.js';
+import { NatsBus } from '../../src/bus/nats.js';
 import { PrivateServer } from '../support/bus-servers.js';
 import { busContract } from './bus-contract.js';
 

@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { RedisBus } from '../../src/push/redis.js';
+import { RedisBus } from '../../src/bus/redis.js';
 import { PrivateServer } from '../support/bus-servers.js';
 import { busContract } from './bus-contract.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors/app-error.js';
-import { relationContract } from '../../src/relations/chain/abi.js';
+import { relationContract } from '../../src/roles/relations/chain/abi.js';
 import { FaultSwitch, fresh, reader, startWorld, type World } from './world.js';
 
 let world: World;

@@ -1,7 +1,7 @@
 import { Interface, type FunctionFragment, type EventFragment } from 'ethers';
 import { describe, expect, it } from 'vitest';
-import { ABI } from '../../src/relations/chain/abi.js';
-import { ARTIFACTS, SOLC_VERSION, SOURCE_HASH } from '../../src/relations/chain/artifacts.generated.js';
+import { ABI } from '../../src/roles/relations/chain/abi.js';
+import { ARTIFACTS, SOLC_VERSION, SOURCE_HASH } from '../../src/roles/relations/chain/artifacts.generated.js';
 import { DEPLOYABLE, compileContracts } from '../../scripts/contracts/compile.js';
 
 describe('contracts/ and their committed artifacts', () => {

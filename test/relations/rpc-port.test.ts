@@ -1,8 +1,8 @@
 import { JsonRpcProvider, Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../src/config/config.js';
-import { RelationActions } from '../../src/relations/chain/demo.js';
-import { startChainRelations, type StartedRelations } from '../../src/relations/chain/setup.js';
+import { RelationActions } from '../../src/roles/relations/chain/demo.js';
+import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { ImClient, imUrl, type M } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { http, login, startServer, WsClient, type TestServer } from '../support/server.js';

@@ -4,11 +4,11 @@ import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, testConfig } from '../../src/config/config.js';
 import { isAppError } from '../../src/errors/app-error.js';
-import { deployRelationContracts } from '../../src/relations/chain/deploy.js';
-import { seedDemo } from '../../src/relations/chain/demo.js';
-import { ethersProvider } from '../../src/relations/chain/eip1193.js';
-import { LocalChain } from '../../src/relations/chain/local-chain.js';
-import { startChainRelations } from '../../src/relations/chain/setup.js';
+import { deployRelationContracts } from '../../src/roles/relations/chain/deploy.js';
+import { seedDemo } from '../../src/roles/relations/chain/demo.js';
+import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
+import { LocalChain } from '../../src/roles/relations/chain/local-chain.js';
+import { startChainRelations } from '../../src/roles/relations/chain/setup.js';
 
 const sorted = (xs: string[]): string[] => [...xs].sort();
 

@@ -1,9 +1,9 @@
 import { Wallet, type BrowserProvider } from 'ethers';
-import { ChainRelations, type ChainRelationsOptions } from '../../src/relations/chain/chain-relations.js';
-import { deployRelationContracts, type RelationAddresses } from '../../src/relations/chain/deploy.js';
-import { RelationActions } from '../../src/relations/chain/demo.js';
-import { TransportError, ethersProvider, type Eip1193 } from '../../src/relations/chain/eip1193.js';
-import { LocalChain } from '../../src/relations/chain/local-chain.js';
+import { ChainRelations, type ChainRelationsOptions } from '../../src/roles/relations/chain/chain-relations.js';
+import { deployRelationContracts, type RelationAddresses } from '../../src/roles/relations/chain/deploy.js';
+import { RelationActions } from '../../src/roles/relations/chain/demo.js';
+import { TransportError, ethersProvider, type Eip1193 } from '../../src/roles/relations/chain/eip1193.js';
+import { LocalChain } from '../../src/roles/relations/chain/local-chain.js';
 
 /**
  * A fault switch in front of the real in-process chain: `ok` passes requests through, `down` refuses them

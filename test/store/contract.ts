@@ -1,6 +1,6 @@
 import { describe, expect, it, beforeEach, afterEach } from 'vitest';
 import { Face, type NewEvent, type Store } from '../../src/store/port.js';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 
 const A = '0x' + 'a'.repeat(40);
 const B = '0x' + 'b'.repeat(40);

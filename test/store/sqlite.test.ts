@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
-import { dmCid } from '../../src/chat/ids.js';
+import { dmCid } from '../../src/roles/chat/ids.js';
 import { dm, storeContract } from './contract.js';
 import { tempDir } from '../support/tmp.js';
 

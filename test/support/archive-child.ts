@@ -27,8 +27,8 @@ import { GatewaySource } from '../../src/archive/reader/source.js';
 import { PostgresArchiveStore } from '../../src/archive/postgres/archive-store.js';
 import { SqliteArchiveStore } from '../../src/archive/sqlite/archive-store.js';
 import type { ArchiveStore } from '../../src/archive/port.js';
-import { MessageVerifier } from '../../src/identity/verifier.js';
-import { InlineRunner } from '../../src/identity/worker-pool.js';
+import { MessageVerifier } from '../../src/roles/identity/verifier.js';
+import { InlineRunner } from '../../src/roles/identity/worker-pool.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 
 const env = (k: string): string => {

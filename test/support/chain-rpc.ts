@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Wallet } from 'ethers';
-import { deployRelationContracts } from '../../src/relations/chain/deploy.js';
-import { RelationActions } from '../../src/relations/chain/demo.js';
-import { ethersProvider } from '../../src/relations/chain/eip1193.js';
-import { LocalChain } from '../../src/relations/chain/local-chain.js';
+import { deployRelationContracts } from '../../src/roles/relations/chain/deploy.js';
+import { RelationActions } from '../../src/roles/relations/chain/demo.js';
+import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
+import { LocalChain } from '../../src/roles/relations/chain/local-chain.js';
 
 export interface ChainRpc {
   /** What a server process needs to read this chain (CHAIN=rpc). */

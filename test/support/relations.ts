@@ -1,4 +1,4 @@
-import type { GroupInfo, Profile, RelationReader } from '../../src/relations/port.js';
+import type { GroupInfo, Profile, RelationReader } from '../../src/roles/relations/port.js';
 
 /**
  * A relation reader with fixed groups and follows, standing in for the chain (which the tests cannot

@@ -3,7 +3,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { openapiWithErrorCodes } from '../../scripts/gen-docs.js';
 import { ERROR_CATALOGUE } from '../../src/errors/catalogue.js';
-import { loadOpenapi, openapiPath } from '../../src/transport/http/openapi.js';
+import { loadOpenapi, openapiPath } from '../../src/gateway/http/openapi.js';
 import { OpenApiChecker } from '../support/openapi.js';
 
 type Obj = Record<string, unknown>;

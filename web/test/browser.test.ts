@@ -6,7 +6,7 @@ import { chromium, type Browser, type BrowserContext, type Page, type WebSocketR
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../src/config/config.js';
-import { startChainRelations, type StartedRelations } from '../../src/relations/chain/setup.js';
+import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
 import { RelationClient } from '../../sdk/src/client.js';
 import { hexToBytes, personalSign } from '../../sdk/src/keys.js';

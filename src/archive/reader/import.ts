@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { GroupCommitter } from '../../chat/committer.js';
-import { MessageService } from '../../chat/message-service.js';
+import { GroupCommitter } from '../../roles/chat/committer.js';
+import { MessageService } from '../../roles/chat/message-service.js';
 import type { Clock } from '../../clock.js';
 import { isAppError } from '../../errors/app-error.js';
-import type { SignatureVerifier } from '../../identity/verifier.js';
-import { LocalHub } from '../../push/hub.js';
-import { NoRelations } from '../../relations/none.js';
+import type { SignatureVerifier } from '../../roles/identity/verifier.js';
+import { LocalHub } from '../../bus/hub.js';
+import { NoRelations } from '../../roles/relations/none.js';
 import type { Store } from '../../store/port.js';
 import type { ArchiveStore } from '../port.js';
 import type { ChainSource } from './source.js';

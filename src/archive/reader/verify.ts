@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isAppError } from '../../errors/app-error.js';
-import type { SignatureVerifier } from '../../identity/verifier.js';
+import type { SignatureVerifier } from '../../roles/identity/verifier.js';
 import { parseMessage } from '../../protocol/message.js';
 import type { ChainSource } from './source.js';
 import { walkChain, type ChainLink, type Problem } from './walk.js';

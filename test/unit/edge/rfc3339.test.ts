@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { rfc3339Ms } from '../../../src/auth/rfc3339.js';
+import { rfc3339Ms } from '../../../src/roles/auth/rfc3339.js';
 
 describe('strict RFC 3339 times (SIWE fields)', () => {
   it('reads the forms RFC 3339 allows, with offsets and fractions', () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../../src/errors/app-error.js';
 import { decodeEnvelope, encodeEnvelope, mp, pack, type MpValue } from '../../../src/protocol/msgpack/codec.js';
 import { scanMsgpack } from '../../../src/protocol/msgpack/scan.js';
-import { parseDraft } from '../../../src/im/events.js';
+import { parseDraft } from '../../../src/roles/im/events.js';
 
 const LIM = { maxDepth: 8, maxElements: 64 };
 const fixtures = new URL('../../vectors/msgpack-fuzz/', import.meta.url);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LocalHub, type PushItem, type Subscriber } from '../../../src/push/hub.js';
+import { LocalHub, type PushItem, type Subscriber } from '../../../src/bus/hub.js';
 import type { CloseName } from '../../../src/errors/catalogue.js';
 
 class Sub implements Subscriber {

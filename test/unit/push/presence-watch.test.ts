@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../../src/errors/app-error.js';
-import { PresenceWatch, type PresenceWatcher } from '../../../src/gateway/presence-watch.js';
-import { LocalHub, type PushItem, type Subscriber } from '../../../src/push/hub.js';
+import { PresenceWatch, type PresenceWatcher } from '../../../src/gateway/im/presence-watch.js';
+import { LocalHub, type PushItem, type Subscriber } from '../../../src/bus/hub.js';
 
 class Recorder implements PresenceWatcher {
   readonly seen: [string, boolean][] = [];

@@ -1,0 +1,210 @@
+import { AppError } from '../../errors/app-error.js';
+import type { Clock } from '../../clock.js';
+import type { SignatureVerifier } from '../identity/verifier.js';
+import { canonicalJson, Kind, parseMessage, tagValue, type RelationMessage } from '../../protocol/message.js';
+import type { PushBus } from '../../bus/hub.js';
+import type { GroupInfo, RelationReader } from '../relations/port.js';
+import { Face, type NewEvent, type Store, type StoredEvent } from '../../store/port.js';
+import type { GroupCommitter } from './committer.js';
+import { chatIdFor, dmCid, dmParticipants, isDmCid } from './ids.js';
+import { belongsTo, groupAudience } from './membership.js';
+import { messageFrame } from './render.js';
+
+export interface SubmitResult {
+  id: string;
+  /** The chat id as the sender sees it (peer address or DAO address). */
+  chatId: string;
+  seq: number;
+  receivedAt: number;
+  /** True when this id was stored before: same answer, nothing stored or pushed again. */
+  duplicate: boolean;
+}
+
+export interface MessageServiceDeps {
+  store: Store;
+  committer: GroupCommitter;
+  verifier: SignatureVerifier;
+  relations: RelationReader;
+  push: PushBus;
+  clock: Clock;
+  requireName: boolean;
+  /** Most submissions under way at once; past it a send is refused with OVERLOADED instead of queueing without bound. */
+  maxPending: number;
+  /**
+   * For the archive importer only: the messages were accepted once already, so who could send them is
+   * not asked again (names and memberships today say nothing about then). Ids, signatures, delegation
+   * windows and hide targets are still checked.
+   */
+  trustHistory?: boolean;
+  /** The operator's ban list: a banned sender's messages are refused (BANNED); never asked for history. */
+  bans?: { isBanned(address: string): boolean };
+  /** Per-user send limits (risk control), counted after the signatures verified so a forger cannot spend another's. */
+  limits?: { take(name: 'userSend', user: string, clientAddress: string): Promise<void> };
+}
+
+/** Where a submission came from: the client's address, for the per-user send limit. Absent: an internal caller. */
+export interface SubmitOrigin {
+  clientAddress: string;
+}
+
+/**
+ * The one entry for a new Relation ONE message, whatever carried it (REST, /ws, the archive importer):
+ * validate -> idempotency -> verify -> authorise -> durable group commit -> push. Nothing is pushed or
+ * answered before the commit, and a rejected message changes nothing.
+ */
+export class MessageService {
+  /** Submissions of an id under way in this process, so a concurrent resend waits instead of racing. */
+  private readonly inflight = new Map<string, Promise<SubmitResult>>();
+  private accepting = true;
+
+  constructor(private readonly deps: MessageServiceDeps) {}
+
+  async submit(input: unknown, origin?: SubmitOrigin): Promise<SubmitResult> {
+    if (!this.accepting) throw new AppError('SHUTTING_DOWN');
+    const m = parseMessage(input);
+    if (this.deps.bans?.isBanned(m.sender) && this.deps.trustHistory !== true) throw new AppError('BANNED');
+    const body = canonicalJson(m);
+    const running = this.inflight.get(m.id);
+    if (running) {
+      const first = await running.catch(() => null);
+      if (first) return this.sameAnswer(first, body, m.id);
+      return this.submit(input, origin); // the first try failed: this one gets its own verdict
+    }
+    if (this.inflight.size >= this.deps.maxPending) throw new AppError('OVERLOADED');
+    const p = this.admit(m, body, origin);
+    this.inflight.set(m.id, p);
+    try {
+      return await p;
+    } finally {
+      this.inflight.delete(m.id);
+    }
+  }
+
+  /** Refuses new submissions (SHUTTING_DOWN) and resolves once those under way have been answered. */
+  async stop(): Promise<void> {
+    this.accepting = false;
+    await Promise.allSettled([...this.inflight.values()]);
+  }
+
+  private async sameAnswer(first: SubmitResult, body: string, id: string): Promise<SubmitResult> {
+    const stored = await this.deps.store.getEventById(id);
+    if (!stored || stored.body !== body) throw new AppError('ID_CONFLICT');
+    return { ...first, duplicate: true };
+  }
+
+  private async admit(m: RelationMessage, body: string, origin: SubmitOrigin | undefined): Promise<SubmitResult> {
+    const { store, verifier, clock } = this.deps;
+    const sender = m.sender.toLowerCase();
+    const existing = await store.getEventById(m.id);
+    if (existing) return this.duplicateOf(existing, body, sender);
+
+    const verified = await verifier.verifyMessage(m, clock.now());
+    if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
+    const event = await this.authorise(m, verified.sender, body);
+    const audience = await this.audience(event);
+    const outcome = await this.deps.committer.append(event);
+    if (outcome.status === 'duplicate') return this.duplicateOf(outcome.event, body, sender);
+    this.publish(outcome.event, audience);
+    return { id: m.id, chatId: chatIdFor(outcome.event.cid, sender), seq: outcome.event.seq, receivedAt: outcome.event.receivedAt, duplicate: false };
+  }
+
+  private duplicateOf(existing: StoredEvent, body: string, sender: string): SubmitResult {
+    if (existing.body !== body) throw new AppError('ID_CONFLICT');
+    return { id: existing.id ?? '', chatId: chatIdFor(existing.cid, sender), seq: existing.seq, receivedAt: existing.receivedAt, duplicate: true };
+  }
+
+  /** Decides whether the verified sender may post this, and to which conversation. */
+  private async authorise(m: RelationMessage, sender: string, body: string): Promise<NewEvent> {
+    const { relations, requireName, clock } = this.deps;
+    const receiver = m.receiver.toLowerCase();
+    const history = this.deps.trustHistory === true;
+    if (!history && requireName && relations.available && !(await relations.hasName(sender))) {
+      throw new AppError('NAME_REQUIRED');
+    }
+    const base = { id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, body };
+    if (m.kind === Kind.HIDE) {
+      const target = await this.hideTarget(m, sender, receiver);
+      return { ...base, receivedAt: clock.now(), cid: target.cid, counts: false, onlyFor: sender, hides: { seq: target.seq }, participants: null };
+    }
+    if (m.kind === Kind.P2P) {
+      return { ...base, receivedAt: clock.now(), cid: dmCid(sender, receiver), counts: true, onlyFor: null, hides: null, participants: [sender, receiver] };
+    }
+    // Group, DAO and announcement messages go to a DAO contract.
+    if (history) return { ...base, receivedAt: clock.now(), cid: receiver, counts: true, onlyFor: null, hides: null, participants: null };
+    const group = await this.groupOf(receiver);
+    if (m.kind === Kind.ANNOUNCEMENT) {
+      if (group.owner !== sender) throw new AppError('NOT_OWNER', 'only the DAO owner may post announcements');
+    } else if (group.owner !== sender && !(await relations.isMember(receiver, sender))) {
+      throw new AppError('NOT_MEMBER');
+    }
+    return { ...base, receivedAt: clock.now(), cid: receiver, counts: true, onlyFor: null, hides: null, participants: null };
+  }
+
+  private async groupOf(address: string): Promise<GroupInfo> {
+    if (!this.deps.relations.available) throw new AppError('GROUPS_UNAVAILABLE');
+    const group = await this.deps.relations.group(address);
+    if (!group) throw new AppError('NOT_A_GROUP');
+    return group;
+  }
+
+  /**
+   * A hide names, by its quoteId tag, a message the sender can see in the chat named by `receiver`
+   * (the peer of a direct chat, or the DAO of a group the sender belongs to).
+   */
+  private async hideTarget(m: RelationMessage, sender: string, receiver: string): Promise<StoredEvent> {
+    const quoteId = tagValue(m, 'quoteId');
+    if (!quoteId) throw new AppError('INVALID_TARGET', 'a hide message needs a quoteId tag');
+    const target = await this.deps.store.getEventById(quoteId.toLowerCase());
+    if (!target || !target.counts || (target.onlyFor !== null && target.onlyFor !== sender)) {
+      throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+    }
+    if (isDmCid(target.cid)) {
+      if (target.cid !== dmCid(sender, receiver)) throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+    } else {
+      if (target.cid !== receiver) throw new AppError('INVALID_TARGET', 'quoteId names no message of this chat');
+      if (this.deps.trustHistory === true) return target;
+      await this.groupOf(receiver);
+      if (!(await belongsTo(this.deps.relations, receiver, sender))) throw new AppError('NOT_MEMBER');
+    }
+    return target;
+  }
+
+  /** Who is pushed an event: the hider alone for a hide, both participants of a direct chat, every member of a group. */
+  private async recipients(e: NewEvent | StoredEvent): Promise<string[]> {
+    if (e.onlyFor !== null) return [e.onlyFor];
+    const participants = dmParticipants(e.cid);
+    if (participants) return participants[0] === participants[1] ? [participants[0]] : participants;
+    return groupAudience(this.deps.relations, e.cid);
+  }
+
+  /**
+   * Who will be pushed the event, and who of them muted the chat. Read before the commit so the push
+   * after it is synchronous and stays in seq order (a mute that lands in between affects the next
+   * message). Offline users are left out: nothing would reach them, and the bus says who is online.
+   */
+  private async audience(e: NewEvent): Promise<{ online: string[]; muted: ReadonlySet<string> }> {
+    const online = (await this.recipients(e)).filter((u) => this.deps.push.isOnline(u));
+    const muted = online.length > 0 ? new Set(await this.deps.store.mutedUsers(e.cid)) : new Set<string>();
+    return { online, muted };
+  }
+
+  private publish(e: StoredEvent, audience: { online: string[]; muted: ReadonlySet<string> }): void {
+    const { online, muted } = audience;
+    // Nobody online that this process knows of: still published, so a bus rings the other processes.
+    if (online.length === 0) {
+      this.deps.push.publish([], { event: e, cid: e.cid, seq: e.seq });
+      return;
+    }
+    if (isDmCid(e.cid)) {
+      // Each side of a direct chat sees the other as the chat id.
+      for (const user of online) {
+        this.deps.push.publish([user], { frame: messageFrame(chatIdFor(e.cid, user), e, muted.has(user)), event: e, alert: !muted.has(user), cid: e.cid, seq: e.seq });
+      }
+      return;
+    }
+    const loud = online.filter((u) => !muted.has(u));
+    const quiet = online.filter((u) => muted.has(u));
+    if (loud.length > 0) this.deps.push.publish(loud, { frame: messageFrame(e.cid, e, false), event: e, alert: true, cid: e.cid, seq: e.seq });
+    if (quiet.length > 0) this.deps.push.publish(quiet, { frame: messageFrame(e.cid, e, true), event: e, alert: false, cid: e.cid, seq: e.seq });
+  }
+}

@@ -1,0 +1,30 @@
+import type { GroupCommitter } from '../chat/committer.js';
+import type { NewEvent, RangeQuery, Store, StoredEvent } from '../../store/port.js';
+
+/**
+ * The Relay role (seed section 10): writes events and answers queries by conversation, mid (seq) and
+ * time. It knows nothing of users, relations or permissions: callers decide who may write or read, and
+ * pass the reader only as a visibility key. Writes share the Relation ONE face's group commit, so both
+ * faces draw `seq`/`mid` from the one per-conversation counter and are durable before they are answered.
+ */
+export class Relay {
+  constructor(private readonly store: Store, private readonly committer: GroupCommitter) {}
+
+  /** Appends durably; resolves with the stored event (its `seq` is the event's `mid`). */
+  async append(event: NewEvent): Promise<StoredEvent> {
+    const outcome = await this.committer.append(event);
+    return outcome.event;
+  }
+
+  get(cid: string, mid: number): Promise<StoredEvent | null> {
+    return this.store.getEventBySeq(cid, mid);
+  }
+
+  range(q: RangeQuery): Promise<StoredEvent[]> {
+    return this.store.listRange(q);
+  }
+
+  lastMid(cid: string): Promise<number> {
+    return this.store.lastSeq(cid);
+  }
+}
