@@ -12,7 +12,7 @@ import { fromEip1193, fromEthers, fromViemAccount, privateKeySigner } from '../s
 import { recoverPersonal } from '../src/keys.js';
 import { MemoryStorage } from '../src/storage.js';
 
-const vector = JSON.parse(readFileSync(new URL('../../../shared/vectors/message-1.json', import.meta.url), 'utf8')) as {
+const vector = JSON.parse(readFileSync(new URL('../../test/vectors/message-1.json', import.meta.url), 'utf8')) as {
   walletKey: string; sessionKey: string; preimage: string; message: Record<string, unknown> & { timestamp: number; tags: [string, string][]; payload: string; receiver: string; encryptedSymmetricKey: string; encryptedBy: string };
 };
 
