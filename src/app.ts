@@ -107,7 +107,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   }
   const metrics = overrides.metrics ?? new Metrics();
   metrics.archiveFrom(archive ? async () => (await archive).archiver.status() : null);
-  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'), metrics.fanout);
+  const hub = new LocalHub((err) => log.error({ err }, 'push delivery failed; connection closed'), metrics.fanout, metrics.fanoutWritten);
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   const limits = new RateLimits({
     exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
