@@ -183,7 +183,7 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     const e = item.event;
     if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
     const payload = this.gw.deps.wire.pushFrame(item as PushItem & { event: typeof e });
-    this.pushPrepared(payload, (item.imWire ??= preparedFrame(payload, true)), item.cid, item.seq, item.written);
+    this.pushPrepared(payload, (item.imWire ??= preparedFrame(payload, true)), item.cid, item.seq, item.written, item.bulk === true);
   }
 
   notifyPresence(user: string, online: boolean): void {

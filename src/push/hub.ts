@@ -25,6 +25,12 @@ export interface PushItem {
    * callback, so the hub knows when the push was handed to the kernel on every socket (metrics).
    */
   written?: () => () => void;
+  /**
+   * Set by the hub while a fan-out to more than BULK_FANOUT connections delivers: each connection writes
+   * the frame at once instead of corking its socket for the turn (one frame per socket: nothing to
+   * coalesce, and the first member's frame leaves before the last member's is written).
+   */
+  bulk?: boolean;
   event?: StoredEvent;
   /** False when the recipient muted the chat (JSON face: no alert). */
   alert?: boolean;
@@ -185,6 +191,8 @@ export class LocalHub implements PushBus {
 
 /** Deliveries per event-loop turn of a fan-out. */
 export const FANOUT_CHUNK = 512;
+/** A fan-out to more connections than this writes without corking (PushItem.bulk). */
+export const BULK_FANOUT = 64;
 
 /** One publish on its way to its connections. */
 class Fanout {
@@ -216,7 +224,9 @@ class Fanout {
     const end = Math.min(subs.length, from + budget);
     // The write callback is on the item only while this fan-out delivers (a bus may hand the item on).
     const before = item.written;
+    const wasBulk = item.bulk;
     if (this.onWritten) item.written = this.take;
+    if (subs.length > BULK_FANOUT) item.bulk = true;
     try {
       for (; this.next < end; this.next++) {
         const sub = subs[this.next] as Subscriber;
@@ -229,6 +239,7 @@ class Fanout {
       }
     } finally {
       item.written = before;
+      item.bulk = wasBulk;
     }
     return budget - (end - from);
   }

@@ -183,7 +183,7 @@ class JsonConnection extends LiveSocket implements Subscriber {
     if (item.frame !== undefined) {
       // The same frame for every recipient (a group message): its bytes and its WebSocket frame are built once.
       const bytes = (item.frameBytes ??= Buffer.from(item.frame, 'utf8'));
-      this.pushPrepared(bytes, (item.frameWire ??= preparedFrame(bytes, false)), item.cid, item.seq, item.written);
+      this.pushPrepared(bytes, (item.frameWire ??= preparedFrame(bytes, false)), item.cid, item.seq, item.written, item.bulk === true);
       return;
     }
     const frame = this.frameOf(item);

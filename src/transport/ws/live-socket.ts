@@ -129,9 +129,10 @@ export abstract class LiveSocket {
 
   /**
    * A push whose complete WebSocket frame was built once for every recipient (`wire`); `payload` is the
-   * frame's content, held as any other push during a resume. `written` is the hub's fan-out callback.
+   * frame's content, held as any other push during a resume. `written` is the hub's fan-out callback;
+   * `bulk`: part of a large fan-out, written without corking the socket for the turn.
    */
-  protected pushPrepared(payload: Buffer, wire: Buffer, cid: string | undefined, seq: number | undefined, written?: () => () => void): void {
+  protected pushPrepared(payload: Buffer, wire: Buffer, cid: string | undefined, seq: number | undefined, written?: () => () => void, bulk = false): void {
     if (this.alreadyReplayed(cid, seq)) return;
     if (this.held) {
       this.push(payload, cid, seq);
@@ -142,7 +143,7 @@ export abstract class LiveSocket {
       this.close('SLOW_CONSUMER');
       return;
     }
-    writePrepared(this.ws, wire, payload, this.binary, written?.());
+    writePrepared(this.ws, wire, payload, this.binary, written?.(), !bulk);
   }
 
   private alreadyReplayed(cid: string | undefined, seq: number | undefined): boolean {

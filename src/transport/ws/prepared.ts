@@ -33,16 +33,16 @@ export function preparedFrame(payload: Buffer, binary: boolean): Buffer {
  * Writes a prepared frame straight to the connection's socket when ws's sender is idle (nothing queued
  * behind a compression or a Blob read: never the case with compression off, but checked), so the
  * bytes keep their place among the frames ws itself writes; otherwise sends `payload` through ws.
- * Corked for the turn like every other frame (`corkForTurn`): a large fan-out goes out in chunks of
- * one turn each, so each chunk reaches the kernel when its turn ends, not after the last member's.
+ * Corked for the turn like every other frame (`corkForTurn`) unless `cork` is false (a large fan-out:
+ * one frame per socket, written at once; a socket already corked this turn still keeps the order).
  * `done` is called once the bytes were handed to the kernel (or the write failed).
  */
-export function writePrepared(ws: WebSocket, wire: Buffer, payload: Buffer, binary: boolean, done?: () => void): void {
+export function writePrepared(ws: WebSocket, wire: Buffer, payload: Buffer, binary: boolean, done?: () => void, cork = true): void {
   const internals = ws as unknown as WsInternals;
   const sender = internals._sender;
   const socket = internals._socket;
   if (socket && sender && (sender._state ?? 0) === 0 && (sender._queue?.length ?? 0) === 0) {
-    corkForTurn(socket);
+    if (cork) corkForTurn(socket);
     socket.write(wire, done);
     return;
   }
