@@ -6,7 +6,7 @@
  *
  *   npm run bench:group -- [--members 10000] [--messages 20]
  */
-import { loginToken, numericArgs, startBenchServer } from './bench-server.js';
+import { loginToken, numericArgs, processCpuSeconds, startBenchServer } from './bench-server.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -82,14 +82,15 @@ async function main(): Promise<void> {
         const token = await loginToken(url, w);
         sockets.push(await new Promise<WebSocket>((resolve, reject) => {
           const ws = new WebSocket(`${url.replace('http', 'ws')}/ws?token=${token}`, { perMessageDeflate: false });
-          ws.on('message', (data) => {
-            const s = data.toString();
-            const at = s.indexOf(ID_AT);
+          ws.on('message', (raw) => {
+            // Read in the frame's bytes, not a decoded copy: the load generator shares the cores.
+            const data = raw as Buffer;
+            const at = data.indexOf(ID_AT);
             if (at < 0) {
-              if (s.includes('"ready"')) resolve(ws);
+              if (data.includes('"ready"')) resolve(ws);
               return;
             }
-            const id = s.slice(at + ID_AT.length, at + ID_AT.length + 66);
+            const id = data.toString('latin1', at + ID_AT.length, at + ID_AT.length + 66);
             const times = received.get(id) ?? [];
             times.push(now());
             received.set(id, times);
@@ -116,16 +117,30 @@ async function main(): Promise<void> {
     log(`first group message (server loads the member set cold): all ${first.times.length} reached in ${(Math.max(...first.times) - first.sentAt).toFixed(0)} ms`);
     const lastArrivals: number[] = [];
     const deliveries: number[] = [];
+    const serverParts: number[] = [];
+    const cpu0 = { server: processCpuSeconds(server.pid), self: process.cpuUsage() };
+    let fan = await fanoutTotals(url);
     for (let i = 0; i < MESSAGES; i++) {
       const r = await sendOne();
       if (r.times.length < MEMBERS) log(`  message ${i}: only ${r.times.length}/${MEMBERS} delivered within 30 s`);
       lastArrivals.push(Math.max(...r.times) - r.sentAt);
       for (const t of r.times) deliveries.push(t - r.sentAt);
+      // The server's part alone: from its publish until the frame was handed to the kernel on every socket
+      // (rim_push_fanout_seconds; one fan-out per message here, as nobody muted the group).
+      const after = await fanoutTotals(url);
+      if (after.count === fan.count + 1) serverParts.push((after.sum - fan.sum) * 1000);
+      fan = after;
     }
+    const serverCpu = (processCpuSeconds(server.pid) ?? NaN) - (cpu0.server ?? NaN);
+    const selfCpu = process.cpuUsage(cpu0.self);
     lastArrivals.sort((a, b) => a - b);
     deliveries.sort((a, b) => a - b);
+    serverParts.sort((a, b) => a - b);
     log(`one group message to all ${MEMBERS} connections (time until the last one has it): p50 ${pct(lastArrivals, 50).toFixed(0)} ms, p99 ${pct(lastArrivals, 99).toFixed(0)} ms (target p99 < 500 ms)`);
     log(`per connection (${deliveries.length} deliveries): p50 ${pct(deliveries, 50).toFixed(0)} ms, p99 ${pct(deliveries, 99).toFixed(0)} ms`);
+    log(`server's part alone (publish -> frame handed to the kernel on all ${MEMBERS} sockets, ${serverParts.length} fan-outs): p50 ${pct(serverParts, 50).toFixed(1)} ms, p99 ${pct(serverParts, 99).toFixed(1)} ms`);
+    const perDelivery = (s: number): string => ((s * 1e6) / (MESSAGES * MEMBERS)).toFixed(1);
+    log(`CPU per delivery: server ${perDelivery(serverCpu)} us (all threads; includes the send's verify and commit), load generator ${perDelivery((selfCpu.user + selfCpu.system) / 1e6)} us (its own receiving)`);
     for (const s of sockets) s.terminate();
   } finally {
     server.stop();
@@ -134,6 +149,14 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 500));
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** The server's rim_push_fanout_seconds histogram totals, from its /metrics. */
+async function fanoutTotals(url: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sum = /^rim_push_fanout_seconds_sum (\S+)$/m.exec(text);
+  const count = /^rim_push_fanout_seconds_count (\S+)$/m.exec(text);
+  return { sum: Number(sum?.[1] ?? NaN), count: Number(count?.[1] ?? NaN) };
 }
 
 main().then(() => process.exit(0), (e: unknown) => {

@@ -3,7 +3,7 @@
  * `npm start` runs it, and SIWE logins for the load generator's wallets.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { cpus } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -197,4 +197,31 @@ export function backendCpuBetween(before: Map<number, number>, after: Map<number
   let s = 0;
   for (const [pid, cpu] of after) s += cpu - (before.get(pid) ?? 0);
   return s;
+}
+
+/**
+ * The disk's own fsync latency, measured in `dir` (the server's data directory, so the same file system):
+ * `count` appends of `bytes` (about one small group commit's WAL frames) each followed by fsync, as
+ * SQLite's commit does with synchronous=FULL. Run when the benchmark's load is over, so that it measures
+ * the disk and not the queue behind the server's own commits.
+ */
+export function diskFsyncLatency(dir: string, count = 200, bytes = 16 * 1024): { p50: number; p99: number; max: number } {
+  const file = path.join(dir, `fsync-probe-${process.pid}`);
+  const fd = openSync(file, 'w');
+  const block = Buffer.alloc(bytes, 0x5a);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const t0 = performance.now();
+      writeSync(fd, block);
+      fsyncSync(fd);
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number): number => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99), max: at(1) };
 }

@@ -118,6 +118,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   // process. It fills gaps from the store, so it is told who receives an event and how /im encodes a file.
   const hub = overrides.hub ?? createPushHub(config, log, {
     onFanout: metrics.fanout,
+    onFanoutWritten: metrics.fanoutWritten,
     store,
     recipients: async (e) => {
       if (e.onlyFor !== null) return [e.onlyFor];

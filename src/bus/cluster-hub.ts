@@ -64,6 +64,8 @@ export interface ClusterHubDeps {
   now?: () => number;
   /** Told how many of this process's connections each push reached (metrics). */
   onFanout?: (connections: number) => void;
+  /** Told when a fan-out's frame was handed to the kernel on every socket, and how long that took (metrics). */
+  onFanoutWritten?: (connections: number, seconds: number) => void;
 }
 
 export interface BusStatus {
@@ -149,7 +151,7 @@ export class ClusterHub implements Hub {
     this.now = deps.now ?? Date.now;
     this.startedAt = this.now();
     this.tracker = new SeqTracker(opts.trackMax);
-    this.local = new LocalHub((err) => deps.log.error({ err }, 'push delivery failed; connection closed'), deps.onFanout);
+    this.local = new LocalHub((err) => deps.log.error({ err }, 'push delivery failed; connection closed'), deps.onFanout, deps.onFanoutWritten);
     this.local.onPresence((user, online) => this.localPresence(user, online));
   }
 

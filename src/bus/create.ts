@@ -24,7 +24,7 @@ class LocalPushHub extends LocalHub implements PushHub {
 
 /** Picks the bus adapter by configuration (BUS); the domain sees only the Hub. */
 export function createPushHub(config: Config, log: Logger, deps: Omit<ClusterHubDeps, 'transport' | 'log'>): PushHub {
-  if (config.bus === 'local') return new LocalPushHub((err) => log.error({ err }, 'push delivery failed; connection closed'), deps.onFanout);
+  if (config.bus === 'local') return new LocalPushHub((err) => log.error({ err }, 'push delivery failed; connection closed'), deps.onFanout, deps.onFanoutWritten);
   const subject = `${config.busPrefix}.push`;
   const connectTimeoutMs = Math.max(2000, config.busDownAfterMs);
   const transport = config.bus === 'nats'

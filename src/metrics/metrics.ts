@@ -50,6 +50,7 @@ export class Metrics {
   readonly #commitSize: Histogram;
   readonly #commitSeconds: Histogram;
   readonly #fanout: Histogram;
+  readonly #fanoutSeconds: Histogram;
   readonly #rpcSeconds: Histogram<'method'>;
   readonly #rpcErrors: Counter<'method' | 'kind'>;
   #connections: () => Record<SocketFace, { open: number; authenticated: number }> = () => ({ ws: { open: 0, authenticated: 0 }, im: { open: 0, authenticated: 0 } });
@@ -108,6 +109,10 @@ export class Metrics {
     this.#fanout = new Histogram({
       name: 'rim_push_recipients', help: 'Connections one push was delivered to (this process).', registers,
       buckets: [0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000],
+    });
+    this.#fanoutSeconds = new Histogram({
+      name: 'rim_push_fanout_seconds', help: 'Time from a push being published until it was handed to the kernel on every connection it was written to (this process).', registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     });
     this.#rpcSeconds = new Histogram({
       name: 'rim_relation_rpc_seconds', help: 'Latency of the relation reader\'s JSON-RPC calls, by method.', labelNames: ['method'], registers,
@@ -184,6 +189,11 @@ export class Metrics {
   /** One push delivered to `connections` connections of this process. */
   readonly fanout = (connections: number): void => {
     this.#fanout.observe(connections);
+  };
+
+  /** One push handed to the kernel on every connection it was written to, `seconds` after it was published. */
+  readonly fanoutWritten = (_connections: number, seconds: number): void => {
+    this.#fanoutSeconds.observe(seconds);
   };
 
   readonly rpc: RpcObserver = (method, seconds, error) => {

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { LiveSocket } from '../ws/live-socket.js';
+import { preparedFrame } from '../ws/prepared.js';
 import { AppError, toAppError } from '../../errors/app-error.js';
 import { ERROR_CATALOGUE } from '../../errors/catalogue.js';
 import type { Session } from '../../roles/auth/auth-service.js';
@@ -181,7 +182,8 @@ class ImConnection extends LiveSocket implements Subscriber, ImSession, Presence
     }
     const e = item.event;
     if (!e || (e.onlyFor !== null && e.onlyFor !== this.user)) return;
-    this.push(this.gw.deps.wire.pushFrame(item as PushItem & { event: typeof e }), item.cid, item.seq);
+    const payload = this.gw.deps.wire.pushFrame(item as PushItem & { event: typeof e });
+    this.pushPrepared(payload, (item.imWire ??= preparedFrame(payload, true)), item.cid, item.seq, item.written, item.bulk === true);
   }
 
   notifyPresence(user: string, online: boolean): void {

@@ -3,6 +3,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, toAppError } from '../../errors/app-error.js';
 import type { AuthService } from '../../roles/auth/auth-service.js';
 import { LiveSocket } from './live-socket.js';
+import { preparedFrame } from './prepared.js';
 import type { ChatService } from '../../roles/chat/chat-service.js';
 import type { MessageService } from '../../roles/chat/message-service.js';
 import { chatIdFor, isDmCid } from '../../roles/chat/ids.js';
@@ -181,9 +182,13 @@ class JsonConnection extends LiveSocket implements Subscriber {
   }
 
   deliver(item: PushItem): void {
-    let frame: string | Buffer | null;
-    if (item.frame !== undefined) frame = item.frameBytes ??= Buffer.from(item.frame, 'utf8');
-    else frame = this.frameOf(item);
+    if (item.frame !== undefined) {
+      // The same frame for every recipient (a group message): its bytes and its WebSocket frame are built once.
+      const bytes = (item.frameBytes ??= Buffer.from(item.frame, 'utf8'));
+      this.pushPrepared(bytes, (item.frameWire ??= preparedFrame(bytes, false)), item.cid, item.seq, item.written, item.bulk === true);
+      return;
+    }
+    const frame = this.frameOf(item);
     if (frame !== null) this.push(frame, item.cid, item.seq);
   }
 

@@ -3,6 +3,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Session } from '../../roles/auth/auth-service.js';
 import { CLOSE_CODES, type CloseName } from '../../errors/catalogue.js';
 import { sendCorked } from './cork.js';
+import { writePrepared } from './prepared.js';
 import type { SocketMeter } from '../../metrics/metrics.js';
 
 export interface LiveSocketLimits {
@@ -47,6 +48,11 @@ export abstract class LiveSocket {
   private frames = 0;
   private windowStart = Date.now();
   private held: Held[] | null = null;
+  /**
+   * Per conversation, the last seq a resume replayed: a live push queued before the replay read the store
+   * but delivered after it (a large fan-out goes out in chunks over several turns) is not sent twice.
+   */
+  private replayedUpTo: Map<string, number> | null = null;
   private heldBytes = 0;
   private expiryTimer: NodeJS.Timeout | undefined;
   private readonly authTimer: NodeJS.Timeout;
@@ -108,6 +114,7 @@ export abstract class LiveSocket {
 
   /** A push: sent now, or held while a resume replays (`cid`/`seq` let the replay drop what it already sent). */
   protected push(frame: string | Buffer, cid?: string, seq?: number): void {
+    if (this.alreadyReplayed(cid, seq)) return;
     if (this.held) {
       this.heldBytes += frame.length;
       if (this.heldBytes > this.limits.maxBufferedBytes) {
@@ -118,6 +125,31 @@ export abstract class LiveSocket {
       return;
     }
     this.send(frame);
+  }
+
+  /**
+   * A push whose complete WebSocket frame was built once for every recipient (`wire`); `payload` is the
+   * frame's content, held as any other push during a resume. `written` is the hub's fan-out callback;
+   * `bulk`: part of a large fan-out, written without corking the socket for the turn.
+   */
+  protected pushPrepared(payload: Buffer, wire: Buffer, cid: string | undefined, seq: number | undefined, written?: () => () => void, bulk = false): void {
+    if (this.alreadyReplayed(cid, seq)) return;
+    if (this.held) {
+      this.push(payload, cid, seq);
+      return;
+    }
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.ws.bufferedAmount + wire.length > this.limits.maxBufferedBytes) {
+      this.close('SLOW_CONSUMER');
+      return;
+    }
+    writePrepared(this.ws, wire, payload, this.binary, written?.(), !bulk);
+  }
+
+  private alreadyReplayed(cid: string | undefined, seq: number | undefined): boolean {
+    if (this.replayedUpTo === null || cid === undefined || seq === undefined) return false;
+    const upTo = this.replayedUpTo.get(cid);
+    return upTo !== undefined && seq <= upTo;
   }
 
   protected get resuming(): boolean {
@@ -134,6 +166,10 @@ export abstract class LiveSocket {
   protected releasePushes(replayed: ReadonlyMap<string, number>): void {
     const held = this.held ?? [];
     this.held = null;
+    if (replayed.size > 0) {
+      const upTo = (this.replayedUpTo ??= new Map());
+      for (const [cid, seq] of replayed) if (seq > (upTo.get(cid) ?? -1)) upTo.set(cid, seq);
+    }
     for (const item of held) {
       const upTo = item.cid !== undefined ? replayed.get(item.cid) : undefined;
       if (upTo === undefined || item.seq === undefined || item.seq > upTo) this.send(item.frame);
