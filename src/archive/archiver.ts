@@ -147,12 +147,15 @@ export class Archiver {
   start(): void {
     if (this.task) return;
     this.stopping = false;
-    this.task = schedule(this.opts.cron, () => {
-      void this.runOnce(this.clock.now(), 'tick');
-    }, { name: 'archive-tick', noOverlap: false });
-    this.poller = setInterval(() => void this.runOnce(this.clock.now(), 'poll'), this.opts.pollMs);
+    this.task = schedule(this.opts.cron, () => this.runInBackground('tick'), { name: 'archive-tick', noOverlap: false });
+    this.poller = setInterval(() => this.runInBackground('poll'), this.opts.pollMs);
     this.poller.unref();
-    void this.runOnce(this.clock.now(), 'poll');
+    this.runInBackground('poll');
+  }
+
+  /** A run started by a timer: whatever escapes it is logged, never left to end the process. */
+  private runInBackground(reason: 'tick' | 'poll'): void {
+    this.runOnce(this.clock.now(), reason).catch((err: unknown) => this.log.error({ err }, 'archive run failed outside its own error handling'));
   }
 
   /** Stops scheduling, ends a running upload at its next chunk (its state is saved) and gives up the lease. */
@@ -184,11 +187,13 @@ export class Archiver {
     const confirmed: number[] = [];
     if (this.stopping) return { confirmed, skipped: 'stopped' };
     if (now < this.retryAt) return { confirmed, skipped: 'backoff' };
-    const token = await this.store.acquireLease(this.holder, now, this.opts.leaseMs);
-    if (token === null) return { confirmed, skipped: 'lease' };
-    this.token = token;
-    this.leaseRenewedAt = now;
     try {
+      // Inside the try: a store that fails here (SQLITE_BUSY, a lost database) makes a failed run with
+      // backoff and lastError, like any other step, never a rejection out of the poll timer.
+      const token = await this.store.acquireLease(this.holder, now, this.opts.leaseMs);
+      if (token === null) return { confirmed, skipped: 'lease' };
+      this.token = token;
+      this.leaseRenewedAt = now;
       for (;;) {
         let bundle = await this.store.latestBundle();
         if (!bundle || bundle.status === 'confirmed') {

@@ -37,6 +37,24 @@ async function onChain(txid: string): Promise<{ meta: BundleMeta; tags: Record<s
 const arrayOf = (ms: RelationMessage[]): string => `[${ms.map(canonicalJson).join(',')}]`;
 
 describe('Archiver on a real arlocal gateway', () => {
+  it('a run whose lease call fails is a failed run (backoff, lastError), never an unhandled rejection', async () => {
+    // Seen in a benchmark: SQLITE_BUSY from acquireLease inside the poll timer ended the whole server.
+    const r = await rig();
+    await r.send(1);
+    const a = r.archiver();
+    const store = r.archive as unknown as { acquireLease: (...args: unknown[]) => Promise<number | null> };
+    const real = store.acquireLease.bind(store);
+    store.acquireLease = async () => {
+      throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    };
+    const res = await a.runOnce(r.clock.now(), 'tick');
+    expect(res.error).toMatch(/database is locked/);
+    expect((await a.status()).lastError).toMatchObject({ message: 'database is locked', failures: 1 });
+    store.acquireLease = real;
+    r.clock.t += 60_000; // past the backoff
+    expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([1]);
+  });
+
   it('makes no bundle on a tick with nothing pending', async () => {
     const r = await rig();
     const a = r.archiver();
