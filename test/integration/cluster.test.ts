@@ -9,6 +9,7 @@ import { tempDir } from '../support/tmp.js';
 
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const lower = (i: Identity): string => i.address.toLowerCase();
+const OPERATOR = 'operator-token-of-the-cluster-test';
 
 /**
  * Two real apps in one test process, on one store and the shared NATS (a subject of their own): what a
@@ -25,7 +26,7 @@ describe('two processes on one bus (BUS=nats)', () => {
 
   beforeAll(async () => {
     store = new SqliteStore({ file: `${tempDir('rim-cluster-')}/db.sqlite`, synchronous: 'NORMAL' });
-    const bus = { bus: 'nats' as const, natsUrl: NATS_URL, busPrefix: `rim-test-${randomBytes(6).toString('hex')}`, busPingMs: 100, busDownAfterMs: 1000, requireName: false };
+    const bus = { bus: 'nats' as const, natsUrl: NATS_URL, busPrefix: `rim-test-${randomBytes(6).toString('hex')}`, busPingMs: 100, busDownAfterMs: 1000, requireName: false, operatorToken: OPERATOR };
     a = await startServer(bus, { store });
     b = await startServer(bus, { store });
     alice = makeIdentity();
@@ -63,6 +64,30 @@ describe('two processes on one bus (BUS=nats)', () => {
     const sent = await aliceIm.ok(3, { 1: dmCid(lower(alice), lower(bob)), 2: 1, 7: { 0: 'from im' } });
     const g = await ws.next((x) => x['type'] === 'message' && (x['message'] as { seq: number }).seq === sent.get(0));
     expect(g).toMatchObject({ chatId: lower(alice), message: { im: { k: 1, data: { 0: 'from im' } } } });
+  });
+
+  it('a ban made on A closes the address\'s connections on B at once, and B refuses it from then on', async () => {
+    const mallory = makeIdentity();
+    const token = await login(b.url, mallory);
+    const ws = await WsClient.open(b.wsUrl, token);
+    const im = await ImClient.open(imUrl(b.wsUrl), token);
+    open.push(ws, im);
+    const banned = await http(a.url, 'POST', `/admin/bans/${mallory.address}`, { token: OPERATOR, body: { reason: 'cluster test' } });
+    expect(banned.status).toBe(200);
+    expect(await ws.closed).toBe(4203);
+    expect(await im.closed).toBe(4203);
+    const send = await http(b.url, 'POST', '/message/send', { body: signedMessage(mallory, { receiver: bob.address, payload: 'after the ban' }) });
+    expect(send.status).toBe(403);
+    expect(send.json).toMatchObject({ error: { code: 'BANNED' } });
+    // lifted on A: B takes the address's sends again
+    expect((await http(a.url, 'DELETE', `/admin/bans/${mallory.address}`, { token: OPERATOR })).status).toBe(204);
+    const deadline = Date.now() + 10_000;
+    let again = await http(b.url, 'POST', '/message/send', { body: signedMessage(mallory, { receiver: bob.address, payload: 'unbanned' }) });
+    while (again.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      again = await http(b.url, 'POST', '/message/send', { body: signedMessage(mallory, { receiver: bob.address, payload: 'unbanned' }) });
+    }
+    expect(again.status).toBe(200);
   });
 
   it('tells a watcher on A when a user comes online on B, and answers presence from B\'s connections', async () => {
