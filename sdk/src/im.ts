@@ -160,7 +160,8 @@ export class ImConnection extends LiveSocket<ImEvents> {
   private deliver(inc: ImIncoming): boolean {
     const ev = inc.event;
     if (!this.seen.add(ev.cid, ev.mid)) return false;
-    void this.opts.cursors.advance(ev.cid, ev.mid);
+    // A storage adapter that fails (a full localStorage) is reported as an ImError, never left unhandled.
+    this.opts.cursors.advance(ev.cid, ev.mid).catch((e: unknown) => this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e))));
     this.emitEvent('event', inc);
     for (const q of this.iterators) q.push(inc);
     return true;
