@@ -194,7 +194,8 @@ describe('web client in Chromium (alice and bob)', () => {
     expect(await carolsChat.getByTestId('unread').textContent()).toBe('35');
     await carolsChat.click();
     await B.page.locator('[data-testid=message-text]', { hasText: 'history 35' }).waitFor({ timeout: 20_000 });
-    expect(await B.page.getByTestId('message').count()).toBe(30);
+    // the newest message can render (live) before the first history page: wait for the page, then count
+    await expect.poll(() => B.page.getByTestId('message').count(), { timeout: 20_000 }).toBe(30);
     await B.page.getByTestId('older').click();
     await B.page.getByText('history 1', { exact: true }).waitFor({ timeout: 20_000 });
     expect(await B.page.getByTestId('message').count()).toBe(35);
