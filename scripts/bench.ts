@@ -4,6 +4,12 @@
  *
  *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 128]
  *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both] [--processes 1]
+ *                    [--transport ws|rest|both] [--runs 3] [--sockets 16]
+ *
+ * `--transport ws` sends every message as a `/ws` `send` frame over `--sockets` authenticated
+ * WebSockets (the concurrency spread over them), `rest` as `POST /message/send` over keep-alive HTTP;
+ * `both` (the default) measures each in turn on the same server. Every phase runs `--runs` times and
+ * the median is printed beside the runs.
  *
  * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
  * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
@@ -16,7 +22,7 @@
  */
 import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, numericArgs, storeKinds, type BenchServer, type StoreKind } from './bench-server.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -35,6 +41,17 @@ const CONCURRENCY = num('concurrency', 128);
 const RATE = num('rate', 1000);
 const LATENCY_SECONDS = num('latency-seconds', 10);
 const PROCESSES = num('processes', 1);
+const RUNS = num('runs', 3);
+const SOCKETS = num('sockets', 16);
+type Transport = 'rest' | 'ws';
+const TRANSPORTS: Transport[] = ((): Transport[] => {
+  const i = process.argv.indexOf('--transport');
+  const v = i >= 0 ? process.argv[i + 1] : 'both';
+  if (v === 'both') return ['ws', 'rest'];
+  if (v === 'ws' || v === 'rest') return [v];
+  throw new Error('--transport is ws, rest or both');
+})();
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2; };
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 
@@ -89,9 +106,9 @@ function openReceiver(wsUrl: string, token: string): Promise<WebSocket> {
   });
 }
 
-function runSenderOn(url: string, bodies: string[], concurrency: number, ratePerSec: number): Promise<{ sentAt: Float64Array; statuses: [number, number][]; elapsedMs: number }> {
+function runSenderOn(url: string, bodies: string[], concurrency: number, ratePerSec: number, transport: Transport, tokens: string[]): Promise<{ sentAt: Float64Array; statuses: [number, number][]; elapsedMs: number }> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(path.join(here, 'bench-sender.js'), { workerData: { url, bodies, concurrency, ratePerSec } });
+    const w = new Worker(path.join(here, 'bench-sender.js'), { workerData: { url, bodies, concurrency, ratePerSec, transport, tokens } });
     w.once('message', resolve);
     w.once('error', reject);
   });
@@ -127,8 +144,6 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
   log(`--- store: ${kind}${kind === 'postgres' ? ' (PostgreSQL 15 on this machine, same cores; archiver off)' : ` (SQLite synchronous=${process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL'})`}`);
   const cluster = await startBenchCluster(kind === 'postgres' ? PROCESSES : 1, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', ...store.env }, log);
   const { servers } = cluster;
-  const server = servers[0] as BenchServer;
-  const runSender = (_url: string, bodies: string[], concurrency: number, rate: number): ReturnType<typeof sendAcross> => sendAcross(servers, bodies, concurrency, rate, runSenderOn);
   const serverCpu = (): number => servers.reduce((t, s) => t + cpuSeconds(s.pid), 0);
   try {
     const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
@@ -141,6 +156,9 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
       sockets.push(...(await Promise.all(tokens.map((t, j) => openReceiver(at(j).url.replace('http', 'ws') + '/ws', t)))));
     }
     log(`setup: ${sockets.length} receivers connected over /ws`);
+    // The /ws transport's sending sockets: their own users (a send frame's message is authenticated by its signatures, not by the socket).
+    const senderTokens = new Map<string, string[]>();
+    for (const s of servers) senderTokens.set(s.url, await Promise.all(Array.from({ length: Math.max(1, Math.ceil(SOCKETS / servers.length)) }, () => loginToken(s.url, new Wallet(Wallet.createRandom().privateKey)))));
     const senders: BenchIdentity[] = Array.from({ length: SENDERS }, benchIdentity);
     const payload = Buffer.from('x'.repeat(150)).toString('base64');
     const make = (n: number): { ids: string[]; bodies: string[] } => {
@@ -153,46 +171,71 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
       }
       return { ids, bodies };
     };
+    const sendVia = (t: Transport) => (bodies: string[], concurrency: number, rate: number): ReturnType<typeof sendAcross> =>
+      sendAcross(servers, bodies, concurrency, rate, (url, b, cc, r) => runSenderOn(url, b, cc, r, t, senderTokens.get(url) ?? []));
 
-    // Warm-up (JIT, caches, delegation cache per sender).
-    const warm = make(2000);
-    await runSender(server.url, warm.bodies, CONCURRENCY, 0);
-    await waitForPushes(warm.ids, 30_000);
-
-    const load = make(MESSAGES);
-    log(`throughput: ${MESSAGES} messages, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} requests in flight`);
-    const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
-    const sent = await runSender(server.url, load.bodies, CONCURRENCY, 0);
-    await waitForPushes(load.ids, 60_000);
-    const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
-    const first = Math.min(...Array.from(sent.sentAt));
-    const pushed = load.ids.map((id) => received.get(id)).filter((t): t is number => t !== undefined);
-    const last = Math.max(...pushed);
-    const rate = pushed.length / ((last - first) / 1000);
-    log(`  HTTP answers: ${JSON.stringify(Object.fromEntries(sent.statuses))}`);
-    log(`  delivered ${pushed.length}/${MESSAGES} in ${((last - first) / 1000).toFixed(2)} s: ${rate.toFixed(0)} verified messages/s end to end `
-      + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
-    const perMsg = (s: number): string => ((s / pushed.length) * 1e6).toFixed(0);
-    log(`  CPU per message: server${servers.length > 1 ? `s (${servers.length} processes)` : ''} ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
-      + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
-    if (kind === 'postgres') {
-      log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
+    // Warm-up (JIT, caches, delegation cache per sender), on both transports.
+    for (const t of TRANSPORTS) {
+      const warm = make(2000);
+      await sendVia(t)(warm.bodies, CONCURRENCY, 0);
+      await waitForPushes(warm.ids, 30_000);
     }
 
-    const lat = make(RATE * LATENCY_SECONDS);
-    log(`latency: ${lat.ids.length} messages offered at ${RATE}/s`);
-    const sentL = await runSender(server.url, lat.bodies, 64, RATE);
-    await waitForPushes(lat.ids, 30_000);
-    const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
-    log(`  HTTP answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
-    log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
-    // the same file system as the servers' data directories (bench-cluster makes them under tmpdir())
-    const probeDir = mkdtempSync(path.join(tmpdir(), 'rim-fsync-'));
-    const disk = diskFsyncLatency(probeDir);
-    rmSync(probeDir, { recursive: true, force: true });
-    const aim = Math.max(10, disk.p99 + 3);
-    log(`  the disk's own fsync (16 KiB append + fsync, 200 in the data directory, right after): p50 ${disk.p50.toFixed(1)} ms, p99 ${disk.p99.toFixed(1)} ms, max ${disk.max.toFixed(1)} ms`
-      + ` -> send-to-push p99 target ${aim.toFixed(1)} ms (10 ms, or the disk's p99 + 3 ms where the disk alone exceeds it): ${pct(delays, 99) <= aim ? 'met' : 'missed'}`);
+    const summary: string[] = [];
+    for (const t of TRANSPORTS) {
+      const send = sendVia(t);
+      const label = t === 'ws' ? `/ws send frames over ${SOCKETS} sockets` : 'REST POST /message/send, keep-alive HTTP';
+      const rates: number[] = [];
+      const p99s: number[] = [];
+      const p50s: number[] = [];
+      const disks: number[] = [];
+      for (let run = 1; run <= RUNS; run++) {
+        const load = make(MESSAGES);
+        log(`[${t} run ${run}/${RUNS}] throughput: ${MESSAGES} messages as ${label}, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} in flight; load average ${loadavg()[0]?.toFixed(2)}`);
+        const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+        const sent = await send(load.bodies, CONCURRENCY, 0);
+        await waitForPushes(load.ids, 60_000);
+        const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+        const first = Math.min(...Array.from(sent.sentAt));
+        const pushed = load.ids.map((id) => received.get(id)).filter((x): x is number => x !== undefined);
+        const last = Math.max(...pushed);
+        const rate = pushed.length / ((last - first) / 1000);
+        rates.push(rate);
+        log(`  answers: ${JSON.stringify(Object.fromEntries(sent.statuses))}`);
+        log(`  delivered ${pushed.length}/${MESSAGES} in ${((last - first) / 1000).toFixed(2)} s: ${rate.toFixed(0)} verified messages/s end to end `
+          + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
+        const perMsg = (x: number): string => ((x / pushed.length) * 1e6).toFixed(0);
+        log(`  CPU per message: server${servers.length > 1 ? `s (${servers.length} processes)` : ''} ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
+          + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
+        if (kind === 'postgres') {
+          log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
+        }
+
+        const lat = make(RATE * LATENCY_SECONDS);
+        log(`[${t} run ${run}/${RUNS}] latency: ${lat.ids.length} messages offered at ${RATE}/s`);
+        const sentL = await send(lat.bodies, 64, RATE);
+        await waitForPushes(lat.ids, 30_000);
+        const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
+        log(`  answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
+        log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
+        p50s.push(pct(delays, 50));
+        p99s.push(pct(delays, 99));
+        // the same file system as the servers' data directories (bench-cluster makes them under tmpdir())
+        const probeDir = mkdtempSync(path.join(tmpdir(), 'rim-fsync-'));
+        const disk = diskFsyncLatency(probeDir);
+        rmSync(probeDir, { recursive: true, force: true });
+        disks.push(disk.p99);
+        log(`  the disk's own fsync (16 KiB append + fsync, 200 in the data directory, right after): p50 ${disk.p50.toFixed(1)} ms, p99 ${disk.p99.toFixed(1)} ms, max ${disk.max.toFixed(1)} ms`);
+      }
+      const aim = Math.max(10, median(disks) + 3);
+      const list = (xs: number[], d = 0): string => xs.map((x) => x.toFixed(d)).join(' / ');
+      summary.push(`${kind} ${t}: ${median(rates).toFixed(0)} verified messages/s end to end, median of ${RUNS} (${list(rates)}); `
+        + `${((median(rates) / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling (${(c.nativePerSec * cores).toFixed(0)}/s)`);
+      summary.push(`${kind} ${t}: send-to-push at ${RATE}/s with ${RECEIVERS} receivers: p50 ${median(p50s).toFixed(1)} ms, p99 ${median(p99s).toFixed(1)} ms median (${list(p99s, 1)}); `
+        + `disk fsync p99 ${median(disks).toFixed(1)} ms -> target ${aim.toFixed(1)} ms: ${median(p99s) <= aim ? 'met' : 'missed'}`);
+    }
+    log('summary:');
+    for (const line of summary) log(`  ${line}`);
     for (const s of sockets) s.terminate();
   } finally {
     await cluster.stop();
