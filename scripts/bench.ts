@@ -20,7 +20,7 @@
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, numericArgs, storeKinds, type BenchServer, type StoreKind } from './bench-server.js';
+import { threadCpuLine, threadCpuSeconds, backendCpuBetween, benchStore, diskFsyncLatency, loginToken, numericArgs, storeKinds, type BenchServer, type StoreKind } from './bench-server.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -192,10 +192,10 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
       for (let run = 1; run <= RUNS; run++) {
         const load = make(MESSAGES);
         log(`[${t} run ${run}/${RUNS}] throughput: ${MESSAGES} messages as ${label}, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} in flight; load average ${loadavg()[0]?.toFixed(2)}`);
-        const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+        const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
         const sent = await send(load.bodies, CONCURRENCY, 0);
         await waitForPushes(load.ids, 60_000);
-        const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu() };
+        const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
         const first = Math.min(...Array.from(sent.sentAt));
         const pushed = load.ids.map((id) => received.get(id)).filter((x): x is number => x !== undefined);
         const last = Math.max(...pushed);
@@ -207,6 +207,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
         const perMsg = (x: number): string => ((x / pushed.length) * 1e6).toFixed(0);
         log(`  CPU per message: server${servers.length > 1 ? `s (${servers.length} processes)` : ''} ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
           + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
+        servers.forEach((s, k) => log(`  server${servers.length > 1 ? ` ${k + 1}` : ''} per message: ${threadCpuLine(s.pid, cpu0.threads[k] as Map<number, number>, cpu1.threads[k] as Map<number, number>, pushed.length)}`));
         if (kind === 'postgres') {
           log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
         }
