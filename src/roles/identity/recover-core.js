@@ -8,6 +8,7 @@
  * ethers' pure-JS implementation otherwise.
  */
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { keccak256, SigningKey, toUtf8Bytes, concat } from 'ethers';
 
 const require = createRequire(import.meta.url);
@@ -24,19 +25,49 @@ try {
 }
 
 /** @typedef {(algorithm: 'keccak256') => { update(data: Uint8Array): { digest(): Buffer } }} NativeKeccak */
+/** @typedef {{ initialize(rate: number, capacity: number): void, absorb(data: Buffer): void, squeeze(bytes: number): Buffer }} KeccakState */
 /** @type {NativeKeccak | null} */
 let nativeKeccak = null;
+/**
+ * The keccak package's native sponge itself, reused for every hash: its public API wraps each hash in
+ * a new stream object (a Transform), which costs as much as the hashing at these sizes (measured: 4.0
+ * against 1.9 us for a 330-byte input). Same binary, same results (tested against the API).
+ * @type {KeccakState | null}
+ */
+let sponge = null;
 try {
   // Native only (the package's index falls back to a JS implementation slower than ethers').
   nativeKeccak = /** @type {NativeKeccak} */ (require('keccak/bindings'));
+  try {
+    // node-gyp-build is keccak's own dependency: resolved from keccak's folder, as its bindings.js does.
+    const keccakDir = path.dirname(require.resolve('keccak/package.json'));
+    const State = /** @type {new () => KeccakState} */ (createRequire(path.join(keccakDir, 'bindings.js'))('node-gyp-build')(keccakDir));
+    sponge = new State();
+  } catch {
+    sponge = null;
+  }
 } catch {
   nativeKeccak = null;
+}
+
+/**
+ * keccak256 through the native sponge (rate 1088, capacity 512: the package's own 'keccak256').
+ * @param {Buffer} data
+ * @returns {Buffer}
+ */
+function spongeKeccak(data) {
+  const s = /** @type {KeccakState} */ (sponge);
+  s.initialize(1088, 512);
+  s.absorb(data);
+  return s.squeeze(32);
 }
 
 /** Which implementation recovers here: 'native' (libsecp256k1) or 'js' (ethers / noble). */
 export const backend = native ? 'native' : 'js';
 /** Which keccak256 hashes here: 'native' (the keccak package's binding, ~5x faster on a message) or 'js'. */
 export const keccakBackend = nativeKeccak ? 'native' : 'js';
+/** True when hashes go through the reused native sponge rather than the package's stream API. */
+export const keccakSponge = sponge !== null;
 
 /**
  * keccak256 of bytes, as raw bytes.
@@ -44,6 +75,7 @@ export const keccakBackend = nativeKeccak ? 'native' : 'js';
  * @returns {Uint8Array}
  */
 export function keccakBytes(data) {
+  if (sponge) return spongeKeccak(asBuffer(data));
   return nativeKeccak ? nativeKeccak('keccak256').update(asBuffer(data)).digest() : hexToBytes(keccak256(data));
 }
 
@@ -62,6 +94,7 @@ function asBuffer(data) {
  * @returns {string}
  */
 export function keccakHex(data) {
+  if (sponge) return '0x' + spongeKeccak(asBuffer(data)).toString('hex');
   return nativeKeccak ? '0x' + nativeKeccak('keccak256').update(asBuffer(data)).digest().toString('hex') : keccak256(data);
 }
 

@@ -3,7 +3,7 @@ import { getBytes, hexlify, keccak256, randomBytes, Signature, Wallet } from 'et
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/config.js';
 import { MessageVerifier } from '../../../src/roles/identity/verifier.js';
-import { backend, keccakBackend, keccakHex, recoverPersonal, recoverWith, personalDigest, splitSignature, verifyJob } from '../../../src/roles/identity/recover-core.js';
+import { backend, keccakBackend, keccakBytes, keccakHex, keccakSponge, recoverPersonal, recoverWith, personalDigest, splitSignature, verifyJob } from '../../../src/roles/identity/recover-core.js';
 import { InlineRunner, WorkerPool, type JobRunner } from '../../../src/roles/identity/worker-pool.js';
 import { delegationText } from '../../../src/protocol/delegation.js';
 import { parseMessage, type RelationMessage } from '../../../src/protocol/message.js';
@@ -176,9 +176,12 @@ describe('recovery core', () => {
 
   it(`hashes with the native keccak here (got ${keccakBackend}), equal to ethers' keccak256`, () => {
     expect(keccakBackend).toBe('native');
+    expect(keccakSponge).toBe(true);
     for (const len of [0, 1, 31, 32, 64, 135, 136, 137, 650, 5000]) {
       const data = getBytes(hexlify(randomBytes(len)));
       expect(keccakHex(data)).toBe(keccak256(data));
+      // the sponge is reused: a second hash of other bytes starts from a clean state
+      expect(hexlify(keccakBytes(data))).toBe(keccak256(data));
     }
   });
 
