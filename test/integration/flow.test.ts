@@ -199,3 +199,36 @@ describe('Relation ONE flow', () => {
     expect(await ws.next((x) => x['ref'] === 'r2')).toMatchObject({ type: 'error', error: { code: 'ID_CONFLICT' } });
   });
 });
+
+/**
+ * A resend is answered as the first delivery was even when its checks would now refuse it: the store is
+ * asked on the way to a refusal, since a new message is no longer looked up before it is verified.
+ */
+describe('a resend after its checks changed', () => {
+  let srv: TestServer;
+  let offset = 0;
+  beforeAll(async () => {
+    srv = await startServer({}, { clock: { now: () => Date.now() + offset } });
+  });
+  afterAll(async () => {
+    await srv.close();
+  });
+
+  it('answers the first delivery when the message would now be refused as stale, and refuses a new one', async () => {
+    const alice = makeIdentity();
+    const bob = makeIdentity();
+    const m = signedMessage(alice, { receiver: bob.address });
+    const first = await http(srv.url, 'POST', '/message/send', { body: m });
+    expect(first.status).toBe(200);
+    offset = 3_600_000; // the server's clock is an hour on: the timestamp is far outside the skew
+    const again = await http(srv.url, 'POST', '/message/send', { body: m });
+    expect(again.status).toBe(200);
+    expect(again.text).toBe(first.text);
+    const fresh = await http(srv.url, 'POST', '/message/send', { body: signedMessage(alice, { receiver: bob.address }) });
+    expect(fresh.status).toBe(400);
+    expect(fresh.json).toMatchObject({ error: { code: 'TIMESTAMP_SKEW' } });
+    const conflict = await http(srv.url, 'POST', '/message/send', { body: { ...m, type: 'CARD' } });
+    expect(conflict.json).toMatchObject({ error: { code: 'ID_CONFLICT' } });
+    offset = 0;
+  });
+});

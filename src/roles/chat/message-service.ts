@@ -42,6 +42,12 @@ export interface MessageServiceDeps {
   limits?: { take(name: 'userSend', user: string, clientAddress: string): Promise<void> };
 }
 
+/** Who is pushed an event (online here or elsewhere), and who of them muted its chat. */
+interface Audience {
+  online: string[];
+  muted: ReadonlySet<string>;
+}
+
 /** Where a submission came from: the client's address, for the per-user send limit. Absent: an internal caller. */
 export interface SubmitOrigin {
   clientAddress: string;
@@ -95,13 +101,22 @@ export class MessageService {
   private async admit(m: RelationMessage, body: string, origin: SubmitOrigin | undefined): Promise<SubmitResult> {
     const { store, verifier, clock } = this.deps;
     const sender = m.sender.toLowerCase();
-    const existing = await store.getEventById(m.id);
-    if (existing) return this.duplicateOf(existing, body, sender);
-
-    const verified = await verifier.verifyMessage(m, clock.now());
-    if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
-    const event = await this.authorise(m, verified.sender, body);
-    const audience = await this.audience(event);
+    let event: NewEvent;
+    let audience: Audience;
+    try {
+      const verified = await verifier.verifyMessage(m, clock.now());
+      if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
+      event = await this.authorise(m, verified.sender, body);
+      audience = await this.audience(event);
+    } catch (e) {
+      // A resend of a stored message gets the first delivery's answer whatever changed since (its
+      // delegation expired, its sender left the group, a limit): the store is asked here, on the way to
+      // a refusal, and not before every new message; a resend that passes every check is found by the
+      // commit itself (the store refuses a second copy of an id and returns the first).
+      const existing = await store.getEventById(m.id);
+      if (existing) return this.duplicateOf(existing, body, sender);
+      throw e;
+    }
     const outcome = await this.deps.committer.append(event);
     if (outcome.status === 'duplicate') return this.duplicateOf(outcome.event, body, sender);
     this.publish(outcome.event, audience);
@@ -121,23 +136,24 @@ export class MessageService {
     if (!history && requireName && relations.available && !(await relations.hasName(sender))) {
       throw new AppError('NAME_REQUIRED');
     }
-    const base = { id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, body };
+    const ev = (cid: string, onlyFor: string | null, hides: { seq: number } | null, participants: [string, string] | null): NewEvent => ({
+      id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, body, receivedAt: clock.now(), cid, counts: hides === null,
+      onlyFor, hides, participants,
+    });
     if (m.kind === Kind.HIDE) {
       const target = await this.hideTarget(m, sender, receiver);
-      return { ...base, receivedAt: clock.now(), cid: target.cid, counts: false, onlyFor: sender, hides: { seq: target.seq }, participants: null };
+      return ev(target.cid, sender, { seq: target.seq }, null);
     }
-    if (m.kind === Kind.P2P) {
-      return { ...base, receivedAt: clock.now(), cid: dmCid(sender, receiver), counts: true, onlyFor: null, hides: null, participants: [sender, receiver] };
-    }
+    if (m.kind === Kind.P2P) return ev(dmCid(sender, receiver), null, null, [sender, receiver]);
     // Group, DAO and announcement messages go to a DAO contract.
-    if (history) return { ...base, receivedAt: clock.now(), cid: receiver, counts: true, onlyFor: null, hides: null, participants: null };
+    if (history) return ev(receiver, null, null, null);
     const group = await this.groupOf(receiver);
     if (m.kind === Kind.ANNOUNCEMENT) {
       if (group.owner !== sender) throw new AppError('NOT_OWNER', 'only the DAO owner may post announcements');
     } else if (group.owner !== sender && !(await relations.isMember(receiver, sender))) {
       throw new AppError('NOT_MEMBER');
     }
-    return { ...base, receivedAt: clock.now(), cid: receiver, counts: true, onlyFor: null, hides: null, participants: null };
+    return ev(receiver, null, null, null);
   }
 
   private async groupOf(address: string): Promise<GroupInfo> {
@@ -182,13 +198,13 @@ export class MessageService {
    * after it is synchronous and stays in seq order (a mute that lands in between affects the next
    * message). Offline users are left out: nothing would reach them, and the bus says who is online.
    */
-  private async audience(e: NewEvent): Promise<{ online: string[]; muted: ReadonlySet<string> }> {
+  private async audience(e: NewEvent): Promise<Audience> {
     const online = (await this.recipients(e)).filter((u) => this.deps.push.isOnline(u));
     const muted = online.length > 0 ? new Set(await this.deps.store.mutedUsers(e.cid)) : new Set<string>();
     return { online, muted };
   }
 
-  private publish(e: StoredEvent, audience: { online: string[]; muted: ReadonlySet<string> }): void {
+  private publish(e: StoredEvent, audience: Audience): void {
     const { online, muted } = audience;
     // Nobody online that this process knows of: still published, so a bus rings the other processes.
     if (online.length === 0) {
