@@ -2,9 +2,9 @@
  * End-to-end benchmark of the Relation ONE face: the real server (dist build, its own process, SQLite
  * with synchronous=FULL) driven over HTTP and WebSocket on this machine.
  *
- *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 128]
+ *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 2048 on /ws, 512 on REST]
  *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both] [--processes 1]
- *                    [--transport ws|rest|both] [--runs 3] [--sockets 16]
+ *                    [--transport ws|rest|both] [--runs 3] [--sockets 128]
  *
  * `--transport ws` sends every message as a `/ws` `send` frame over `--sockets` authenticated
  * WebSockets (the concurrency spread over them), `rest` as `POST /message/send` over keep-alive HTTP;
@@ -37,12 +37,19 @@ const num = numericArgs();
 const MESSAGES = num('messages', 30_000);
 const RECEIVERS = num('receivers', 1000);
 const SENDERS = num('senders', 50);
-const CONCURRENCY = num('concurrency', 128);
+/**
+ * Sends in flight during the throughput phase. At saturation a send waits in the server's queues, so
+ * throughput = in flight / time per send (Little's law): 10,000/s at ~200 ms each is ~2,000 in flight,
+ * what 2,000 clients each waiting for their answer would hold. Defaults: 2,048 on /ws (16 per socket),
+ * 512 on REST (one per keep-alive connection); --concurrency sets both.
+ */
+const concurrencyArg = process.argv.includes('--concurrency') ? num('concurrency', 0) : 0;
+const CONCURRENCY = { ws: concurrencyArg || 2048, rest: concurrencyArg || 512 };
 const RATE = num('rate', 1000);
 const LATENCY_SECONDS = num('latency-seconds', 10);
 const PROCESSES = num('processes', 1);
 const RUNS = num('runs', 3);
-const SOCKETS = num('sockets', 16);
+const SOCKETS = num('sockets', 128);
 type Transport = 'rest' | 'ws';
 const TRANSPORTS: Transport[] = ((): Transport[] => {
   const i = process.argv.indexOf('--transport');
@@ -177,7 +184,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
     // Warm-up (JIT, caches, delegation cache per sender), on both transports.
     for (const t of TRANSPORTS) {
       const warm = make(2000);
-      await sendVia(t)(warm.bodies, CONCURRENCY, 0);
+      await sendVia(t)(warm.bodies, CONCURRENCY[t], 0);
       await waitForPushes(warm.ids, 30_000);
     }
 
@@ -191,9 +198,9 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
       const disks: number[] = [];
       for (let run = 1; run <= RUNS; run++) {
         const load = make(MESSAGES);
-        log(`[${t} run ${run}/${RUNS}] throughput: ${MESSAGES} messages as ${label}, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY} in flight; load average ${loadavg()[0]?.toFixed(2)}`);
+        log(`[${t} run ${run}/${RUNS}] throughput: ${MESSAGES} messages as ${label}, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY[t]} in flight; load average ${loadavg()[0]?.toFixed(2)}`);
         const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
-        const sent = await send(load.bodies, CONCURRENCY, 0);
+        const sent = await send(load.bodies, CONCURRENCY[t], 0);
         await waitForPushes(load.ids, 60_000);
         const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
         const first = Math.min(...Array.from(sent.sentAt));
