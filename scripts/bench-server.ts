@@ -127,8 +127,10 @@ export class CpuMeter {
   private readonly self0 = process.cpuUsage();
   private readonly machine0 = machineCpuSeconds();
   private readonly written0: number | null;
+  private readonly threads0: Map<number, number>;
 
   constructor(private readonly serverPid: number) {
+    this.threads0 = threadCpuSeconds(serverPid);
     this.server0 = processCpuSeconds(serverPid);
     this.written0 = processWriteBytes(serverPid);
   }
@@ -147,7 +149,8 @@ export class CpuMeter {
     return `CPU per event: server ${us(server)}, load generator ${us((self.user + self.system) / 1e6)}, whole machine ${us(machine)}`
       + ` (machine busy ${machine === null ? '?' : ((machine / seconds) * 100).toFixed(0)}% of one core x ${cpus().length},`
       + ` hypervisor steal ${steal === null ? '?' : ((steal / seconds) * 100).toFixed(1)}% of one core);`
-      + ` server disk writes ${written === null ? '?' : `${(written / events / 1024).toFixed(1)} KiB per event, ${(written / seconds / 1048576).toFixed(0)} MiB/s`}`;
+      + ` server disk writes ${written === null ? '?' : `${(written / events / 1024).toFixed(1)} KiB per event, ${(written / seconds / 1048576).toFixed(0)} MiB/s`}`
+      + `\n  server CPU per event by thread: ${threadCpuLine(this.serverPid, this.threads0, threadCpuSeconds(this.serverPid), events)}`;
   }
 }
 
