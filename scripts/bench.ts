@@ -26,6 +26,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getBytes, Wallet } from 'ethers';
 import WebSocket from 'ws';
 import { recoverWith, personalDigest, splitSignature } from '../src/roles/identity/recover-core.js';
@@ -96,18 +97,19 @@ function cpuSeconds(pid: number): number {
 /** Every push lands here: message id -> time received. */
 const received = new Map<string, number>();
 let onPush: (() => void) | null = null;
-const ID_AT = '"message":{"id":"';
+const ID_AT = Buffer.from('"message":{"id":"');
+const READY = Buffer.from('"ready"');
 
 function openReceiver(wsUrl: string, token: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${wsUrl}?token=${token}`, { perMessageDeflate: false });
-    ws.on('message', (data) => {
-      const s = data.toString();
-      const i = s.indexOf(ID_AT);
+    ws.on('message', (data: Buffer) => {
+      // Read as bytes: decoding every pushed frame to a string would be the load generator's largest cost.
+      const i = data.indexOf(ID_AT);
       if (i >= 0) {
-        received.set(s.slice(i + ID_AT.length, i + ID_AT.length + 66), now());
+        received.set(data.toString('latin1', i + ID_AT.length, i + ID_AT.length + 66), now());
         onPush?.();
-      } else if (s.includes('"ready"')) resolve(ws);
+      } else if (data.indexOf(READY) >= 0) resolve(ws);
     });
     ws.on('error', reject);
   });
@@ -131,6 +133,37 @@ function waitForPushes(ids: string[], timeoutMs: number): Promise<void> {
       if (pending <= 0 && check()) { clearTimeout(timer); onPush = null; resolve(); }
     };
     if (check()) { clearTimeout(timer); onPush = null; resolve(); }
+  });
+}
+
+/** Bucket counts of a histogram in a /metrics text: upper bound (seconds) -> cumulative count. */
+function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/** The bucket bound under which p% of a histogram's observations between two scrapes fell ("<= 5 ms"). */
+function bucketPct(before: Map<number, number>, after: Map<number, number>, p: number): string {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total <= 0) return 'none';
+  for (const b of bounds) if ((after.get(b) ?? 0) - (before.get(b) ?? 0) >= (p / 100) * total) return b === Infinity ? 'above the last bucket' : `<= ${(b * 1000).toFixed(1)} ms`;
+  return '?';
+}
+
+let lastMetrics: string[] = [];
+/** The servers' event-loop delay since the last scrape (p99 and max), and their group commits' durations. */
+async function loopLag(servers: readonly BenchServer[]): Promise<string[]> {
+  const before = lastMetrics;
+  lastMetrics = await Promise.all(servers.map(async (s) => (await fetch(`${s.url}/metrics`)).text()));
+  return servers.map((_, k) => {
+    const text = lastMetrics[k] as string;
+    const c0 = buckets(before[k] ?? '', 'rim_commit_seconds');
+    const c1 = buckets(text, 'rim_commit_seconds');
+    const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10;
+    return `p99 ${Math.max(0, read('nodejs_eventloop_lag_p99_seconds')).toFixed(1)} ms, max ${Math.max(0, read('nodejs_eventloop_lag_max_seconds')).toFixed(1)} ms;`
+      + ` group commits (posted -> durable) p50 ${bucketPct(c0, c1, 50)}, p99 ${bucketPct(c0, c1, 99)}, max ${bucketPct(c0, c1, 100)}`;
   });
 }
 
@@ -221,11 +254,17 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
 
         const lat = make(RATE * LATENCY_SECONDS);
         log(`[${t} run ${run}/${RUNS}] latency: ${lat.ids.length} messages offered at ${RATE}/s`);
+        await loopLag(servers); // prom-client resets its event-loop histogram at every scrape
+        const ownLag = monitorEventLoopDelay({ resolution: 1 });
+        ownLag.enable();
         const sentL = await send(lat.bodies, 64, RATE);
+        ownLag.disable();
         await waitForPushes(lat.ids, 30_000);
         const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
         log(`  answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
         log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
+        log(`  load generator's own receiving thread during the phase: event-loop delay p99 ${(ownLag.percentile(99) / 1e6 - 1).toFixed(1)} ms, max ${(ownLag.max / 1e6 - 1).toFixed(1)} ms (a push it reads late counts as late)`);
+        log(`  server during the phase: event-loop delay (prom-client, its 10 ms sampling interval subtracted): ${(await loopLag(servers)).join('; ')}`);
         p50s.push(pct(delays, 50));
         p99s.push(pct(delays, 99));
         // the same file system as the servers' data directories (bench-cluster makes them under tmpdir())
