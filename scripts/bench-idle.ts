@@ -4,6 +4,7 @@
  * own user (SIWE login per wallet); the server's RSS (/proc) and V8 heap (its /metrics) are read before
  * and after each face, and the growth is printed per connection. One process may hold at most 20,000
  * open files on this machine: the load generator holds every client socket, so N <= ~9,000 per face.
+ * The heap is read through the server's inspector after a full collection (`--inspect-port`, default 19229).
  *
  *   npm run build && node dist/scripts/bench-idle.js [--connections 5000]
  */
@@ -27,19 +28,46 @@ function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-async function heapBytes(url: string): Promise<number> {
-  const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text());
-  return Number(m?.[1] ?? NaN);
+/**
+ * The server's live V8 heap: a full garbage collection, then the heap in use, through the server's own
+ * inspector (it runs with --inspect on INSPECT_PORT). Without the collection the reading includes the
+ * logins' garbage, and a reading after the connections can come out below the one before them.
+ */
+const INSPECT_PORT = num('inspect-port', 19229);
+let inspector: WebSocket | null = null;
+let nextCall = 1;
+async function cdp(method: string): Promise<Record<string, unknown>> {
+  if (!inspector) {
+    const list = (await (await fetch(`http://127.0.0.1:${INSPECT_PORT}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
+    const ws = new WebSocket(list[0]?.webSocketDebuggerUrl ?? '');
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    inspector = ws;
+  }
+  const id = nextCall++;
+  const ws = inspector;
+  return new Promise((resolve) => {
+    const onMessage = (data: Buffer): void => {
+      const m = JSON.parse(data.toString()) as { id?: number; result?: Record<string, unknown> };
+      if (m.id === id) { ws.off('message', onMessage); resolve(m.result ?? {}); }
+    };
+    ws.on('message', onMessage);
+    ws.send(JSON.stringify({ id, method }));
+  });
 }
 
-/** RSS and heap once the server has settled (median of five readings a second apart: the heap saws with GC). */
-async function settled(url: string, pid: number): Promise<{ rss: number; heap: number }> {
+async function heapBytes(): Promise<number> {
+  await cdp('HeapProfiler.collectGarbage');
+  return Number((await cdp('Runtime.getHeapUsage'))['usedSize']);
+}
+
+/** RSS and heap once the server has settled (median of five readings a second apart, each after a full GC). */
+async function settled(_url: string, pid: number): Promise<{ rss: number; heap: number }> {
   const rss: number[] = [];
   const heap: number[] = [];
   for (let i = 0; i < 5; i++) {
     await sleep(1000);
+    heap.push(await heapBytes());
     rss.push(rssBytes(pid));
-    heap.push(await heapBytes(url));
   }
   const mid = (a: number[]): number => a.sort((x, y) => x - y)[Math.floor(a.length / 2)] as number;
   return { rss: mid(rss), heap: mid(heap) };
@@ -93,6 +121,7 @@ async function face(name: string, url: string, pid: number, open: (url: string, 
 async function main(): Promise<void> {
   log(`machine: ${availableParallelism()} cores, node ${process.version}; ${N} connections per face, each its own user`);
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-bench-idle-'));
+  process.env['BENCH_NODE_ARGS'] = `${process.env['BENCH_NODE_ARGS'] ?? ''} --inspect=127.0.0.1:${INSPECT_PORT}`;
   const server = await startBenchServer(dataDir, { REQUIRE_NAME: 'false' }, log);
   const held: WebSocket[] = [];
   try {
@@ -101,6 +130,7 @@ async function main(): Promise<void> {
     log('(the logins happen before the first reading: what grows is the connections, not the sessions)');
   } finally {
     for (const ws of held) ws.terminate();
+    inspector?.terminate();
     server.stop();
     await sleep(500);
     rmSync(dataDir, { recursive: true, force: true });
