@@ -42,6 +42,12 @@ export interface ArchiveFigures {
  * when `/metrics` is scraped, so a send costs an array increment and never builds a label string.
  * Names, labels and meanings: docs/operations.md.
  */
+/** prom-client default metrics whose collection costs time per open handle or descriptor (see the constructor). */
+export const EXPENSIVE_DEFAULTS = [
+  'process_open_fds', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_requests',
+  'nodejs_active_requests_total', 'nodejs_active_resources', 'nodejs_active_resources_total',
+] as const;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly #accepted = new Float64Array(SEND_FACES.length);
@@ -59,7 +65,13 @@ export class Metrics {
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.defaultMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry });
+      // These walk every open handle, request and file descriptor at each scrape: with 10,000 sockets one
+      // scrape held the event loop ~25 ms (a group fan-out waited behind it). rim_connections counts the
+      // sockets; process_max_fds stays.
+      for (const name of EXPENSIVE_DEFAULTS) this.registry.removeSingleMetric(name);
+    }
     const accepted = this.#accepted;
     const refused = this.#refused;
     const closes = this.#closes;

@@ -62,6 +62,9 @@ describe('operations: /metrics, request and connection ids', () => {
     const text = await ok.text();
     expect(text).toContain('process_resident_memory_bytes');
     expect(text).toContain('nodejs_heap_size_used_bytes');
+    // the collectors that walk every handle and descriptor at each scrape are left out
+    expect(text).not.toMatch(/^(process_open_fds|nodejs_active_handles|nodejs_active_requests|nodejs_active_resources)/m);
+    expect(text).toContain('process_max_fds');
   });
 
   it('counts sends accepted and refused by code on each face, commits, fan-out and connections', async () => {
