@@ -145,23 +145,33 @@ export class Metrics {
         }
       },
     });
-    const archiveGauges = {
-      bytes: new Gauge({ name: 'rim_archive_backlog_bytes', help: 'Bytes of committed Relation ONE messages not yet in any bundle (bundle-encoded size).', registers }),
-      messages: new Gauge({ name: 'rim_archive_backlog_messages', help: 'Committed Relation ONE messages not yet in any bundle.', registers }),
-      age: new Gauge({ name: 'rim_archive_backlog_age_seconds', help: 'Upper bound on how long the backlog has waited: since the last bundle was cut (since this process started when there is none); 0 when nothing is pending.', registers }),
-      failures: new Gauge({ name: 'rim_archive_upload_failures', help: 'Consecutive failures of the archive upload now being retried (0 when the last attempt succeeded).', registers }),
+    // One archive status per scrape, shared by its five gauges: each reads it in its own collect, so all
+    // show this scrape's figures (set from another gauge's collect, they showed the previous scrape's).
+    let asked: { at: number; status: Promise<ArchiveFigures | null> } | null = null;
+    const archiveStatus = (): Promise<ArchiveFigures | null> => {
+      if (!asked || Date.now() - asked.at > 500) {
+        asked = { at: Date.now(), status: self.#archive ? self.#archive().catch(() => null) : Promise.resolve(null) };
+      }
+      return asked.status;
     };
+    const archiveGauge = (name: string, help: string, value: (s: ArchiveFigures) => number): void => {
+      new Gauge({
+        name, help, registers,
+        async collect() {
+          const status = await archiveStatus();
+          if (status) this.set(value(status));
+        },
+      });
+    };
+    archiveGauge('rim_archive_backlog_bytes', 'Bytes of committed Relation ONE messages not yet in any bundle (bundle-encoded size).', (st) => st.pending.bytes);
+    archiveGauge('rim_archive_backlog_messages', 'Committed Relation ONE messages not yet in any bundle.', (st) => st.pending.messages);
+    archiveGauge('rim_archive_backlog_age_seconds', 'Upper bound on how long the backlog has waited: since the last bundle was cut (since this process started when there is none); 0 when nothing is pending.',
+      (st) => (st.pending.messages === 0 ? 0 : Math.max(0, (Date.now() - (st.lastBundle?.cutAt ?? self.#startedAt)) / 1000)));
+    archiveGauge('rim_archive_upload_failures', 'Consecutive failures of the archive upload now being retried (0 when the last attempt succeeded).', (st) => st.lastError?.failures ?? 0);
     new Gauge({
       name: 'rim_archive_up', help: '1 when the archiver answered its status at this scrape, 0 when it did not or is not enabled.', registers,
       async collect() {
-        const status = self.#archive ? await self.#archive().catch(() => null) : null;
-        this.set(status ? 1 : 0);
-        if (!status) return;
-        archiveGauges.bytes.set(status.pending.bytes);
-        archiveGauges.messages.set(status.pending.messages);
-        const since = status.lastBundle?.cutAt ?? self.#startedAt;
-        archiveGauges.age.set(status.pending.messages === 0 ? 0 : Math.max(0, (Date.now() - since) / 1000));
-        archiveGauges.failures.set(status.lastError?.failures ?? 0);
+        this.set((await archiveStatus()) ? 1 : 0);
       },
     });
   }
