@@ -85,10 +85,16 @@ describe('rate limits per client address and per user', () => {
     for (const r of forged) expect(r.json).toMatchObject({ error: { code: 'INVALID_SIGNATURE' } });
     expect((await http(srv.url, 'POST', '/message/send', { body: signedMessage(alice, { receiver: bob.address }) })).status).toBe(200);
 
-    const burst = await Promise.all(Array.from({ length: 12 }, () => http(srv.url, 'POST', '/message/send', { body: signedMessage(alice, { receiver: bob.address }) })));
+    const burstMessages = Array.from({ length: 12 }, () => signedMessage(alice, { receiver: bob.address }));
+    const burst = await Promise.all(burstMessages.map((m) => http(srv.url, 'POST', '/message/send', { body: m })));
     const limited = burst.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThan(0);
     for (const r of limited) expect(r.json).toMatchObject({ error: { code: 'RATE_LIMITED', message: expect.stringMatching(/user/) } });
+    // At the limit, a resend of a stored message is answered from the store, not refused.
+    const stored = burst.findIndex((r) => r.status === 200);
+    const again = await http(srv.url, 'POST', '/message/send', { body: burstMessages[stored] });
+    expect(again.status).toBe(200);
+    expect(again.text).toBe(burst[stored]?.text);
     // Another user is not affected.
     expect((await http(srv.url, 'POST', '/message/send', { body: signedMessage(bob, { receiver: alice.address }) })).status).toBe(200);
 
