@@ -51,16 +51,20 @@ try {
 }
 
 /**
- * keccak256 through the native sponge (rate 1088, capacity 512: the package's own 'keccak256').
- * @param {Buffer} data
- * @returns {Buffer}
+ * The native keccak256, chosen once: the reused sponge (rate 1088, capacity 512: the package's own
+ * 'keccak256'), else the package's API; null when neither loads (ethers' JS then).
+ * @type {((data: Buffer) => Buffer) | null}
  */
-function spongeKeccak(data) {
-  const s = /** @type {KeccakState} */ (sponge);
-  s.initialize(1088, 512);
-  s.absorb(data);
-  return s.squeeze(32);
-}
+const nativeHash = sponge
+  ? (data) => {
+    const s = /** @type {KeccakState} */ (sponge);
+    s.initialize(1088, 512);
+    s.absorb(data);
+    return s.squeeze(32);
+  }
+  : nativeKeccak
+    ? (data) => /** @type {NativeKeccak} */ (nativeKeccak)('keccak256').update(data).digest()
+    : null;
 
 /** Which implementation recovers here: 'native' (libsecp256k1) or 'js' (ethers / noble). */
 export const backend = native ? 'native' : 'js';
@@ -75,8 +79,7 @@ export const keccakSponge = sponge !== null;
  * @returns {Uint8Array}
  */
 export function keccakBytes(data) {
-  if (sponge) return spongeKeccak(asBuffer(data));
-  return nativeKeccak ? nativeKeccak('keccak256').update(asBuffer(data)).digest() : hexToBytes(keccak256(data));
+  return nativeHash ? nativeHash(asBuffer(data)) : hexToBytes(keccak256(data));
 }
 
 /**
@@ -94,8 +97,7 @@ function asBuffer(data) {
  * @returns {string}
  */
 export function keccakHex(data) {
-  if (sponge) return '0x' + spongeKeccak(asBuffer(data)).toString('hex');
-  return nativeKeccak ? '0x' + nativeKeccak('keccak256').update(asBuffer(data)).digest().toString('hex') : keccak256(data);
+  return nativeHash ? '0x' + nativeHash(asBuffer(data)).toString('hex') : keccak256(data);
 }
 
 /** Forces the pure-JS path (for tests and for measuring both). */
