@@ -10,11 +10,9 @@
  * the median of the runs. `--store postgres` runs the server on a scratch database of the local
  * PostgreSQL (BENCH_DATABASE_URL to use another); `both` runs SQLite, then PostgreSQL.
  */
-import { benchStore, loginToken, numericArgs, processCpuSeconds, startBenchServer, storeKinds, type StoreKind } from './bench-server.js';
+import { benchStore, loginToken, median, numericArgs, processCpuSeconds, startBenchServer, storeKinds, type StoreKind } from './bench-server.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { hexlify, Wallet } from 'ethers';
@@ -24,13 +22,13 @@ import { deployRelationContracts } from '../src/roles/relations/chain/deploy.js'
 import { RelationActions } from '../src/roles/relations/chain/demo.js';
 import { ethersProvider, HttpEip1193 } from '../src/roles/relations/chain/eip1193.js';
 import { LocalChain } from '../src/roles/relations/chain/local-chain.js';
+import { serveChainRpc } from '../src/roles/relations/chain/rpc-server.js';
 import { benchIdentity, benchMessage } from './bench-sign.js';
 
 const num = numericArgs();
 const MEMBERS = num('members', 10_000);
 const MESSAGES = num('messages', 20);
 const RUNS = num('runs', 3);
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2; };
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -50,20 +48,9 @@ async function main(): Promise<void> {
   await actions.addMembers(owner, dao, members.map((m) => m.address));
   log(`setup: ${MEMBERS} members added on chain in ${((now() - t0) / 1000).toFixed(1)} s (not part of the figures)`);
 
-  // The chain as a JSON-RPC endpoint on loopback.
-  const rpc = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const call = JSON.parse(Buffer.concat(chunks).toString()) as { id: number; method: string; params?: unknown[] };
-      chain.request({ method: call.method, ...(call.params ? { params: call.params } : {}) }).then(
-        (result) => res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result })),
-        (e: { code?: number; message?: string; data?: unknown }) => res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, error: { code: e.code ?? -32000, message: e.message, data: e.data } })),
-      );
-    });
-  });
-  await new Promise<void>((r) => rpc.listen(0, '127.0.0.1', () => r()));
-  const rpcUrl = `http://127.0.0.1:${(rpc.address() as AddressInfo).port}`;
+  // The chain as a JSON-RPC endpoint on loopback (the same server as the embedded chain's CHAIN_RPC_PORT).
+  const rpc = await serveChainRpc(chain, '127.0.0.1', 0);
+  const rpcUrl = rpc.url;
 
   const cold = new ChainRelations({ provider: ethersProvider(new HttpEip1193(rpcUrl, 30_000), chain.chainId), addresses, refreshMs: 3_600_000, stateTtlMs: 3_600_000, rpcTimeoutMs: 30_000, maxStaleMs: 3_600_000, fromBlock: 0, logRange: 10_000 });
   const tc = now();
@@ -72,7 +59,7 @@ async function main(): Promise<void> {
   await cold.close();
 
   for (const kind of storeKinds()) await runOn(kind, { members, ownerKey, dao, rpcUrl, chainId: chain.chainId, addresses });
-  rpc.close();
+  await rpc.close();
   await chain.close();
 }
 

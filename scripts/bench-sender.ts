@@ -31,13 +31,18 @@ function wsLane(token: string): Promise<{ send(i: number, body: string): Promise
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`${job.url.replace('http', 'ws')}/ws?token=${token}`, { perMessageDeflate: false });
     const waiting = new Map<number, (status: number) => void>();
+    const socket = (): import('node:net').Socket => (ws as unknown as { _socket: import('node:net').Socket })._socket;
     let corked = false;
     const lane = {
       send(i: number, body: string): Promise<number> {
         return new Promise<number>((done) => {
           waiting.set(i, done);
           // Cork per turn, as the server does: one write for every frame sent in this turn.
-          if (!corked) { corked = true; (ws as unknown as { _socket: import('node:net').Socket })._socket.cork(); setImmediate(() => { corked = false; (ws as unknown as { _socket: import('node:net').Socket })._socket.uncork(); }); }
+          if (!corked) {
+            corked = true;
+            socket().cork();
+            setImmediate(() => { corked = false; socket().uncork(); });
+          }
           ws.send(`{"type":"send","ref":"${i}","message":${body}}`);
         });
       },

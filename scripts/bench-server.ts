@@ -66,6 +66,12 @@ export function processCpuSeconds(pid: number): number | null {
   }
 }
 
+/** The median of some runs' figures (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+}
+
 /** CPU seconds of each thread of a process so far, by thread id (Linux /proc; empty elsewhere). */
 export function threadCpuSeconds(pid: number): Map<number, number> {
   const out = new Map<number, number>();

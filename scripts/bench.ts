@@ -20,8 +20,8 @@
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
  * send-to-push latency at a fixed offered rate.
  */
-import { threadCpuLine, threadCpuSeconds, backendCpuBetween, benchStore, diskFsyncLatency, loginToken, numericArgs, storeKinds, type BenchServer, type StoreKind } from './bench-server.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +59,6 @@ const TRANSPORTS: Transport[] = ((): Transport[] => {
   if (v === 'ws' || v === 'rest') return [v];
   throw new Error('--transport is ws, rest or both');
 })();
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2; };
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 
@@ -84,15 +83,8 @@ function ceiling(): { nativePerSec: number; jsMsPerRecovery: number } {
   return { nativePerSec, jsMsPerRecovery: (now() - t1) / m };
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return NaN;
-  }
-}
+/** CPU seconds (user + system, all threads) a process has used so far, NaN where /proc cannot tell. */
+const cpuSeconds = (pid: number): number => processCpuSeconds(pid) ?? NaN;
 
 /** Every push lands here: message id -> time received. */
 const received = new Map<string, number>();
@@ -164,7 +156,7 @@ async function loopLag(servers: readonly BenchServer[]): Promise<string[]> {
     const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10;
     return `p99 ${Math.max(0, read('nodejs_eventloop_lag_p99_seconds')).toFixed(1)} ms, max ${Math.max(0, read('nodejs_eventloop_lag_max_seconds')).toFixed(1)} ms;`
       + ` group commits (posted -> durable) p50 ${bucketPct(c0, c1, 50)}, p99 ${bucketPct(c0, c1, 99)}, max ${bucketPct(c0, c1, 100)};`
-      + ` archive backlog now ${(Number(/^rim_archive_backlog_bytes (\\S+)$/m.exec(text)?.[1] ?? NaN) / 1048576).toFixed(1)} MiB (a bundle is cut at 100 MB)`;
+      + ` archive backlog now ${(Number(/^rim_archive_backlog_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 1048576).toFixed(1)} MiB (a bundle is cut at 100 MB)`;
   });
 }
 
