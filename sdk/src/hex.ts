@@ -1,5 +1,5 @@
-import { bytesToHex as toHex, hexToBytes as fromHex, utf8ToBytes } from '@noble/hashes/utils';
-import { keccak_256 } from '@noble/hashes/sha3';
+import { bytesToHex as toHex, hexToBytes as fromHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { keccak_256 } from '@noble/hashes/sha3.js';
 
 export type Hex = `0x${string}`;
 

@@ -1,4 +1,4 @@
-import { sha256 } from '@noble/hashes/sha2';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { Packr, Unpackr } from 'msgpackr';
 import { bytesToHex } from './hex.js';
 import type { Auth } from './auth.js';

@@ -1,6 +1,6 @@
-import { secp256k1 } from '@noble/curves/secp256k1';
-import { keccak_256 } from '@noble/hashes/sha3';
-import { concatBytes } from '@noble/hashes/utils';
+import { secp256k1 } from '@noble/curves-v1/secp256k1';
+import { keccak_256 } from '@noble/hashes/sha3.js';
+import { concatBytes } from '@noble/hashes/utils.js';
 import { bytesToHex, checksumAddress, hexToBytes, utf8, type Hex } from './hex.js';
 
 /** The EIP-191 `personal_sign` digest of a message (text as UTF-8, or raw bytes). */
