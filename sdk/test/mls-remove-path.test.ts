@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import {
+  createApplicationMessage, createCommit, createGroup, defaultCredentialTypes, defaultProposalTypes,
+  generateKeyPackage, getCiphersuiteImpl, joinGroup, processMessage, unsafeTestingAuthenticationService,
+  type ClientState, type MlsContext,
+} from 'ts-mls';
+
+/**
+ * ts-mls 2.0.0-rc.10 committed a single Remove without an UpdatePath (it asked for a path only from two
+ * Removes on), so the removed member could still derive the next epoch's secrets. patches/ applies the
+ * RFC 9420 rule (section 12.4.2: a path whenever the commit covers an Update or a Remove). This test
+ * fails without the patch: the removed member reads the first message sent after its removal.
+ */
+describe('ts-mls with the project patch: removing one member', () => {
+  it('the removed member cannot read what follows (the commit carries an UpdatePath)', async () => {
+    const cs = await getCiphersuiteImpl('MLS_256_XWING_AES256GCM_SHA512_Ed25519');
+    const context: MlsContext = { cipherSuite: cs, authService: unsafeTestingAuthenticationService };
+    const kp = (name: string) => generateKeyPackage({ credential: { credentialType: defaultCredentialTypes.basic, identity: new TextEncoder().encode(name) }, cipherSuite: cs });
+    const [a, b, c] = await Promise.all([kp('alice'), kp('bob'), kp('carol')]);
+    let alice: ClientState = await createGroup({ context, groupId: new TextEncoder().encode('g'), keyPackage: a.publicPackage, privateKeyPackage: a.privatePackage });
+    const add = await createCommit({
+      context, state: alice, ratchetTreeExtension: true,
+      extraProposals: [b, c].map((x) => ({ proposalType: defaultProposalTypes.add, add: { keyPackage: x.publicPackage } })),
+    });
+    alice = add.newState;
+    const join = (x: typeof b) => joinGroup({ context, welcome: add.welcome!.welcome, keyPackage: x.publicPackage, privateKeys: x.privatePackage });
+    let bob = await join(b);
+    let carol = await join(c);
+
+    const removal = await createCommit({ context, state: alice, extraProposals: [{ proposalType: defaultProposalTypes.remove, remove: { removed: bob.privatePath.leafIndex } }] });
+    alice = removal.newState;
+    carol = await processMessage({ context, state: carol, message: removal.commit }).then((r) => {
+      if (r.kind !== 'newState') throw new Error('carol could not process the removal');
+      return r.newState;
+    });
+    expect(carol.groupContext.epoch).toBe(alice.groupContext.epoch);
+
+    const after = await createApplicationMessage({ context, state: alice, message: new TextEncoder().encode('after the removal') });
+    alice = after.newState;
+    const carolReads = await processMessage({ context, state: carol, message: after.message });
+    expect(carolReads.kind === 'applicationMessage' && new TextDecoder().decode(carolReads.message)).toBe('after the removal');
+
+    // Bob, removed, tries to follow: processing the removal must not give him the new epoch's secrets.
+    let bobRead: string | null = null;
+    try {
+      const r1 = await processMessage({ context, state: bob, message: removal.commit });
+      if (r1.kind === 'newState') {
+        bob = r1.newState;
+        const r2 = await processMessage({ context, state: bob, message: after.message });
+        if (r2.kind === 'applicationMessage') bobRead = new TextDecoder().decode(r2.message);
+      }
+    } catch {
+      bobRead = null;
+    }
+    expect(bobRead).toBeNull();
+  });
+});
