@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type {
-  ArchivableEvent, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
+  ArchivableEvent, ArchiveReaderSpec, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
 } from '../port.js';
 import { ChainConflictError, FencedError } from '../port.js';
 import { ARCHIVE_MIGRATIONS } from './schema.js';
@@ -30,7 +30,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   private readonly db: Database.Database;
   private readonly s;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -237,5 +237,9 @@ export class SqliteArchiveStore implements ArchiveStore {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  readerSpec(): ArchiveReaderSpec {
+    return { kind: 'sqlite', file: this.file };
   }
 }
