@@ -5,10 +5,11 @@ import { unlink } from 'node:fs/promises';
 import { schedule, type ScheduledTask } from 'node-cron';
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log/logger.js';
-import { readBundleFile, writeBundleFile } from './bundle-file.js';
 import { bundleBytes, bundleTags } from './format.js';
 import { PendingCounter } from './pending.js';
 import { FencedError, type ArchiveStore, type ArchiveUplink, type BundleRecord } from './port.js';
+import { InlineWork, type BundleRef, type BundleWork, type WorkStatus } from './work.js';
+import { ThreadWork } from './worker/thread-work.js';
 
 export interface ArchiverOptions {
   /** Bundle files live under `${dataDir}/archive/`. */
@@ -32,6 +33,19 @@ export interface ArchiverOptions {
   holder?: string;
   /** Jitter source (tests fix it). */
   random?: () => number;
+  /**
+   * Where planning, writing, signing and uploading bundles run: `worker` (the default) on a worker thread
+   * of their own, when the store and the uplink can be opened there (`readerSpec`, `workerSpec`);
+   * `main` on the archiver's thread; or a `BundleWork` given here.
+   */
+  work?: 'worker' | 'main' | BundleWork;
+}
+
+/** The work where the options say, falling back to the archiver's thread when it cannot run elsewhere. */
+function workFor(store: ArchiveStore, uplink: ArchiveUplink, choice: ArchiverOptions['work']): BundleWork {
+  if (typeof choice === 'object') return choice;
+  if (choice !== 'main' && store.readerSpec && uplink.workerSpec) return new ThreadWork({ store: store.readerSpec(), uplink: uplink.workerSpec() });
+  return new InlineWork(store, uplink, 'main');
 }
 
 /** Points of the bundle's life where tests inject crashes. A hook that throws stops the run there. */
@@ -84,6 +98,8 @@ export interface ArchiveStatus {
   lastError: { message: string; at: number; failures: number } | null;
   nextRetryAt: number | null;
   lease: { holder: string; expiresAt: number; ours: boolean } | null;
+  /** Where the heavy work of a bundle runs (a worker thread, normally), and which thread did each last. */
+  work: WorkStatus;
 }
 
 class Stopping extends Error {}
@@ -128,6 +144,7 @@ export class Archiver {
   private readonly depth: number;
   private readonly anchorMaxAge: number;
   private ownerAddress: string | null = null;
+  private readonly work: BundleWork;
 
   constructor(
     private readonly store: ArchiveStore,
@@ -141,6 +158,7 @@ export class Archiver {
     this.random = opts.random ?? Math.random;
     this.depth = Math.max(1, opts.confirmations ?? 1);
     this.anchorMaxAge = opts.anchorMaxAgeBlocks ?? 40;
+    this.work = workFor(store, uplink, opts.work);
   }
 
   /** Starts the cron schedule and the size/retry poll. */
@@ -166,6 +184,7 @@ export class Archiver {
     if (this.poller) clearInterval(this.poller);
     this.poller = null;
     await this.running?.catch(() => undefined);
+    await this.work.close();
     await this.store.releaseLease(this.holder);
   }
 
@@ -230,11 +249,11 @@ export class Archiver {
 
   /** Fixes the next bundle: its content in a file, then its record (seq, link, boundaries, hash). */
   private async cut(prev: BundleRecord | null, afterPos: number, now: number): Promise<BundleRecord> {
-    const plan = await this.store.planBundle(afterPos, this.opts.sizeTriggerBytes);
+    const plan = await this.work.plan(afterPos, this.opts.sizeTriggerBytes);
     if (!plan) throw new Error('nothing to cut');
     const seq = (prev?.seq ?? 0) + 1;
     const file = path.join('archive', `bundle-${String(seq).padStart(8, '0')}.json`);
-    const written = await writeBundleFile(this.store, afterPos, plan.lastPos, path.join(this.opts.dataDir, file));
+    const written = await this.work.write(afterPos, plan.lastPos, path.join(this.opts.dataDir, file));
     if (written.count !== plan.count) throw new Error(`bundle ${seq}: planned ${plan.count} messages, wrote ${written.count}`);
     const bundle = await this.store.insertBundle({
       seq, prevTx: prev?.txid ?? null, firstPos: plan.firstPos, lastPos: plan.lastPos, count: plan.count,
@@ -255,7 +274,7 @@ export class Archiver {
     const tagsOf = (b: BundleRecord) => bundleTags({ seq: b.seq, prevTx: b.prevTx, count: b.count, firstTs: b.firstTs, lastTs: b.lastTs, sha256: b.sha256 });
     if (bundle.status === 'confirmed') return true;
     if (bundle.status === 'cut') {
-      const signed = await this.uplink.sign(await this.bundleData(bundle), tagsOf(bundle));
+      const signed = await this.work.sign(this.ref(bundle), tagsOf(bundle));
       await this.store.markSigned(bundle.seq, signed.id, signed.json, this.token);
       bundle = await this.reload(bundle.seq);
       this.log.info({ seq: bundle.seq, txid: bundle.txid }, 'archive bundle signed');
@@ -283,19 +302,19 @@ export class Archiver {
       }
     }
     if (bundle.status === 'signed' || bundle.status === 'uploading' || bundle.status === 'dropped') {
-      let data: Buffer | null = await this.bundleData(bundle);
       if (!headerPosted(bundle.uploadState) && (await this.uplink.txState(bundle.txid as string)).state === 'unknown') {
         const age = await this.uplink.anchorAge(bundle.txJson as string);
-        if (age !== null && age > this.anchorMaxAge) bundle = await this.resign(bundle, data, tagsOf(bundle), age);
+        if (age !== null && age > this.anchorMaxAge) bundle = await this.resign(bundle, tagsOf(bundle), age);
       }
       const txid = bundle.txid as string;
       const current = bundle;
-      await this.uplink.upload({ id: txid, json: bundle.txJson as string }, data, bundle.uploadState, async (state) => {
+      // The chunks go up from the work's thread; each new uploader state is recorded here, under the lease,
+      // before the next chunk is sent.
+      await this.work.upload({ id: txid, json: bundle.txJson as string }, this.ref(bundle), bundle.uploadState, async (state) => {
         await this.hook({ step: 'upload-progress', bundle: current, state });
         await this.store.saveUploadState(current.seq, state, this.token);
         await this.keepLease();
       });
-      data = null;
       if ((await this.uplink.txState(txid)).state === 'unknown') throw new Error(`gateway does not know transaction ${txid} after its upload`);
       bundle = await this.reload(bundle.seq);
       await this.hook({ step: 'uploaded', bundle });
@@ -318,9 +337,9 @@ export class Archiver {
    * just before) and its anchor is too old for the network ever to take it: the old transaction can never
    * appear. The new one is recorded before it is posted anywhere, so a crash leaves one id to go on with.
    */
-  private async resign(bundle: BundleRecord, data: Buffer, tags: ReturnType<typeof bundleTags>, age: number): Promise<BundleRecord> {
+  private async resign(bundle: BundleRecord, tags: ReturnType<typeof bundleTags>, age: number): Promise<BundleRecord> {
     const old = bundle.txid as string;
-    const signed = await this.uplink.sign(data, tags);
+    const signed = await this.work.sign(this.ref(bundle), tags);
     if ((await this.uplink.txState(old)).state !== 'unknown') return bundle; // seen meanwhile: keep it
     await this.hook({ step: 'resigning', bundle, txid: signed.id });
     await this.store.resign(bundle.seq, old, signed.id, signed.json, this.token);
@@ -331,18 +350,11 @@ export class Archiver {
   }
 
   /**
-   * The bundle's bytes. A missing or damaged file is written again from the store: the bundle's events
-   * are fixed by its positions, so the same bytes (checked against the recorded hash) come back.
+   * The bundle's content as the work reads it: its file, checked against the recorded hash, and the events
+   * it is written again from when the file is missing or damaged (fixed by its positions: the same bytes).
    */
-  private async bundleData(b: BundleRecord): Promise<Buffer> {
-    const file = path.join(this.opts.dataDir, b.file);
-    try {
-      return await readBundleFile(file, b.sha256);
-    } catch {
-      const written = await writeBundleFile(this.store, b.firstPos - 1, b.lastPos, file);
-      if (written.sha256 !== b.sha256) throw new Error(`bundle ${b.seq} cannot be rebuilt: its events changed (sha256 ${written.sha256})`);
-      return readBundleFile(file, b.sha256);
-    }
+  private ref(b: BundleRecord): BundleRef {
+    return { file: path.join(this.opts.dataDir, b.file), sha256: b.sha256, afterPos: b.firstPos - 1, lastPos: b.lastPos };
   }
 
   private async reload(seq: number): Promise<BundleRecord> {
@@ -392,6 +404,7 @@ export class Archiver {
       lastError: this.lastError,
       nextRetryAt: this.retryAt > 0 ? this.retryAt : null,
       lease: lease ? { ...lease, ours: lease.holder === this.holder } : null,
+      work: this.work.status(),
     };
   }
 }

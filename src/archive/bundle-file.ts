@@ -19,7 +19,7 @@ export interface WrittenBundle {
  * the store and hashing as it goes: memory stays at one page whatever the bundle's size. The file is
  * written under a temporary name, fsynced and renamed, so a bundle file that exists is complete.
  */
-export async function writeBundleFile(store: ArchiveStore, afterPos: number, lastPos: number, file: string): Promise<WrittenBundle> {
+export async function writeBundleFile(store: Pick<ArchiveStore, 'eventsBetween'>, afterPos: number, lastPos: number, file: string): Promise<WrittenBundle> {
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
   const out = createWriteStream(tmp);

@@ -158,7 +158,17 @@ export interface ArchiveStore {
   lease(): Promise<Lease | null>;
 
   close(): Promise<void>;
+
+  /**
+   * How another thread opens its own connection to the same store (better-sqlite3 connections belong to
+   * the thread that opened them): the archive's worker reads the events of a bundle through it. Absent on
+   * a store that cannot be opened twice; the archiver then does that work on its own thread.
+   */
+  readerSpec?(): ArchiveReaderSpec;
 }
+
+/** Where a second connection to an archive store is opened (plain data: it is posted to a worker). */
+export type ArchiveReaderSpec = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 /** A signed transaction ready to upload. */
 export interface SignedBundleTx {
@@ -193,4 +203,16 @@ export interface ArchiveUplink {
   /** Called after a bundle's transaction was posted completely (the embedded gateway mines a block). */
   afterAccepted(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The gateway and wallet, for a worker thread that signs and uploads with its own client of the same
+   * gateway. Absent on an uplink that cannot be rebuilt elsewhere; the archiver then signs on its thread.
+   */
+  workerSpec?(): UplinkSpec;
+}
+
+/** What a worker needs to sign and upload as this uplink does (the wallet stays inside the process). */
+export interface UplinkSpec {
+  gatewayUrl: string;
+  /** The archive wallet's JWK (posted to the worker thread only, never logged). */
+  jwk: Record<string, unknown>;
 }

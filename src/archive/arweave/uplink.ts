@@ -1,4 +1,4 @@
-import type { ArchiveUplink, SignedBundleTx, TxState } from '../port.js';
+import type { ArchiveUplink, SignedBundleTx, TxState, UplinkSpec } from '../port.js';
 import type { Tag } from '../format.js';
 import type { ArweaveClient, Jwk } from './client.js';
 
@@ -121,6 +121,13 @@ export class ArweaveUplink implements ArchiveUplink {
     } catch (e) {
       throw new GatewayError(-1, `gateway unreachable: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+
+  /** The same gateway (as this client reaches it) and wallet, for the archive's worker thread. */
+  workerSpec(): UplinkSpec {
+    const c = this.arweave.api.config as { protocol?: string; host?: string; port?: number | string };
+    const host = (c.host ?? '127.0.0.1').includes(':') ? `[${c.host}]` : c.host;
+    return { gatewayUrl: `${c.protocol ?? 'http'}://${host}:${c.port ?? 80}`, jwk: this.jwk as unknown as Record<string, unknown> };
   }
 
   async afterAccepted(): Promise<void> {

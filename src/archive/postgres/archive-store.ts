@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { checkConnection, createPool, inTransaction } from '../../store/postgres/db.js';
 import { migrate } from '../../store/postgres/migrate.js';
 import type {
-  ArchivableEvent, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
+  ArchivableEvent, ArchiveReaderSpec, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
 } from '../port.js';
 import { ChainConflictError, FencedError } from '../port.js';
 import { ARCHIVE_COMPONENT, ARCHIVE_PG_MIGRATIONS } from './schema.js';
@@ -42,7 +42,7 @@ export interface PostgresArchiveStoreOptions {
  * the lease can never write after its successor took over.
  */
 export class PostgresArchiveStore implements ArchiveStore {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(private readonly pool: pg.Pool, private readonly url: string) {}
 
   /** Connects, migrates the archive's tables (the store's own migration creates `events`) and returns the store. */
   static async open(opts: PostgresArchiveStoreOptions): Promise<PostgresArchiveStore> {
@@ -54,7 +54,7 @@ export class PostgresArchiveStore implements ArchiveStore {
       await pool.end().catch(() => undefined);
       throw e;
     }
-    return new PostgresArchiveStore(pool);
+    return new PostgresArchiveStore(pool, opts.url);
   }
 
   private async one<R extends pg.QueryResultRow>(text: string, values: unknown[] = [], c: pg.Pool | pg.PoolClient = this.pool): Promise<R | undefined> {
@@ -241,6 +241,10 @@ export class PostgresArchiveStore implements ArchiveStore {
   async lease(): Promise<Lease | null> {
     const r = await this.one<{ holder: string; expires_at: number; token: number }>('SELECT holder, expires_at, token FROM archive_lease WHERE name = $1', [LEASE]);
     return r && r.expires_at > 0 ? { holder: r.holder, expiresAt: r.expires_at, token: r.token } : null;
+  }
+
+  readerSpec(): ArchiveReaderSpec {
+    return { kind: 'postgres', url: this.url };
   }
 
   async close(): Promise<void> {

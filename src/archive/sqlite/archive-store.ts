@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import type {
-  ArchivableEvent, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
+  ArchivableEvent, ArchiveReaderSpec, ArchiveStore, BundleRecord, BundleStatus, Lease, NewBundle, PendingSummary,
 } from '../port.js';
 import { ChainConflictError, FencedError } from '../port.js';
 import { ARCHIVE_MIGRATIONS } from './schema.js';
@@ -20,6 +20,10 @@ const toBundle = (r: BundleRow): BundleRecord => ({
 });
 
 const LEASE = 'archiver';
+/** How long a write waits for the store's writer to let go of the database before it fails (SQLITE_BUSY). */
+const BUSY_MS = 10_000;
+
+const isBusy = (e: unknown): boolean => typeof e === 'object' && e !== null && String((e as { code?: unknown }).code).startsWith('SQLITE_BUSY');
 
 /**
  * The archive state in the embedded store's SQLite file (WAL mode), through a connection of its own:
@@ -30,12 +34,16 @@ export class SqliteArchiveStore implements ArchiveStore {
   private readonly db: Database.Database;
   private readonly s;
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    // From here on a write that finds the database locked (the store's writer thread commits all the time
+    // under load) fails at once and is retried after a timer (`busy`), instead of SQLite's busy handler
+    // sleeping inside the call, which would hold the event loop of the thread that archives.
+    this.db.pragma('busy_timeout = 0');
     const db = this.db;
     this.s = {
       pending: db.prepare<[number], { n: number; bytes: number | null; last: number | null }>(`SELECT COUNT(*) AS n,
@@ -130,24 +138,37 @@ export class SqliteArchiveStore implements ArchiveStore {
     return r ? toBundle(r) : null;
   }
 
+  /** Runs a write, waiting on timers (not inside SQLite) while another connection holds the write lock. */
+  private async busy<T>(fn: () => T): Promise<T> {
+    const deadline = Date.now() + BUSY_MS;
+    for (let wait = 1; ; wait = Math.min(wait * 2, 25)) {
+      try {
+        return fn();
+      } catch (e) {
+        if (!isBusy(e) || Date.now() >= deadline) throw e;
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
   /** Runs `fn` in a write transaction after checking that `token` is the lease's current fencing token. */
-  private fenced<T>(token: number, fn: () => T): T {
-    return this.db.transaction(() => {
+  private fenced<T>(token: number, fn: () => T): Promise<T> {
+    return this.busy(() => this.db.transaction(() => {
       const lease = this.s.getLease.get(LEASE);
       if (!lease || lease.token !== token || lease.expires_at <= 0) {
         throw new FencedError(`archive write with fencing token ${token} refused: the lease's token is ${lease && lease.expires_at > 0 ? lease.token : 'none (released)'}`);
       }
       return fn();
-    }).immediate();
+    }).immediate());
   }
 
   async insertBundle(b: NewBundle, token: number): Promise<BundleRecord> {
-    this.fenced(token, () => this.insertChecked(b));
+    await this.fenced(token, () => this.insertChecked(b));
     return toBundle(this.s.get.get(b.seq) as BundleRow);
   }
 
   async adoptBundle(b: NewBundle, txid: string, at: number, token: number): Promise<BundleRecord> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       const existing = this.s.get.get(b.seq);
       if (existing?.txid === txid) return;
       this.insertChecked(b);
@@ -170,7 +191,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async markSigned(seq: number, txid: string, txJson: string, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.sign.run(txid, txJson, seq).changes === 1) return;
       const b = this.s.get.get(seq);
       if (b?.txid === txid) return;
@@ -179,7 +200,7 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async resign(seq: number, oldTxid: string, txid: string, txJson: string, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.resign.run({ seq, oldTxid, txid, txJson }).changes === 1) return;
       const b = this.s.get.get(seq);
       throw new ChainConflictError(`bundle ${seq} cannot be re-signed: its transaction is ${b?.txid ?? 'none'} (status ${b?.status ?? 'missing'}), not ${oldTxid}`);
@@ -187,13 +208,13 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async saveUploadState(seq: number, state: string, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.upload.run(state, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not signed, uploading or dropped`);
     });
   }
 
   async markPending(seq: number, at: number, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.toPending.run(at, seq).changes === 1) return;
       const status = this.s.get.get(seq)?.status;
       if (status === 'pending' || status === 'confirmed') return;
@@ -202,19 +223,19 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async saveConfirmations(seq: number, confirmations: number, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.confirmations.run(confirmations, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
     });
   }
 
   async markDropped(seq: number, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.drop.run(seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
     });
   }
 
   async markConfirmed(seq: number, confirmations: number, at: number, token: number): Promise<void> {
-    this.fenced(token, () => {
+    await this.fenced(token, () => {
       if (this.s.confirm.run(confirmations, at, seq).changes === 1) return;
       const status = this.s.get.get(seq)?.status;
       if (status === 'confirmed') return;
@@ -223,11 +244,11 @@ export class SqliteArchiveStore implements ArchiveStore {
   }
 
   async acquireLease(holder: string, now: number, ttlMs: number): Promise<number | null> {
-    return this.s.takeLease.get({ name: LEASE, holder, expiresAt: now + ttlMs, now })?.token ?? null;
+    return (await this.busy(() => this.s.takeLease.get({ name: LEASE, holder, expiresAt: now + ttlMs, now })))?.token ?? null;
   }
 
   async releaseLease(holder: string): Promise<void> {
-    this.s.dropLease.run(LEASE, holder);
+    await this.busy(() => this.s.dropLease.run(LEASE, holder));
   }
 
   async lease(): Promise<Lease | null> {
@@ -237,5 +258,9 @@ export class SqliteArchiveStore implements ArchiveStore {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+  }
+
+  readerSpec(): ArchiveReaderSpec {
+    return { kind: 'sqlite', file: this.file };
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * The archive's worker thread (see thread-work.ts): its own store connection and gateway client, and the
+ * same work the archiver would otherwise do inline (work.ts), one job at a time in arrival order.
+ */
+import { parentPort, threadId, workerData } from 'node:worker_threads';
+import { arweaveFor, type Jwk } from '../arweave/client.js';
+import { ArweaveUplink } from '../arweave/uplink.js';
+import type { ArchiveStore } from '../port.js';
+import { PostgresArchiveStore } from '../postgres/archive-store.js';
+import { SqliteArchiveStore } from '../sqlite/archive-store.js';
+import { InlineWork } from '../work.js';
+import type { WorkerSetup, WorkReply, WorkRequest } from './thread-work.js';
+
+if (!parentPort) throw new Error('bundle-worker must run as a worker thread');
+const port = parentPort;
+const setup = workerData as WorkerSetup;
+
+const store: ArchiveStore = setup.store.kind === 'sqlite'
+  ? new SqliteArchiveStore(setup.store.file)
+  : await PostgresArchiveStore.open({ url: setup.store.url, poolMax: 1 });
+const uplink = new ArweaveUplink(arweaveFor(setup.uplink.gatewayUrl), setup.uplink.jwk as unknown as Jwk);
+const work = new InlineWork(store, uplink, 'worker');
+
+/** Replies to the archiver's "saved" answers, by job id. */
+const saved = new Map<number, (ok: boolean) => void>();
+const reply = (r: WorkReply): void => port.postMessage(r);
+
+async function run(req: Exclude<WorkRequest, { op: 'saved' }>): Promise<unknown> {
+  switch (req.op) {
+    case 'plan':
+      return work.plan(req.afterPos, req.maxBytes);
+    case 'write':
+      return work.write(req.afterPos, req.lastPos, req.file);
+    case 'sign':
+      return work.sign(req.ref, req.tags);
+    case 'upload':
+      // Each new state goes to the archiver, which records it under its lease; the next chunk waits for that.
+      return work.upload(req.tx, req.ref, req.state, (state) => new Promise<void>((resolve, reject) => {
+        saved.set(req.id, (ok) => (ok ? resolve() : reject(new Error('the archiver did not record the upload state'))));
+        reply({ id: req.id, save: state });
+      }));
+  }
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+port.on('message', (req: WorkRequest) => {
+  if (req.op === 'saved') {
+    const done = saved.get(req.id);
+    saved.delete(req.id);
+    done?.(req.ok);
+    return;
+  }
+  queue = queue.then(() => run(req).then(
+    (result) => reply({ id: req.id, ok: true, result: result ?? null, threadId }),
+    (e: unknown) => reply({ id: req.id, ok: false, error: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
+  ));
+});
