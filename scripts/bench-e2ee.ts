@@ -15,7 +15,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, setCpuClock, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
+import { createRequire } from 'node:module';
+import { hashMessage, getBytes, computeAddress, hexlify } from 'ethers';
+import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, setCpuClock, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,7 +41,7 @@ const cacheDir = path.join(tmpdir(), 'relation-im-bench-e2ee');
 mkdirSync(cacheDir, { recursive: true });
 
 export function fixturePath(suite: string, size: number): string {
-  return path.join(cacheDir, `fixture-v1-${suite}-${size}.json`);
+  return path.join(cacheDir, `fixture-v2-${suite}-${size}.json`);
 }
 export function loadFixture(suite: string, size: number): Fixture | null {
   const p = fixturePath(suite, size);
@@ -73,6 +75,17 @@ console.log(`bench:e2ee  ts-mls 2.0.0-rc.10, provider ${values.provider}, Node $
 const cost = await credentialCost(200);
 console.log(`credential check (2 x secp256k1 EIP-191 recovery, ethers verifyMessage): ${cost.perLeafMs.toFixed(2)} ms a leaf; from the cache ${(cost.cachedMs * 1000).toFixed(1)} µs a leaf (load ${load()})`);
 for (const n of sizes) console.log(`  a joiner checking ${n} leaves: ${(n * cost.perLeafMs).toFixed(0)} ms of recoveries alone`);
+// The same check with libsecp256k1 (the native `secp256k1` binding, Node only): what a Node client could pay.
+{
+  const native = createRequire(import.meta.url)('secp256k1') as { ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array };
+  setRecover((message, sig) => {
+    const s = getBytes(sig);
+    return computeAddress(hexlify(native.ecdsaRecover(s.subarray(0, 64), s[64]! - 27, getBytes(hashMessage(message)), false)));
+  });
+  const n = await credentialCost(200);
+  setRecover(null);
+  console.log(`same check with native libsecp256k1 (Node only): ${n.perLeafMs.toFixed(2)} ms a leaf -> ${sizes.map((k) => `${k} leaves ${(k * n.perLeafMs).toFixed(0)} ms`).join(', ')}`);
+}
 
 const allRows: Row[] = [];
 for (const suite of suites) {
