@@ -10,7 +10,7 @@ export { Backoff } from './backoff.js';
 export { buildMessage, idPreimage, isImEvent, messageId, type MessageFields, type MessageKind, type MessageType, type RelationMessage, type ServedImEvent, type ServedItem, type ServedMessage, type Tag } from './message.js';
 export { SessionManager, createSession, delegationText, sessionSign, DEFAULT_LIFETIME_MS, type SessionKey, type SessionManagerOptions } from './session.js';
 export { fromEip1193, fromEthers, fromViemAccount, privateKeySigner, type Eip1193Provider, type EthersSignerLike, type Signer, type ViemAccountLike } from './signer.js';
-export { LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
+export { IndexedDbStorage, LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
 export { DevEncryptor, DEV_ENCRYPTED_BY, type Encrypted, type Encryptor } from './encryptor.js';
 export { ImError, isImError, toImError, CLIENT_ERRORS, type ClientErrorCode, type ImErrorCode } from './errors.js';
 export { personalSign, recoverPersonal, addressOf } from './keys.js';
