@@ -312,6 +312,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   /** Joins a group that exists: a Welcome for this device in the conversation's history, else an external commit. */
   private async joinExisting(cid: string, receiver: string, kind: MessageKind, resync: boolean): Promise<MlsGroup> {
+    // resync: this device had a group state (a fork); the Welcome path is then pointless.
     const e = await this.engine();
     if (!resync && kind === 0) {
       const w = await this.welcomeFromHistory(cid);
@@ -325,7 +326,9 @@ export class MlsEncryptor implements MessageEncryptor {
         await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
         continue;
       }
-      const j = await e.joinExternal(unb64(info.groupInfo), dev, await e.generateKeyPackage(dev), resync);
+      // Resync whenever this device's key still has a leaf (the adapter checks), so a device that lost its
+      // state replaces its stale leaf instead of colliding with it.
+      const j = await e.joinExternal(unb64(info.groupInfo), dev, await e.generateKeyPackage(dev), true);
       const sent = await this.sendHandshake(cid, receiver, kind, j.commit);
       if (sent === 'ok') {
         await this.saveGroup(cid, j.group);
@@ -530,6 +533,28 @@ export class MlsEncryptor implements MessageEncryptor {
   async decrypt(m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null> {
     if (m.encryptedBy !== MLS_ENCRYPTED_BY) return null;
     return this.opened.get(m.payload) ?? null;
+  }
+
+  /**
+   * Commits now (a key update, and every pending proposal) in a conversation this device is a member of.
+   * True when the proxy took it; false when another commit won the epoch (that one arrives in seq order).
+   */
+  update(receiver: string, kind: MessageKind): Promise<boolean> {
+    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
+    return this.queue.run(cid, async () => {
+      const g = await this.ensureGroup(cid, receiver, kind);
+      const e = await this.engine();
+      const c = await e.commit(g);
+      if ((await this.sendHandshake(cid, receiver, kind, c.commit)) === 'stale') return false;
+      await this.saveGroup(cid, c.group);
+      await this.afterEpochChange(cid, c.group, true);
+      return true;
+    });
+  }
+
+  /** Waits until every job queued so far for the conversation ran (tests, orderly shutdown). */
+  idle(receiver: string, kind: MessageKind): Promise<void> {
+    return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
   }
 
   /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
