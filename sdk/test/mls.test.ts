@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -68,15 +68,17 @@ describe('MLS by default (real server)', () => {
     // Same epoch authenticator on both sides.
     const cid = dm(alice, bob);
     expect(await alice.mls.epochAuthHash(cid)).toBe(await bob.mls.epochAuthHash(cid));
-    for (const f of readdirSync(demo.srv.dataDir)) {
-      const bytes = readFileSync(path.join(demo.srv.dataDir, f));
+    const files = (readdirSync(demo.srv.dataDir, { recursive: true }) as string[]).map((f) => path.join(demo.srv.dataDir, f)).filter((f) => statSync(f).isFile());
+    expect(files.some((f) => f.endsWith('-wal'))).toBe(true);
+    for (const f of files) {
+      const bytes = readFileSync(f);
       for (const t of [secret, reply]) {
         expect(bytes.includes(Buffer.from(t))).toBe(false);
         expect(bytes.includes(Buffer.from(Buffer.from(t).toString('base64').slice(0, 16)))).toBe(false);
       }
     }
     expect(bob.bad).toEqual([]);
-  });
+  }, 60_000);
 
   it('two clients starting the same direct chat at once end in one group and both read', async () => {
     const carol = await dev('carol');
@@ -88,7 +90,7 @@ describe('MLS by default (real server)', () => {
     await until(async () => (await carol.mls.epochOf(cid)) === (await dave.mls.epochOf(cid)), 20_000, 'same epoch');
     expect(await carol.mls.epochAuthHash(cid)).toBe(await dave.mls.epochAuthHash(cid));
     expect(carol.bad.concat(dave.bad)).toEqual([]);
-  });
+  }, 60_000);
 
   it('a second device of one wallet is added and reads new messages; a wiped group state rejoins and reports what it could not read', async () => {
     const alice = all.find((d) => d.client.address === privateKeySigner(demo.keys.alice).address)!;
@@ -115,7 +117,7 @@ describe('MLS by default (real server)', () => {
     await alice.client.send(bob.client.address, after);
     await until(async () => (await hasText(bob2b, after)) && (await hasText(bob, after)), 30_000, 'rejoined device reads');
     expect(await bob2b.mls.epochAuthHash(cid)).toBe(await alice.mls.epochAuthHash(cid));
-  });
+  }, 90_000);
 
   it('randomized: N devices commit at the same epoch of a DAO group, exactly one wins, all converge', async () => {
     // Earlier devices would join the DAO group on their own when its first message reaches them.
