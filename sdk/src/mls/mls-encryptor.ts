@@ -13,7 +13,7 @@ import { TsMlsEngine } from './tsmls.js';
 export const MLS_ENCRYPTED_BY = 'MLS';
 
 /** Why a message could not be opened (the `undecryptable` event's `reason`). */
-export type UndecryptableReason = 'not-a-member' | 'wrong-group' | 'future-epoch' | 'malformed' | 'removed' | 'failed';
+export type UndecryptableReason = 'not-a-member' | 'old-epoch' | 'wrong-group' | 'future-epoch' | 'malformed' | 'removed' | 'failed';
 
 export interface UndecryptableEvent {
   chatId: string;
@@ -516,6 +516,8 @@ export class MlsEncryptor implements MessageEncryptor {
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       if (/removed/.test(detail)) return fail('removed', detail);
+      // Sent at an epoch this device never had (before it joined) or whose keys it no longer keeps.
+      if (epoch < g.epoch) return fail('old-epoch', detail);
       return fail('failed', detail);
     }
   }
