@@ -123,7 +123,7 @@ describe('MLS by default (real server)', () => {
     // Earlier devices would join the DAO group on their own when its first message reaches them.
     for (const d of all) d.client.close();
     const who: (keyof Demo['keys'])[] = ['alice', 'bob', 'carol'];
-    const n = 2 + Math.floor(Math.random() * 5); // 2..6 (bounded for npm test on a loaded machine)
+    const n = 2 + Math.floor(Math.random() * 7); // 2..8 (bounded for npm test on a loaded machine)
     const devs: Dev[] = [];
     for (let i = 0; i < n; i++) devs.push(await dev(who[i % who.length]!));
     const cid = demo.dao.toLowerCase();
