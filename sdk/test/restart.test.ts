@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.js';
 import { testConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
+import { DevEncryptor } from '../src/encryptor.js';
 import { RelationClient } from '../src/client.js';
 import type { DisconnectInfo, WebSocketCtor } from '../src/live.js';
 import type { RelationMessage } from '../src/message.js';
@@ -40,7 +41,7 @@ class Restartable {
 }
 
 function client(base: string, key: string, storage = new MemoryStorage()): RelationClient {
-  return new RelationClient({ baseUrl: base, signer: privateKeySigner(key), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
+  return new RelationClient({ encryptor: new DevEncryptor(), baseUrl: base, signer: privateKeySigner(key), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
 }
 
 describe('outbox across a server restart', () => {
