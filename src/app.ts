@@ -137,7 +137,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const edge = new HttpEdge({
     headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs,
     maxUnauthConnectionsPerAddress: config.maxUnauthConnectionsPerAddress, isExempt: (a) => limits.isExempt(a),
-    origins: new OriginPolicy(config.corsOrigins), log: log.child({ component: 'edge' }),
+    trustedProxies: config.trustedProxies, origins: new OriginPolicy(config.corsOrigins), log: log.child({ component: 'edge' }),
   });
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
@@ -274,6 +274,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        edge.close();
       });
       await committer.drain();
       if (!overrides.hub) await hub.close();
