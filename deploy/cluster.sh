@@ -21,6 +21,10 @@ RUN="${RUN:-node --max-semi-space-size=64 dist/src/main.js}"
 command -v haproxy >/dev/null || { echo "haproxy is not installed (Debian: apt-get install haproxy)" >&2; exit 2; }
 
 export STORE=postgres BUS="${BUS:-nats}" HOST=127.0.0.1
+# HAProxy connects from 127.0.0.1 and sends each client's address in a PROXY v2 header: believe it from
+# there only. The rate limits count in one store for all processes: Redis with BUS=redis, else PostgreSQL.
+export TRUSTED_PROXIES="${TRUSTED_PROXIES:-127.0.0.1}"
+if [ "$BUS" = redis ]; then export RATE_LIMIT_STORE="${RATE_LIMIT_STORE:-redis}"; else export RATE_LIMIT_STORE="${RATE_LIMIT_STORE:-postgres}"; fi
 # An embedded chain would be a different chain in every process: none, unless CHAIN=rpc is given.
 export CHAIN="${CHAIN:-none}"
 # The archive is off unless asked for: the embedded Arweave gateway would be a different one in every

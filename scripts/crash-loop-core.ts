@@ -69,7 +69,7 @@ function startProcess(dataDir: string): Promise<Proc> {
     env: {
       ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', VERIFY_WORKERS: '1',
       CHAIN: 'none', ARCHIVE_ENABLED: 'false', REQUIRE_NAME: 'false', WS_MAX_FRAMES_PER_SEC: '1000000', RESUME_MAX_PER_CHAT: '100000',
-      MAX_PENDING_SENDS: '100000',
+      MAX_PENDING_SENDS: '100000', RATE_LIMIT_EXEMPT: '127.0.0.1,::1',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -58,7 +58,10 @@ Generated from \`src/config/config.ts\` by \`npx tsx scripts/gen-docs.ts\`; a te
 
 Settings come from the environment, and from a \`.env\` file in the working directory for variables the
 environment does not set. Every value is validated at start; the server refuses to start and lists every
-problem at once instead of falling back to a default (exit code 2).
+problem at once instead of falling back to a default (exit code 2). A variable that is not set takes its
+default; one set to an empty value (\`KEY=\`) is empty, never "unset": an empty list (\`RATE_LIMIT_EXEMPT=\`
+exempts nothing), an empty string where the default is empty, and refused, with its name, where an empty
+value means nothing (a number, a switch, a choice, or a string such as \`HOST\` with a non-empty default).
 
 | variable | type | default | meaning |
 |---|---|---|---|

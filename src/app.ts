@@ -129,15 +129,31 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     render: async (e) => (e.face === Face.IM && e.kind === ImKind.FILE ? { imFrame: await wire.pushFrameOf(e) } : {}),
   });
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
+  // RATE_LIMIT_STORE: where they count (docs/operations.md, "Rate limits across processes").
+  const limitLog = log.child({ component: 'rate-limits', store: config.rateLimitStore });
+  let limitWarnedAt = 0;
   const limits = new RateLimits({
     exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
     sendPerSec: config.rateSendPerSec, userSendPerSec: config.rateUserSendPerSec,
+    store: config.rateLimitStore === 'memory' ? { kind: 'memory' }
+      : { kind: config.rateLimitStore, url: config.rateLimitStore === 'redis' ? config.redisUrl : config.databaseUrl, prefix: config.busPrefix },
+    storeTimeoutMs: config.rateLimitStoreTimeoutMs,
+    onStoreError: (err) => {
+      metrics.rateLimitStoreError(config.rateLimitStore);
+      const now = Date.now();
+      if (now - limitWarnedAt < 10_000) return; // one line per 10 s; the metric counts every one
+      limitWarnedAt = now;
+      limitLog.warn({ err: err instanceof Error ? err.message : String(err) }, 'shared rate-limit store failed: this process counts the limits on its own until it is back');
+    },
   });
+  if (config.rateLimitStore === 'memory' && (config.bus !== 'local' || config.workers > 1)) {
+    limitLog.warn('RATE_LIMIT_STORE=memory with several processes: each counts its own, so N processes allow N times the rates; use redis or postgres');
+  }
   const bans = new BanList(store, hub, clock, (err) => log.error({ err }, 'ban list reload failed'));
   const edge = new HttpEdge({
     headersTimeoutMs: config.httpHeadersTimeoutMs, requestTimeoutMs: config.httpRequestTimeoutMs,
     maxUnauthConnectionsPerAddress: config.maxUnauthConnectionsPerAddress, isExempt: (a) => limits.isExempt(a),
-    origins: new OriginPolicy(config.corsOrigins), log: log.child({ component: 'edge' }),
+    trustedProxies: config.trustedProxies, origins: new OriginPolicy(config.corsOrigins), log: log.child({ component: 'edge' }),
   });
   const runner = createJobRunner(config.verifyWorkers);
   const verifier = new MessageVerifier(runner, {
@@ -262,6 +278,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       storeEpoch = await store.epoch();
       await hub.start();
       await bans.load();
+      await limits.start();
       return listenOn();
     },
     async close() {
@@ -275,11 +292,13 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        edge.close();
       });
       await committer.drain();
       if (!overrides.hub) await hub.close();
       await (await archive?.catch(() => null))?.close();
       await verifier.close();
+      await limits.close();
       if (!overrides.files) await files.close();
       if (!overrides.store) await store.close();
     },

@@ -57,6 +57,10 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   // A store that cannot be opened is an operator's matter, said in one line; anything else with its stack.
   const plain = err instanceof Error && (err.name === 'DatabaseUnavailableError' || err.name === 'SchemaTooNewError');
-  process.stderr.write(`fatal: ${plain ? err.message : err instanceof Error ? err.stack : String(err)}\n`);
+  // A port someone else holds (a second `npm start`): one line naming the variable, no stack.
+  const inUse = err instanceof Error && (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+    ? `PORT ${(err as { port?: number }).port ?? ''} on ${(err as { address?: string }).address ?? ''} is in use (another relation-im-proxy?): set PORT to a free port (0 picks one), and DATA_DIR to a directory of its own for a second server`
+    : null;
+  process.stderr.write(`fatal: ${inUse ?? (plain ? (err as Error).message : err instanceof Error ? err.stack : String(err))}\n`);
   process.exit(1);
 });

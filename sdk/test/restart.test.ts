@@ -26,7 +26,7 @@ class Restartable {
   constructor(private readonly extra: Record<string, unknown> = {}) {}
   get url(): string { return `http://127.0.0.1:${this.port}`; }
   async start(): Promise<void> {
-    const config = testConfig({ port: this.port, host: '127.0.0.1', dataDir: this.dataDir, verifyWorkers: 1, chain: 'none', requireName: false, archiveEnabled: false, allowDevPlaintext: true, sqliteSynchronous: 'NORMAL', ...this.extra });
+    const config = testConfig({ port: this.port, host: '127.0.0.1', dataDir: this.dataDir, verifyWorkers: 1, chain: 'none', requireName: false, archiveEnabled: false, allowDevPlaintext: true, sqliteSynchronous: 'NORMAL', rateLimitExempt: ['127.0.0.1', '::1'], ...this.extra });
     this.app = buildApp(config, createLogger('silent'));
     this.port = await this.app.listen();
   }

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import path from 'node:path';
 import { validate as cronValid } from 'node-cron';
+import { TrustedProxies } from '../gateway/edge/address.js';
 
 /**
  * Every setting the server reads, with its type, default and meaning, in one table. `docs/configuration.md`
@@ -56,7 +57,7 @@ export const CONFIG_SPEC = {
   RELATIONS_RPC_TIMEOUT_MS: { kind: 'int', default: '5000', min: 50, doc: 'Bound on every RPC call and on every relation read.' },
   RELATIONS_MAX_STALE_MS: { kind: 'int', default: '60000', min: 0, doc: 'While the chain cannot be read, cached relations younger than this are served; older reads fail with RELATIONS_UNAVAILABLE.' },
   CHAIN_CONFIRMATIONS: { kind: 'int', default: '0', min: 0, max: 10000, doc: 'Relations are read this many blocks behind the chain head (0: the head itself). A reorganisation deeper than the cursor block is detected by its hash and the holder sets are rebuilt from the canonical chain either way.' },
-  CHAIN_RPC_PORT: { kind: 'int', default: '8545', min: -1, max: 65535, doc: 'CHAIN=embedded only: TCP port of the embedded chain\'s JSON-RPC endpoint, for wallets, the web client and scripts (0 picks a free port, -1 turns it off); `npm start` logs its URL.' },
+  CHAIN_RPC_PORT: { kind: 'int', default: '8545', min: -1, max: 65535, doc: 'CHAIN=embedded only: TCP port of the embedded chain\'s JSON-RPC endpoint, for wallets, the web client and scripts (0 picks a free port, -1 turns it off); `npm start` logs its URL. When the port is taken (a second proxy, a Hardhat node on 8545) a free port is used instead and named in a warn line.' },
   CHAIN_RPC_HOST: { kind: 'string', default: '127.0.0.1', doc: 'Interface of the embedded chain\'s JSON-RPC endpoint (development keys are public: keep it on loopback).' },
   METRICS_ENABLED: { kind: 'bool', default: 'true', doc: 'Serve Prometheus metrics at GET /metrics (docs/operations.md).' },
   METRICS_TOKEN: { kind: 'string', default: '', doc: 'When set, GET /metrics needs `Authorization: Bearer <token>` (401 UNAUTHENTICATED otherwise); empty: /metrics is open (it carries no addresses or content).' },
@@ -93,7 +94,10 @@ export const CONFIG_SPEC = {
   HTTP_REQUEST_TIMEOUT_MS: { kind: 'int', default: '300000', min: 100, doc: 'Time a client has to send a whole request, headers and body, file uploads to /files included; later: 408 REQUEST_TIMEOUT and the connection closes.' },
   HTTP_BODY_TIMEOUT_MS: { kind: 'int', default: '10000', min: 100, doc: 'Time a client has to send a JSON body (at most MAX_BODY_BYTES) once its headers arrived; later: 408 REQUEST_TIMEOUT and the connection closes (a body sent byte by byte).' },
   MAX_UNAUTH_CONNECTIONS_PER_ADDRESS: { kind: 'int', default: '64', min: 0, doc: 'Open connections one client address may hold that are not authenticated WebSockets (HTTP keep-alive, WebSockets before auth); more: refused with 429 TOO_MANY_CONNECTIONS. 0: no cap.' },
-  RATE_LIMIT_EXEMPT: { kind: 'list', default: '127.0.0.1,::1', doc: 'Comma-separated client addresses exempt from every rate limit and the connection cap (not from bans). Default: loopback, so local tools and benchmarks are not throttled; behind a reverse proxy on the same host every client has its address, so set it to empty there.' },
+  RATE_LIMIT_EXEMPT: { kind: 'list', default: '', doc: 'Comma-separated client addresses exempt from every rate limit and the connection cap (not from bans). Default: none, loopback included; a local benchmark or load test sets `127.0.0.1,::1` itself. An empty value is an empty list.' },
+  TRUSTED_PROXIES: { kind: 'list', default: '', doc: 'Comma-separated addresses or CIDR ranges of the reverse proxies in front of this process (`127.0.0.1`, `10.0.0.0/8`). Only a connection from one of them may start with a PROXY protocol v2 header (HAProxy `send-proxy-v2`), and only for its requests is `X-Forwarded-For` read (the right-most hop that is not a trusted proxy is the client); for everyone else the TCP peer is the client. Empty: no proxy is trusted.' },
+  RATE_LIMIT_STORE: { kind: 'enum', default: 'memory', values: ['memory', 'redis', 'postgres'], doc: 'Where the rate limits count: `memory` (this process only; N processes allow N times the rates), `redis` (REDIS_URL) or `postgres` (DATABASE_URL, table rim_rate_limits), shared by every process of the deployment. While the shared store fails, each process counts on its own (warn log, metric rim_rate_limit_store_errors_total); docs/operations.md.' },
+  RATE_LIMIT_STORE_TIMEOUT_MS: { kind: 'int', default: '200', min: 10, max: 10000, doc: 'Longest a shared rate-limit store (RATE_LIMIT_STORE redis or postgres) may take to count a request before this process counts it on its own.' },
   RATE_NONCE_PER_MIN: { kind: 'int', default: '60', min: 0, doc: 'GET /auth/nonce per client address per minute (429 RATE_LIMITED beyond; 0: no limit).' },
   RATE_LOGIN_PER_MIN: { kind: 'int', default: '30', min: 0, doc: 'POST /auth/login per client address per minute (0: no limit).' },
   RATE_SEND_PER_SEC: { kind: 'int', default: '100', min: 0, doc: 'Sends per client address per second, summed over POST /message/send, /ws send and /im SEND (0: no limit).' },
@@ -195,6 +199,9 @@ export interface Config {
   httpBodyTimeoutMs: number;
   maxUnauthConnectionsPerAddress: number;
   rateLimitExempt: string[];
+  trustedProxies: string[];
+  rateLimitStore: 'memory' | 'redis' | 'postgres';
+  rateLimitStoreTimeoutMs: number;
   rateNoncePerMin: number;
   rateLoginPerMin: number;
   rateSendPerSec: number;
@@ -235,10 +242,22 @@ export function readEnv(env: Env = process.env, dotenvPath = path.resolve('.env'
 /** Validates every variable at once and fails with all problems listed; unknown values never fall back silently. */
 export function loadConfig(env: Env = {}): Config {
   const problems: string[] = [];
+  // A variable that is not set takes its default. A variable set to an empty value (`KEY=`, or only
+  // spaces) means empty: an empty list for a list, an empty string for a string whose default is empty.
+  // Where empty is no value at all (a number, a switch, a choice, or a string with a non-empty default
+  // such as HOST) it is refused, never read as "unset": `RATE_LIMIT_EXEMPT=` once kept its loopback default.
   const raw = (key: ConfigKey): string => {
     const v = env[key];
-    return v === undefined || v === '' ? CONFIG_SPEC[key].default : v.trim();
+    if (v === undefined) return CONFIG_SPEC[key].default;
+    const text = v.trim();
+    const spec: Spec<Kind> = CONFIG_SPEC[key];
+    if (text === '' && spec.kind !== 'list' && spec.default !== '' && !emptyReported.has(key)) {
+      emptyReported.add(key);
+      problems.push(`${key} is set but empty: give it a value, or unset it for the default (${spec.default})`);
+    }
+    return text === '' && spec.kind !== 'list' && spec.default !== '' ? spec.default : text;
   };
+  const emptyReported = new Set<ConfigKey>();
   const int = (key: ConfigKey): number => {
     const spec: Spec<Kind> = CONFIG_SPEC[key];
     const text = raw(key);
@@ -347,6 +366,9 @@ export function loadConfig(env: Env = {}): Config {
     httpBodyTimeoutMs: int('HTTP_BODY_TIMEOUT_MS'),
     maxUnauthConnectionsPerAddress: int('MAX_UNAUTH_CONNECTIONS_PER_ADDRESS'),
     rateLimitExempt: list('RATE_LIMIT_EXEMPT'),
+    trustedProxies: list('TRUSTED_PROXIES'),
+    rateLimitStore: oneOf('RATE_LIMIT_STORE'),
+    rateLimitStoreTimeoutMs: int('RATE_LIMIT_STORE_TIMEOUT_MS'),
     rateNoncePerMin: int('RATE_NONCE_PER_MIN'),
     rateLoginPerMin: int('RATE_LOGIN_PER_MIN'),
     rateSendPerSec: int('RATE_SEND_PER_SEC'),
@@ -380,6 +402,11 @@ export function loadConfig(env: Env = {}): Config {
   for (const o of config.corsOrigins) {
     if (o !== '*' && !/^(https?:\/\/[^/\s]+|chrome-extension:\/\/[a-p]{32})$/.test(o)) problems.push(`CORS_ORIGINS entries are "*", http(s)://host[:port] or chrome-extension://<32-letter id>, got "${o}"`);
   }
+  for (const p of config.trustedProxies) {
+    const problem = TrustedProxies.problem(p);
+    if (problem) problems.push(problem);
+  }
+  if (config.rateLimitStore === 'postgres' && !/^postgres(ql)?:\/\/\S+$/.test(config.databaseUrl)) problems.push('RATE_LIMIT_STORE=postgres needs DATABASE_URL (a postgres:// URL)');
   if (config.filesStore === 's3' && config.s3Bucket === '') problems.push('S3_BUCKET is required when FILES_STORE=s3');
   if (config.chain === 'rpc') {
     if (!/^https?:\/\/\S+$/.test(config.rpcUrl)) problems.push(`RPC_URL must be an http(s) URL when CHAIN=rpc, got "${config.rpcUrl}"`);

@@ -59,6 +59,7 @@ export class Metrics {
   readonly #fanoutSeconds: Histogram;
   readonly #rpcSeconds: Histogram<'method'>;
   readonly #rpcErrors: Counter<'method' | 'kind'>;
+  readonly #rateLimitStoreErrors: Counter<'store'>;
   #connections: () => Record<SocketFace, { open: number; authenticated: number }> = () => ({ ws: { open: 0, authenticated: 0 }, im: { open: 0, authenticated: 0 } });
   #archive: (() => Promise<ArchiveFigures | null>) | null = null;
   readonly #startedAt = Date.now();
@@ -132,6 +133,9 @@ export class Metrics {
     });
     this.#rpcErrors = new Counter({
       name: 'rim_relation_rpc_errors_total', help: 'Relation JSON-RPC calls that failed: transport (no answer) or rpc (an error answer, e.g. a revert).', labelNames: ['method', 'kind'], registers,
+    });
+    this.#rateLimitStoreErrors = new Counter({
+      name: 'rim_rate_limit_store_errors_total', help: 'Requests the shared rate-limit store (RATE_LIMIT_STORE redis or postgres) could not count in time; this process counted them on its own.', labelNames: ['store'], registers,
     });
     const self = this;
     new Gauge({
@@ -216,6 +220,11 @@ export class Metrics {
   /** One push handed to the kernel on every connection it was written to, `seconds` after it was published. */
   readonly fanoutWritten = (_connections: number, seconds: number): void => {
     this.#fanoutSeconds.observe(seconds);
+  };
+
+  /** A shared rate-limit store (RATE_LIMIT_STORE) failed or was too slow: this process counted the request on its own. */
+  readonly rateLimitStoreError = (store: string): void => {
+    this.#rateLimitStoreErrors.inc({ store });
   };
 
   readonly rpc: RpcObserver = (method, seconds, error) => {

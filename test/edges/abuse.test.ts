@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { Wallet } from 'ethers';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
 import { ImClient, imUrl } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { parseRaw } from '../support/raw.js';
@@ -105,8 +106,14 @@ describe('rate limits per client address and per user', () => {
     im.close();
   });
 
-  it('exempts the addresses of RATE_LIMIT_EXEMPT (loopback by default)', async () => {
-    srv = await startServer({ rateNoncePerMin: 2, rateSendPerSec: 1, rateUserSendPerSec: 1 });
+  it('exempts nothing by default, loopback included', async () => {
+    srv = await startServer({ rateLimitExempt: loadConfig({}).rateLimitExempt, rateNoncePerMin: 2 });
+    const res = await Promise.all(Array.from({ length: 3 }, () => http(srv.url, 'GET', '/auth/nonce')));
+    expect(res.map((r) => r.status).sort()).toEqual([200, 200, 429]);
+  });
+
+  it('exempts the addresses of RATE_LIMIT_EXEMPT', async () => {
+    srv = await startServer({ rateLimitExempt: loadConfig({ RATE_LIMIT_EXEMPT: '127.0.0.1, ::1' }).rateLimitExempt, rateNoncePerMin: 2, rateSendPerSec: 1, rateUserSendPerSec: 1 });
     const res = await Promise.all(Array.from({ length: 30 }, () => http(srv.url, 'GET', '/auth/nonce')));
     expect(res.every((r) => r.status === 200)).toBe(true);
     const alice = makeIdentity();

@@ -16,7 +16,7 @@ function startProcess(dataDir: string): Promise<{ child: ChildProcess; url: stri
   const tsx = pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href;
   const child = spawn(process.execPath, ['--import', tsx, path.join(root, 'src/main.ts')], {
     cwd: dataDir,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', VERIFY_WORKERS: '1', CHAIN: 'none', ARCHIVE_ENABLED: 'false' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'info', SQLITE_SYNCHRONOUS: 'FULL', VERIFY_WORKERS: '1', CHAIN: 'none', ARCHIVE_ENABLED: 'false', RATE_LIMIT_EXEMPT: '127.0.0.1,::1' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

@@ -16,10 +16,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/** Loopback, which tests and benchmarks exempt from the rate limits themselves (RATE_LIMIT_EXEMPT). */
+export const LOOPBACK = ['127.0.0.1', '::1'];
+
 /** Boots the real app on port 0 with its own SQLite file in a temporary DATA_DIR. */
 export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-test-'));
-  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false,
+  // Tests talk to the server from loopback in bursts: they exempt it themselves (the default exempts
+  // nothing); a test of the limits passes rateLimitExempt: [].
+  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false, rateLimitExempt: LOOPBACK,
     // The SDK's tests still send the development plaintext; a test of the refusal overrides this.
     allowDevPlaintext: true, ...overrides });
   const app = buildApp(config, createLogger('silent'), deps);

@@ -1,7 +1,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { clientAddress, plainAddress, setProxiedAddress, TrustedProxies } from '../edge/address.js';
 import { ConnectionCap } from '../edge/connection-cap.js';
+import { readProxyHeader } from '../edge/proxy-protocol.js';
 import type { OriginPolicy } from '../edge/origin.js';
 import { AppError } from '../../errors/app-error.js';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../errors/catalogue.js';
@@ -39,6 +41,8 @@ export interface HttpEdgeOptions {
   requestTimeoutMs: number;
   maxUnauthConnectionsPerAddress: number;
   isExempt: (address: string) => boolean;
+  /** TRUSTED_PROXIES: the only peers whose PROXY v2 header and X-Forwarded-For are believed. */
+  trustedProxies?: readonly string[];
   origins: OriginPolicy;
   log: Logger;
 }
@@ -47,24 +51,60 @@ export interface HttpEdgeOptions {
  * The HTTP server's outer edge, before any route: timeouts for headers and whole requests (slowloris),
  * the cap on unauthenticated connections per address, malformed requests answered with catalogue codes
  * (never a 500, never an error-level log line), the Origin check and CORS answers for REST, and the same
- * Origin check plus handshake validation for the WebSocket upgrade.
+ * Origin check plus handshake validation for the WebSocket upgrade. The client address every face
+ * limits by is resolved here (TRUSTED_PROXIES: a PROXY v2 header at the start of a connection from a
+ * trusted proxy, X-Forwarded-For on its requests), before HTTP or any route sees the connection.
  */
 export class HttpEdge {
   readonly cap: ConnectionCap;
+  readonly trusted: TrustedProxies;
+  /** Connections from a trusted proxy whose first bytes are being read (closed by close()). */
+  private readonly reading = new Set<Socket>();
 
   constructor(private readonly opts: HttpEdgeOptions) {
     this.cap = new ConnectionCap(opts.maxUnauthConnectionsPerAddress, opts.isExempt);
+    this.trusted = new TrustedProxies(opts.trustedProxies ?? []);
   }
 
-  /** Sets the timeouts and listens for connections and client errors on `server`. */
+  /**
+   * Sets the timeouts and listens for connections and client errors on `server`. HTTP's own connection
+   * listener is taken off and called here once the connection is admitted, so that a trusted proxy's
+   * PROXY header is read off the socket before the HTTP parser sees a byte.
+   */
   attach(server: Server): void {
     server.headersTimeout = this.opts.headersTimeoutMs;
     server.requestTimeout = this.opts.requestTimeoutMs;
-    server.on('connection', (socket: Socket) => {
-      if (!this.cap.admit(socket)) {
-        this.opts.log.debug({ address: socket.remoteAddress }, 'connection refused: too many unauthenticated connections');
+    const httpListeners = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    const toHttp = (socket: Socket): void => {
+      for (const l of httpListeners) l.call(server, socket);
+    };
+    const admit = (socket: Socket, address: string | null): void => {
+      // null: a trusted proxy's connection without a PROXY header, carrying many clients (counted at upgrade).
+      if (address !== null && !this.cap.admit(socket, address)) {
+        this.opts.log.debug({ address }, 'connection refused: too many unauthenticated connections');
         writeRawError(socket, 'TOO_MANY_CONNECTIONS', undefined, { 'retry-after': '10' });
+        return;
       }
+      toHttp(socket);
+    };
+    server.on('connection', (socket: Socket) => {
+      const peer = plainAddress(socket.remoteAddress ?? '');
+      if (!this.trusted.has(peer)) {
+        admit(socket, peer);
+        return;
+      }
+      this.reading.add(socket);
+      readProxyHeader(socket, this.opts.headersTimeoutMs).then((source) => {
+        this.reading.delete(socket);
+        if (source !== undefined) setProxiedAddress(socket, source);
+        admit(socket, source === undefined ? null : clientAddress(socket));
+        socket.resume();
+      }, (err: Error) => {
+        this.reading.delete(socket);
+        this.opts.log.debug({ peer, reason: err.message }, 'connection from a trusted proxy refused');
+        writeRawError(socket, 'BAD_REQUEST', err.message);
+      });
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT'
@@ -78,10 +118,17 @@ export class HttpEdge {
     });
   }
 
+  /** Ends connections still being read for a PROXY header (the server's close does not know them). */
+  close(): void {
+    for (const s of this.reading) s.destroy();
+    this.reading.clear();
+  }
+
   /** Wraps the request handler: Origin check and CORS first, and nothing it throws escapes as a crash. */
   request(handler: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
     return (req, res) => {
       try {
+        if (!this.trusted.empty) this.trusted.resolve(req);
         if (!this.opts.origins.allows(req)) {
           req.resume();
           sendError(res, new AppError('ORIGIN_NOT_ALLOWED', 'this Origin may not use this server (CORS_ORIGINS)'), this.opts.log);
@@ -108,6 +155,15 @@ export class HttpEdge {
       } catch {
         writeRawError(socket, 'BAD_REQUEST', 'the request URL cannot be read');
         return;
+      }
+      if (!this.trusted.empty) {
+        const address = this.trusted.resolve(req);
+        // A WebSocket through a trusted proxy without a PROXY header is one client's from here on: it
+        // counts against the cap as the client's until it authenticates.
+        if (!this.cap.admit(socket as Socket, address)) {
+          writeRawError(socket, 'TOO_MANY_CONNECTIONS', undefined, { 'retry-after': '10' });
+          return;
+        }
       }
       if (!this.opts.origins.allows(req)) {
         writeRawError(socket, 'ORIGIN_NOT_ALLOWED', 'this Origin may not open a WebSocket here (CORS_ORIGINS)');

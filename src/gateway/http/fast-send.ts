@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MessageService, SubmitResult } from '../../roles/chat/message-service.js';
-import { clientAddress } from '../edge/address.js';
+import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
 import type { Logger } from '../../log/logger.js';
 import type { SendMeter } from '../../metrics/metrics.js';
@@ -21,7 +21,7 @@ export function sendAnswer(r: SubmitResult): string {
  */
 export function fastSend(messages: MessageService, maxBodyBytes: number, log: Logger, limits?: RateLimits, bodyTimeoutMs?: number, meter?: SendMeter) {
   return (req: IncomingMessage, res: ServerResponse, requestLog: () => Logger = () => log): void => {
-    const address = clientAddress(req.socket);
+    const address = requestAddress(req);
     const admitted = limits && !limits.isExempt(address) ? limits.take('send', address, address) : Promise.resolve();
     admitted
       .then(() => readJsonBody(req, maxBodyBytes, bodyTimeoutMs))

@@ -5,7 +5,7 @@ import type { ChatService } from '../../roles/chat/chat-service.js';
 import type { SocialService } from '../../roles/chat/social-service.js';
 import { renderMessages } from '../../roles/chat/render.js';
 import type { Logger } from '../../log/logger.js';
-import { clientAddress } from '../edge/address.js';
+import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
 import { readJsonBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
@@ -65,7 +65,7 @@ export function buildRoutes(deps: RouteDeps): express.Express {
   app.get('/openapi.json', (_req, res) => sendJson(res, 200, openapi));
 
   const limit = (name: 'nonce' | 'login', req: Request): Promise<void> => {
-    const address = clientAddress(req.socket);
+    const address = requestAddress(req);
     return deps.limits ? deps.limits.take(name, address, address) : Promise.resolve();
   };
 

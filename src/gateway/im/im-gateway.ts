@@ -19,7 +19,7 @@ import type { ImHandlers, ImSession } from '../../roles/im/handlers.js';
 import type { ImService } from '../../roles/im/im-service.js';
 import type { AccessCache } from './access-cache.js';
 import { PresenceWatch, type PresenceWatcher } from './presence-watch.js';
-import { clientAddress } from '../edge/address.js';
+import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
 
 export interface ImGatewayOptions {
@@ -239,7 +239,7 @@ export class ImGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const conn = new ImConnection(ws, this, requestId(req.headers['x-request-id']));
-      conn.address = clientAddress(req.socket);
+      conn.address = requestAddress(req);
       this.connections.add(conn);
     });
   }

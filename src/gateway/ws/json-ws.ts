@@ -14,7 +14,7 @@ import type { SendMeter, SocketMeter } from '../../metrics/metrics.js';
 import type { Hub, PushItem, Subscriber } from '../../bus/hub.js';
 import { sendAnswer } from '../http/fast-send.js';
 import { CHAT_ID } from '../http/query.js';
-import { clientAddress } from '../edge/address.js';
+import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
 import { Face } from '../../store/port.js';
 
@@ -234,7 +234,7 @@ export class JsonWsGateway {
   handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const conn = new JsonConnection(ws, this, requestId(req.headers['x-request-id']));
-      conn.address = clientAddress(req.socket);
+      conn.address = requestAddress(req);
       this.connections.add(conn);
       let token: string | null = null;
       try {

@@ -6,7 +6,7 @@ import { deployRelationContracts, type RelationAddresses } from './deploy.js';
 import { seedDemo, type DemoWorld } from './demo.js';
 import { HttpEip1193, MeteredEip1193, ethersProvider, type Eip1193 } from './eip1193.js';
 import { LocalChain } from './local-chain.js';
-import { serveChainRpc } from './rpc-server.js';
+import { serveChainRpc, type ChainRpcServer } from './rpc-server.js';
 
 export interface StartedRelations {
   reader: ChainRelations;
@@ -60,7 +60,7 @@ export async function startChainRelations(config: Config, log?: Logger, options:
   const demo = await seedDemo(provider, addresses, chain.keys.slice(1));
   // The reader reads through its own metered provider; deploying and seeding are not the reader's calls.
   const reader = new ChainRelations({ provider: ethersProvider(metered(chain), chain.chainId), addresses, ...readerOptions, fromBlock: 0 }).start();
-  const rpc = config.chainRpcPort >= 0 ? await serveChainRpc(chain, config.chainRpcHost, config.chainRpcPort) : null;
+  const rpc = config.chainRpcPort >= 0 ? await serveRpc(chain, config, log) : null;
   return {
     reader,
     addresses,
@@ -73,4 +73,21 @@ export async function startChainRelations(config: Config, log?: Logger, options:
       await chain.close();
     },
   };
+}
+
+/**
+ * The embedded chain's JSON-RPC on CHAIN_RPC_PORT; when that port is taken (a second proxy on the same
+ * machine, a Hardhat node on 8545) it is served on a free port instead, said in one warn line with its
+ * URL, so that a second `npm start` still starts (docs/relations.md).
+ */
+async function serveRpc(chain: LocalChain, config: Config, log?: Logger): Promise<ChainRpcServer> {
+  try {
+    return await serveChainRpc(chain, config.chainRpcHost, config.chainRpcPort);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.chainRpcPort === 0) throw e;
+    const rpc = await serveChainRpc(chain, config.chainRpcHost, 0);
+    log?.warn({ chainRpcPort: config.chainRpcPort, chainRpc: rpc.url },
+      `CHAIN_RPC_PORT ${config.chainRpcPort} on ${config.chainRpcHost} is in use (another proxy, or a Hardhat node?): the embedded chain's JSON-RPC is at ${rpc.url} instead; set CHAIN_RPC_PORT to choose`);
+    return rpc;
+  }
 }
