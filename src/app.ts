@@ -17,6 +17,7 @@ import type { Logger } from './log/logger.js';
 import { createPushHub, type PushHub } from './bus/create.js';
 import { readiness } from './gateway/http/ready.js';
 import { dmParticipants } from './roles/chat/ids.js';
+import { readPush } from './roles/chat/render.js';
 import { groupAudience } from './roles/chat/membership.js';
 import { Face } from './store/port.js';
 import { NoRelations } from './roles/relations/none.js';
@@ -127,6 +128,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       return relations.available ? groupAudience(relations, e.cid) : [];
     },
     render: async (e) => (e.face === Face.IM && e.kind === ImKind.FILE ? { imFrame: await wire.pushFrameOf(e) } : {}),
+    readPush: (user, cid, seq) => readPush(user, cid, seq),
   });
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   const limits = new RateLimits({

@@ -107,6 +107,7 @@ export const CONFIG_SPEC = {
   BUS_PREFIX: { kind: 'string', default: 'relation-im', doc: 'NATS subject / Redis channel the processes of one deployment share (`<prefix>.push`); give each deployment its own.' },
   BUS_PING_MS: { kind: 'int', default: '1000', min: 20, max: 60000, doc: 'Each process pings itself (and its peers) over the bus this often; a ping that does not come back in BUS_DOWN_AFTER_MS turns readiness red.' },
   BUS_DOWN_AFTER_MS: { kind: 'int', default: '3000', min: 50, max: 600000, doc: 'Silence after which the bus counts as down (own pings not back) and a peer process as gone (its users offline).' },
+  BUS_CATCHUP_MS: { kind: 'int', default: '1000', min: 0, max: 600000, doc: 'A conversation with a recipient connected here is compared with the store this long after its last event, so a burst whose last doorbell was lost is still pushed live (one indexed read per quiet conversation); 0 turns it off.' },
   WORKERS: { kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes started by `npm start` (node:cluster, sharing PORT); more than 1 needs BUS=nats or redis and a store that several processes can share.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
@@ -203,6 +204,7 @@ export interface Config {
   busPrefix: string;
   busPingMs: number;
   busDownAfterMs: number;
+  busCatchupMs: number;
   workers: number;
 }
 
@@ -350,6 +352,7 @@ export function loadConfig(env: Env = {}): Config {
     busPrefix: raw('BUS_PREFIX'),
     busPingMs: int('BUS_PING_MS'),
     busDownAfterMs: int('BUS_DOWN_AFTER_MS'),
+    busCatchupMs: int('BUS_CATCHUP_MS'),
     workers: int('WORKERS'),
   };
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(config.busPrefix)) problems.push(`BUS_PREFIX must be dot-separated tokens of letters, digits, _ and -, got "${config.busPrefix}"`);
