@@ -94,7 +94,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const clock = overrides.clock ?? systemClock;
   const storeFile = path.join(config.dataDir, 'relation-im.sqlite');
   const store = overrides.store ?? (config.store === 'postgres'
-    ? new PostgresStore({ url: config.databaseUrl, poolMax: config.pgPoolMax, onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection lost; the pool reconnects') })
+    ? new PostgresStore({ url: config.databaseUrl, poolMax: config.pgPoolMax, statementTimeoutMs: config.pgStatementTimeoutMs, acquireTimeoutMs: config.pgAcquireTimeoutMs, onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection lost; the pool reconnects') })
     : new SqliteStore({ file: storeFile, synchronous: config.sqliteSynchronous }));
   // Known before the server listens (listen() waits for it), announced to clients from then on.
   let storeEpoch = '';

@@ -25,6 +25,8 @@ export const CONFIG_SPEC = {
   STORE: { kind: 'enum', default: 'sqlite', values: ['sqlite', 'postgres'], doc: 'Message store adapter. `sqlite` is the embedded default (one process, DATA_DIR); `postgres` keeps everything in the PostgreSQL at DATABASE_URL, shared by any number of processes.' },
   DATABASE_URL: { kind: 'string', default: '', doc: 'PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (required with STORE=postgres). The schema is created and migrated at start.' },
   PG_POOL_MAX: { kind: 'int', default: '10', min: 2, max: 1000, doc: 'Connections each process keeps to PostgreSQL (STORE=postgres); one write transaction at a time, the rest serve reads.' },
+  PG_STATEMENT_TIMEOUT_MS: { kind: 'int', default: '5000', min: 100, max: 3600000, doc: 'Longest one store statement may run (STORE=postgres): the server cancels it (statement_timeout) and the client stops waiting a second later, so a database that hangs without refusing answers STORE_UNAVAILABLE (nothing acknowledged) instead of piling requests up. Migrations at start are not limited.' },
+  PG_ACQUIRE_TIMEOUT_MS: { kind: 'int', default: '5000', min: 100, max: 600000, doc: 'Longest a store statement waits for a pooled PostgreSQL connection, or for a new connection\'s handshake (STORE=postgres), before it fails as STORE_UNAVAILABLE.' },
   SQLITE_SYNCHRONOUS: { kind: 'enum', default: 'FULL', values: ['FULL', 'NORMAL'], doc: 'FULL fsyncs every group commit (survives power loss); NORMAL survives a process crash only.' },
   MAX_BODY_BYTES: { kind: 'int', default: '262144', min: 1024, max: 16777216, doc: 'Largest accepted HTTP body and JSON WebSocket frame, in bytes.' },
   CLOCK_SKEW_MS: { kind: 'int', default: '300000', min: 0, doc: 'Allowed distance between a message timestamp and the server clock.' },
@@ -121,6 +123,8 @@ export interface Config {
   store: 'sqlite' | 'postgres';
   databaseUrl: string;
   pgPoolMax: number;
+  pgStatementTimeoutMs: number;
+  pgAcquireTimeoutMs: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   maxBodyBytes: number;
   clockSkewMs: number;
@@ -271,6 +275,8 @@ export function loadConfig(env: Env = {}): Config {
     store: oneOf('STORE'),
     databaseUrl: raw('DATABASE_URL'),
     pgPoolMax: int('PG_POOL_MAX'),
+    pgStatementTimeoutMs: int('PG_STATEMENT_TIMEOUT_MS'),
+    pgAcquireTimeoutMs: int('PG_ACQUIRE_TIMEOUT_MS'),
     sqliteSynchronous: oneOf('SQLITE_SYNCHRONOUS'),
     maxBodyBytes: int('MAX_BODY_BYTES'),
     clockSkewMs: int('CLOCK_SKEW_MS'),
