@@ -17,6 +17,7 @@ import type { Logger } from './log/logger.js';
 import { createPushHub, type PushHub } from './bus/create.js';
 import { readiness } from './gateway/http/ready.js';
 import { dmParticipants } from './roles/chat/ids.js';
+import { readPush } from './roles/chat/render.js';
 import { groupAudience } from './roles/chat/membership.js';
 import { Face } from './store/port.js';
 import { NoRelations } from './roles/relations/none.js';
@@ -93,7 +94,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   const clock = overrides.clock ?? systemClock;
   const storeFile = path.join(config.dataDir, 'relation-im.sqlite');
   const store = overrides.store ?? (config.store === 'postgres'
-    ? new PostgresStore({ url: config.databaseUrl, poolMax: config.pgPoolMax, onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection lost; the pool reconnects') })
+    ? new PostgresStore({ url: config.databaseUrl, poolMax: config.pgPoolMax, statementTimeoutMs: config.pgStatementTimeoutMs, acquireTimeoutMs: config.pgAcquireTimeoutMs, onIdleError: (err) => log.warn({ err }, 'PostgreSQL connection lost; the pool reconnects') })
     : new SqliteStore({ file: storeFile, synchronous: config.sqliteSynchronous }));
   // Known before the server listens (listen() waits for it), announced to clients from then on.
   let storeEpoch = '';
@@ -127,6 +128,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       return relations.available ? groupAudience(relations, e.cid) : [];
     },
     render: async (e) => (e.face === Face.IM && e.kind === ImKind.FILE ? { imFrame: await wire.pushFrameOf(e) } : {}),
+    readPush: (user, cid, seq) => readPush(user, cid, seq),
   });
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   // RATE_LIMIT_STORE: where they count (docs/operations.md, "Rate limits across processes").

@@ -50,6 +50,11 @@ export interface ClusterHubOptions {
   inlineMaxBytes: number;
   /** Conversations whose delivered seqs are remembered (least recently active dropped first). */
   trackMax: number;
+  /**
+   * A conversation that concerns this process is compared with the store once this long after its last
+   * event (a burst's last doorbell, when lost, has no later one to reveal the gap); 0: never.
+   */
+  catchupMs?: number;
 }
 
 export interface ClusterHubDeps {
@@ -66,6 +71,8 @@ export interface ClusterHubDeps {
   onFanout?: (connections: number) => void;
   /** Told when a fan-out's frame was handed to the kernel on every socket, and how long that took (metrics). */
   onFanoutWritten?: (connections: number, seconds: number) => void;
+  /** The push of a user's read marker (both faces' frames); re-sent after a loss, as its bus push may be gone. */
+  readPush?: (user: string, cid: string, seq: number) => PushItem;
 }
 
 export interface BusStatus {
@@ -86,6 +93,8 @@ const SWEEP_CONCURRENCY = 8;
 const MAX_UNTRACKED_FILL = 500;
 /** Chats per local user looked at after a loss (most recently active first). */
 const CHATS_PER_USER = 100;
+/** Quiet conversations compared with the store per tick, at most (the rest wait for the next tick). */
+const CATCHUP_PER_TICK = 500;
 
 /** 32-bit FNV-1a of a user; XORed over a set it gives an order-free digest that updates in O(1). */
 function hashUser(u: string): number {
@@ -146,6 +155,8 @@ export class ClusterHub implements Hub {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private firstUp: (() => void) | null = null;
+  /** Conversations that concern this process, by when their quiet catch-up is due (re-armed by each event). */
+  private readonly quiet = new Map<string, number>();
 
   constructor(private readonly deps: ClusterHubDeps, private readonly opts: ClusterHubOptions) {
     this.now = deps.now ?? Date.now;
@@ -237,6 +248,7 @@ export class ClusterHub implements Hub {
       }
       this.ring(event, users, item.alert !== false);
       if (deliver) this.local.publish(users, item);
+      if (this.concerns(cid)) this.armCatchup(cid);
       return;
     }
     this.local.publish(users, item);
@@ -293,7 +305,12 @@ export class ClusterHub implements Hub {
     if (this.closed && m.t !== 'bye') return;
     // While the driver says it is disconnected, nothing is queued: doorbells are re-derived from the
     // store when it is back, and an unbounded client-side buffer would be the worse failure.
-    if (!this.connected) return;
+    if (!this.connected) {
+      // Counted as an envelope of its own, so the next envelope that does go out shows the peers a gap:
+      // they read from the store what this process rang while its driver was reconnecting.
+      if (m.t !== 'hb') this.sent++;
+      return;
+    }
     this.outbox.push(m);
     this.outboxBytes += m.t === 'e' && m.e ? m.e.body.length + 200 : 120;
     if (this.outboxBytes >= MAX_ENVELOPE_BYTES) this.flush();
@@ -384,18 +401,25 @@ export class ClusterHub implements Hub {
   /** Runs one conversation's doorbell work in order, whatever awaits inside. */
   private enqueue(cid: string, fn: () => Promise<void>): void {
     const prev = this.chains.get(cid) ?? Promise.resolve();
-    const next = prev.then(fn).catch((err: unknown) => this.deps.log.error({ err, cid }, 'bus: gap fill failed; the client\'s resume will catch up'));
+    const next = prev.then(fn).catch((err: unknown) => {
+      this.deps.log.error({ err, cid }, 'bus: gap fill failed; tried again shortly');
+      // What was not claimed is still missing: a later sweep reads it again.
+      const t = setTimeout(() => { if (!this.closed) this.requestSweep(); }, this.opts.pingMs);
+      t.unref();
+    });
     this.chains.set(cid, next);
     void next.then(() => { if (this.chains.get(cid) === next) this.chains.delete(cid); });
   }
 
-  private async doorbell(cid: string, seq: number, muted: string[] | undefined, inline: StoredEvent | undefined): Promise<void> {
+  /** `arm`: a quiet catch-up follows (not for the catch-up's own fill, which would re-arm itself forever). */
+  private async doorbell(cid: string, seq: number, muted: string[] | undefined, inline: StoredEvent | undefined, arm = true): Promise<void> {
     const todo = this.tracker.missing(cid, seq);
     if (todo.length === 0) return;
     if (!this.concerns(cid)) {
       for (const s of todo) this.tracker.claim(cid, s);
       return;
     }
+    if (arm) this.armCatchup(cid);
     for (const s of todo) {
       const e = s === seq && inline ? inline : await this.deps.store.getEventBySeq(cid, s);
       if (!this.tracker.claim(cid, s)) continue; // delivered meanwhile by this process's own commit
@@ -436,9 +460,43 @@ export class ClusterHub implements Hub {
     const now = this.now();
     if (this.up && now - this.lastOwnPing > this.opts.deadAfterMs) this.setDown(`no self-ping for ${now - this.lastOwnPing} ms`);
     if (this.up) {
-      for (const [id, p] of this.peers) if (now - p.lastSeen > this.opts.deadAfterMs) this.dropPeer(id);
+      for (const [id, p] of this.peers) {
+        if (now - p.lastSeen <= this.opts.deadAfterMs) continue;
+        // Gone without a goodbye (kill -9): what it committed last may have been answered before its
+        // doorbell left, and no later envelope of its will show the gap.
+        this.dropPeer(id);
+        this.requestSweep(p.lastSeen);
+      }
+      this.catchup(now);
     }
     this.ping();
+  }
+
+  private armCatchup(cid: string): void {
+    const ms = this.opts.catchupMs ?? 0;
+    if (ms <= 0 || this.closed) return;
+    this.quiet.delete(cid);
+    this.quiet.set(cid, this.now() + ms);
+    // Bounded like the tracker: the least recently active are dropped first.
+    if (this.quiet.size > this.opts.trackMax) this.quiet.delete(this.quiet.keys().next().value as string);
+  }
+
+  /** Compares the conversations quiet since their catch-up was armed with the store, and fills what is missing. */
+  private catchup(now: number): void {
+    let n = 0;
+    for (const [cid, due] of this.quiet) {
+      // Insertion order is arming order and every entry waits the same time: the first not due ends it.
+      if (due > now || n >= CATCHUP_PER_TICK) break;
+      this.quiet.delete(cid);
+      n++;
+      this.enqueue(cid, async () => {
+        const last = await this.deps.store.lastSeq(cid);
+        if (this.tracker.last(cid) !== undefined && this.tracker.missing(cid, last).length > 0) {
+          this.deps.log.info({ cid, seq: last }, 'bus: a quiet conversation was behind the store; filled');
+          await this.doorbell(cid, last, undefined, undefined, false);
+        }
+      });
+    }
   }
 
   private transportState(connected: boolean, reason: string): void {
@@ -516,13 +574,16 @@ export class ClusterHub implements Hub {
     const cids = this.tracker.conversations();
     await this.parallel(cids, async (cid) => {
       const last = await this.deps.store.lastSeq(cid);
-      const known = this.tracker.last(cid);
-      if (known !== undefined && last > known) this.enqueue(cid, () => this.doorbell(cid, last, undefined, undefined));
+      // Not `last > highest delivered`: a local commit may have been delivered above a lost seq.
+      if (this.tracker.last(cid) !== undefined && this.tracker.missing(cid, last).length > 0) this.enqueue(cid, () => this.doorbell(cid, last, undefined, undefined));
     });
     if (since === null) return;
     const seen = new Set(cids);
     await this.parallel([...this.local.users()], async (user) => {
       for (const chat of await this.deps.store.listChats(user, CHATS_PER_USER, 0)) {
+        // A read marker's push rides the bus with nothing in the store to ring it again: the marker in
+        // force is told once more (the same marker twice changes nothing on a client).
+        if (chat.lastReadSeq > 0 && this.deps.readPush) this.local.publish([user], this.deps.readPush(user, chat.cid, chat.lastReadSeq));
         if (chat.lastPostAt < since || seen.has(chat.cid)) continue;
         seen.add(chat.cid);
         const { cid, lastSeq } = chat;

@@ -31,6 +31,6 @@ export function createPushHub(config: Config, log: Logger, deps: Omit<ClusterHub
     ? new NatsBus({ url: config.natsUrl, subject, name: `relation-im ${hostname()} ${process.pid}`, connectTimeoutMs })
     : new RedisBus({ url: config.redisUrl, channel: subject, connectTimeoutMs });
   return new ClusterHub({ ...deps, transport, log: log.child({ component: 'bus', bus: config.bus }) }, {
-    pingMs: config.busPingMs, deadAfterMs: config.busDownAfterMs, inlineMaxBytes: 16 * 1024, trackMax: 10_000,
+    pingMs: config.busPingMs, deadAfterMs: config.busDownAfterMs, inlineMaxBytes: 16 * 1024, trackMax: 10_000, catchupMs: config.busCatchupMs,
   });
 }

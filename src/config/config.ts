@@ -26,6 +26,8 @@ export const CONFIG_SPEC = {
   STORE: { kind: 'enum', default: 'sqlite', values: ['sqlite', 'postgres'], doc: 'Message store adapter. `sqlite` is the embedded default (one process, DATA_DIR); `postgres` keeps everything in the PostgreSQL at DATABASE_URL, shared by any number of processes.' },
   DATABASE_URL: { kind: 'string', default: '', doc: 'PostgreSQL connection URL, e.g. postgres://user:password@host:5432/db (required with STORE=postgres). The schema is created and migrated at start.' },
   PG_POOL_MAX: { kind: 'int', default: '10', min: 2, max: 1000, doc: 'Connections each process keeps to PostgreSQL (STORE=postgres); one write transaction at a time, the rest serve reads.' },
+  PG_STATEMENT_TIMEOUT_MS: { kind: 'int', default: '5000', min: 100, max: 3600000, doc: 'Longest one store statement may run (STORE=postgres): the server cancels it (statement_timeout) and the client stops waiting a second later, so a database that hangs without refusing answers STORE_UNAVAILABLE (nothing acknowledged) instead of piling requests up. Migrations at start are not limited.' },
+  PG_ACQUIRE_TIMEOUT_MS: { kind: 'int', default: '5000', min: 100, max: 600000, doc: 'Longest a store statement waits for a pooled PostgreSQL connection, or for a new connection\'s handshake (STORE=postgres), before it fails as STORE_UNAVAILABLE.' },
   SQLITE_SYNCHRONOUS: { kind: 'enum', default: 'FULL', values: ['FULL', 'NORMAL'], doc: 'FULL fsyncs every group commit (survives power loss); NORMAL survives a process crash only.' },
   MAX_BODY_BYTES: { kind: 'int', default: '262144', min: 1024, max: 16777216, doc: 'Largest accepted HTTP body and JSON WebSocket frame, in bytes.' },
   CLOCK_SKEW_MS: { kind: 'int', default: '300000', min: 0, doc: 'Allowed distance between a message timestamp and the server clock.' },
@@ -116,6 +118,7 @@ export const CONFIG_SPEC = {
   MLS_KEY_PACKAGES_LOW: { kind: 'int', default: '10', min: 0, max: 200, doc: 'When a claim leaves a device with fewer KeyPackages than this, its owner\'s /ws connections get `mls.keyPackagesLow`.' },
   RATE_MLS_CLAIM_PER_MIN: { kind: 'int', default: '60', min: 0, doc: 'POST /mls/key-packages/claim per caller (wallet) per minute (429 RATE_LIMITED beyond; 0: no limit).' },
   MLS_EXTERNAL_SENDER_NAME: { kind: 'string', default: '', doc: 'The `proxy` field of the proxy\'s MLS external-sender credential (`{"v":1,"proxy":"…"}`); empty: FILES_PUBLIC_URL, else `relation-im`.' },
+  BUS_CATCHUP_MS: { kind: 'int', default: '1000', min: 0, max: 600000, doc: 'A conversation with a recipient connected here is compared with the store this long after its last event, so a burst whose last doorbell was lost is still pushed live (one indexed read per quiet conversation); 0 turns it off.' },
   WORKERS: { kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes started by `npm start` (node:cluster, sharing PORT); more than 1 needs BUS=nats or redis and a store that several processes can share.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
@@ -129,6 +132,8 @@ export interface Config {
   store: 'sqlite' | 'postgres';
   databaseUrl: string;
   pgPoolMax: number;
+  pgStatementTimeoutMs: number;
+  pgAcquireTimeoutMs: number;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   maxBodyBytes: number;
   clockSkewMs: number;
@@ -220,6 +225,7 @@ export interface Config {
   busPrefix: string;
   busPingMs: number;
   busDownAfterMs: number;
+  busCatchupMs: number;
   workers: number;
 }
 
@@ -298,6 +304,8 @@ export function loadConfig(env: Env = {}): Config {
     store: oneOf('STORE'),
     databaseUrl: raw('DATABASE_URL'),
     pgPoolMax: int('PG_POOL_MAX'),
+    pgStatementTimeoutMs: int('PG_STATEMENT_TIMEOUT_MS'),
+    pgAcquireTimeoutMs: int('PG_ACQUIRE_TIMEOUT_MS'),
     sqliteSynchronous: oneOf('SQLITE_SYNCHRONOUS'),
     maxBodyBytes: int('MAX_BODY_BYTES'),
     clockSkewMs: int('CLOCK_SKEW_MS'),
@@ -387,6 +395,7 @@ export function loadConfig(env: Env = {}): Config {
     busPrefix: raw('BUS_PREFIX'),
     busPingMs: int('BUS_PING_MS'),
     busDownAfterMs: int('BUS_DOWN_AFTER_MS'),
+    busCatchupMs: int('BUS_CATCHUP_MS'),
     workers: int('WORKERS'),
   };
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(config.busPrefix)) problems.push(`BUS_PREFIX must be dot-separated tokens of letters, digits, _ and -, got "${config.busPrefix}"`);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,11 @@ export interface PrivatePostgres {
   start(): void;
   /** Stops the server: `fast` disconnects clients and shuts down cleanly; `immediate` is a crash. */
   stop(mode?: 'fast' | 'immediate'): void;
+  /**
+   * Freezes (SIGSTOP) or thaws (SIGCONT) the postmaster and every process it started: a database host
+   * that hangs without refusing anything (connections accepted by the kernel, no answer ever).
+   */
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
   destroy(): void;
 }
 
@@ -56,6 +61,15 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     start: () => { start(); running = true; },
+    signal: (sig) => {
+      const pm = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const kids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pm)]).toString().split(/\s+/).filter(Boolean).map(Number);
+      // Children first on the way down, so none runs on unwatched; the postmaster first on the way up.
+      const order = sig === 'SIGSTOP' ? [...kids, pm] : [pm, ...kids];
+      for (const pid of order) {
+        try { process.kill(pid, sig); } catch { /* exited meanwhile */ }
+      }
+    },
     stop: (mode = 'fast') => { run('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop']); running = false; },
     destroy: () => {
       if (running) {

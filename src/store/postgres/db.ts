@@ -13,8 +13,14 @@ export interface PoolOptions {
   max?: number;
   /** Name shown in pg_stat_activity.application_name. */
   applicationName?: string;
-  /** How long to wait for a connection before a query fails (ms). */
+  /** How long to wait for a connection (a free one of the pool, or a new one's handshake) before a query fails (ms). */
   connectTimeoutMs?: number;
+  /**
+   * Longest one statement may run (ms): the server cancels it then (statement_timeout), and the client
+   * gives up on its answer a second later (a server that hangs without answering at all, as a frozen or
+   * unreachable host does, cancels nothing). Unset: no limit.
+   */
+  statementTimeoutMs?: number;
   /**
    * Send a checked-out connection's queries without waiting for each answer (pg's pipeline mode).
    * Statements of one transaction issued together then cost one round trip.
@@ -46,6 +52,7 @@ export function createPool(opts: PoolOptions): pg.Pool {
     keepAlive: true,
     types,
     pipeline: opts.pipeline ?? false,
+    ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs, query_timeout: opts.statementTimeoutMs + 1000 } : {}),
   });
   // Without a listener an idle connection's error (server restart) would crash the process; the pool
   // drops that connection and opens a new one for the next query.
@@ -135,8 +142,9 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => 
 /** A failure that may pass if tried again: the connection or the server went away, or it is starting. */
 export function isTransient(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(err.message);
+  if (typeof code !== 'string') return err instanceof Error && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout/.test(err.message);
   // node errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ...), class 08 (connection exception),
-  // 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections).
-  return code.startsWith('E') || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300';
+  // 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now), 53300 (too many connections),
+  // 57014 (statement cancelled: statement_timeout, a database too slow to answer).
+  return code.startsWith('E') || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300' || code === '57014';
 }

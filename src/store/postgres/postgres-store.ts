@@ -19,6 +19,10 @@ export interface PostgresStoreOptions {
   pipeline?: boolean;
   /** Told about idle connections that broke (the pool replaces them). */
   onIdleError?: (err: Error) => void;
+  /** Longest one statement may take before it fails as STORE_UNAVAILABLE (ms; unset: no limit). */
+  statementTimeoutMs?: number;
+  /** Longest a statement waits for a pooled connection (or a new one's handshake) (ms; default 5000). */
+  acquireTimeoutMs?: number;
 }
 
 interface EventRow {
@@ -89,15 +93,25 @@ export class PostgresStore implements Store {
   }, () => [], (l) => [...l]);
 
   constructor(private readonly opts: PostgresStoreOptions) {
-    this.pool = createPool({ url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', pipeline: opts.pipeline ?? true, onIdleError: opts.onIdleError });
+    this.pool = createPool({
+      url: opts.url, max: opts.poolMax ?? 8, applicationName: 'relation-im store', pipeline: opts.pipeline ?? true, onIdleError: opts.onIdleError,
+      ...(opts.statementTimeoutMs ? { statementTimeoutMs: opts.statementTimeoutMs } : {}), ...(opts.acquireTimeoutMs ? { connectTimeoutMs: opts.acquireTimeoutMs } : {}),
+    });
     this.mergeMax = opts.mergeMax ?? 8192;
     this.ready = this.init();
     this.ready.catch(() => {}); // reported to whoever awaits open() or any call
   }
 
   private async init(): Promise<string> {
-    await checkConnection(this.pool, this.opts.url);
-    await migrate(this.pool, STORE_COMPONENT, STORE_MIGRATIONS);
+    // Migrations run on a connection of their own without the statement timeout (an index built at an
+    // upgrade may take longer than any request should).
+    const boot = this.opts.statementTimeoutMs ? createPool({ url: this.opts.url, max: 1, applicationName: 'relation-im migrate' }) : this.pool;
+    try {
+      await checkConnection(boot, this.opts.url);
+      await migrate(boot, STORE_COMPONENT, STORE_MIGRATIONS);
+    } finally {
+      if (boot !== this.pool) await boot.end();
+    }
     const r = await this.pool.query<{ value: string }>("SELECT value FROM store_meta WHERE key = 'epoch'");
     const epoch = r.rows[0]?.value;
     if (!epoch) throw new Error(`the store at ${describeUrl(this.opts.url)} has no epoch row`);

@@ -1,0 +1,51 @@
+/**
+ * The long form of test/multiprocess/push-kill.test.ts: three server processes on PostgreSQL + NATS, one
+ * killed with SIGKILL per round (in turn), alice sending to bob on both faces through every process, a
+ * child spinning on the CPU; every acknowledged message must reach each of bob's live connections as a
+ * live push, once. Prints one JSON report (missing must be [], duplicates 0; latencyMs from the answer to
+ * the push on bob's socket).
+ *
+ *   npx tsx scripts/push-kill-loop.ts --rounds 60 [--perProcess 12] [--busy 1]
+ *
+ * Needs nats-server on PATH and PostgreSQL at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres);
+ * a database of its own is created and dropped.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { numericArgs } from './bench-server.js';
+import { PrivateServer } from '../test/support/bus-servers.js';
+import { startChainRpc } from '../test/support/chain-rpc.js';
+import { makeIdentity } from '../test/support/messages.js';
+import { runPushKill } from '../test/support/push-kill.js';
+
+const arg = numericArgs();
+const args = { rounds: arg('rounds', 60), perProcess: arg('perProcess', 12), busy: arg('busy', 1) };
+const admin = process.env['TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const db = `rim_pkloop_${randomBytes(6).toString('hex')}`;
+const q = async (sql: string): Promise<void> => {
+  const c = new pg.Client({ connectionString: admin });
+  await c.connect();
+  try { await c.query(sql); } finally { await c.end(); }
+};
+const [alice, bob] = [makeIdentity(), makeIdentity()];
+const [chain, nats] = await Promise.all([startChainRpc([alice.address, bob.address]), PrivateServer.start('nats')]);
+await q(`CREATE DATABASE ${db}`);
+const url = new URL(admin);
+url.pathname = `/${db}`;
+const started = Date.now();
+try {
+  const report = await runPushKill({
+    env: {
+      STORE: 'postgres', DATABASE_URL: url.toString(), BUS: 'nats', NATS_URL: nats.url,
+      BUS_PREFIX: `rim-pkloop-${randomBytes(6).toString('hex')}`, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1500', ...chain.env,
+    },
+    alice, bob, rounds: args.rounds, perProcess: args.perProcess, busy: args.busy !== 0,
+    log: (s) => console.error(s),
+  });
+  console.log(JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000) }));
+  if (report.missing.length > 0 || report.duplicates > 0) process.exitCode = 1;
+} finally {
+  await nats.down();
+  await chain.close();
+  await q(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+}
