@@ -145,8 +145,9 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   });
   const committer = new GroupCommitter(store, config.commitBatchMax, metrics.commit);
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
-    bans, limits,
+    bans, limits, allowDevPlaintext: config.allowDevPlaintext,
   });
+  if (config.allowDevPlaintext) log.warn('ALLOW_DEV_PLAINTEXT is on: development plaintext messages are accepted (readable by anyone, the archive included)');
   const chats = new ChatService(store, relations, hub, clock);
   // Every role or membership change, from any face or from the chain, goes through one hook.
   // With a bus the notices reach every process (Hub.invalidate); with BUS=local, this process only.

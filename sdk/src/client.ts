@@ -1,12 +1,13 @@
 import { Auth } from './auth.js';
 import { Connection, type ConnectionEvents, type IncomingMessage } from './connection.js';
 import { CursorStore } from './cursors.js';
-import { DevEncryptor, type Encryptor } from './encryptor.js';
-import { ImError } from './errors.js';
+import { isMessageEncryptor, type Encryptor } from './encryptor.js';
+import { MlsEncryptor } from './mls/mls-encryptor.js';
+import { ImError, isImError } from './errors.js';
 import type { FetchLike } from './http.js';
 import { ImConnection } from './im.js';
 import type { LiveOptions, WebSocketCtor } from './live.js';
-import { buildMessage, type MessageKind, type MessageType, type RelationMessage, type ServedItem, type Tag } from './message.js';
+import { buildMessage, isImEvent, type MessageKind, type MessageType, type RelationMessage, type ServedItem, type Tag } from './message.js';
 import { Outbox } from './outbox.js';
 import { RestClient, type SendResult } from './rest.js';
 import { SessionManager } from './session.js';
@@ -22,7 +23,10 @@ export interface ClientOptions {
   /** A WebSocket class; default the global one (browsers, Node 22+). In Node 20 pass `ws`'s. */
   WebSocket?: WebSocketCtor;
   fetch?: FetchLike;
-  /** Default: the DevEncryptor, which is NOT end-to-end encryption. */
+  /**
+   * Default: MLS end-to-end encryption (`MlsEncryptor`, docs/e2ee.md). The `DevEncryptor` (NOT end-to-end
+   * encryption) only when passed here, and only against a server started with ALLOW_DEV_PLAINTEXT=true.
+   */
   encryptor?: Encryptor;
   /** Session-key lifetime (default 7 days; the server allows at most MAX_DELEGATION_MS). */
   sessionLifetimeMs?: number;
@@ -56,6 +60,8 @@ export class RelationClient {
   readonly outbox: Outbox;
   readonly encryptor: Encryptor;
   private imConn: ImConnection | null = null;
+  /** Receivers known to be a DAO group (true) or a person (false): `send` picks the kind from it. */
+  private readonly groupKnown = new Map<string, boolean>();
 
   constructor(readonly opts: ClientOptions) {
     this.storage = opts.storage ?? new MemoryStorage();
@@ -65,13 +71,28 @@ export class RelationClient {
     this.rest = new RestClient(http, this.auth);
     const me = opts.signer.address.toLowerCase();
     this.cursors = new CursorStore(this.storage, `cursors:${opts.baseUrl}:${me}`);
-    this.connection = new Connection({ ...(opts.live ?? {}), url: wsUrl(opts.baseUrl, '/ws'), ...(opts.WebSocket ? { WebSocket: opts.WebSocket } : {}), auth: this.auth, rest: this.rest, cursors: this.cursors });
+    const encryptor = (this.encryptor = opts.encryptor ?? new MlsEncryptor());
+    const inspect = isMessageEncryptor(encryptor)
+      ? async (m: IncomingMessage): Promise<boolean> => (isImEvent(m.message) ? true : !(await encryptor.receive(m.chatId, m.message)).handshake)
+      : undefined;
+    this.connection = new Connection({ ...(opts.live ?? {}), url: wsUrl(opts.baseUrl, '/ws'), ...(opts.WebSocket ? { WebSocket: opts.WebSocket } : {}), auth: this.auth, rest: this.rest, cursors: this.cursors, ...(inspect ? { inspect } : {}) });
     this.outbox = new Outbox({
       storage: this.storage, key: `outbox:${opts.baseUrl}:${me}`,
       transport: (m) => (this.connection.connected ? this.connection.sendFrame(m) : this.rest.send(m)),
     });
     this.connection.on('connected', () => this.outbox.kick());
-    this.encryptor = opts.encryptor ?? new DevEncryptor();
+    if (isMessageEncryptor(encryptor)) {
+      encryptor.attach({
+        rest: this.rest, sessions: this.sessions, storage: this.storage, address: me, namespace: `${opts.baseUrl}:${me}`,
+        sendHandshake: async (h) => {
+          const session = await this.sessions.get();
+          const m = buildMessage(session, { receiver: h.receiver, kind: h.kind, type: 'MLS', payload: h.payload, encryptedBy: 'MLS', encryptedSymmetricKey: '' });
+          return this.connection.connected ? this.connection.sendFrame(m) : this.rest.send(m);
+        },
+        undecryptable: (u) => this.connection.reportUndecryptable(u),
+      });
+      this.connection.on('keyPackagesLow', () => encryptor.onKeyPackagesLow?.());
+    }
   }
 
   get address(): string {
@@ -82,6 +103,11 @@ export class RelationClient {
   async start(): Promise<void> {
     await this.cursors.load();
     this.connection.start();
+    // This device's KeyPackages are in the directory before anyone needs them (first run; later the
+    // server's mls.keyPackagesLow push and the upload answers top them up).
+    if (this.encryptor instanceof MlsEncryptor && !(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) {
+      await this.encryptor.uploadKeyPackages();
+    }
     await this.outbox.start();
   }
 
@@ -102,7 +128,7 @@ export class RelationClient {
   /** Builds the signed message without sending it. */
   async prepare(receiver: string, text: string, o: SendOptions = {}): Promise<RelationMessage> {
     const session = await this.sessions.get();
-    const kind = o.kind ?? 0;
+    const kind = o.kind ?? ((await this.isGroup(receiver)) ? 1 : 0);
     const enc = await this.encryptor.encrypt(text, { sender: this.address, receiver, kind });
     const tags: Tag[] = [...(o.tags ?? [])];
     if (o.quoteId) tags.push(['quoteId', o.quoteId]);
@@ -110,15 +136,40 @@ export class RelationClient {
     return buildMessage(session, { receiver, kind, type: o.type ?? (kind === 3 ? 'ANNOUNCEMENT' : 'TEXT'), tags, ...enc });
   }
 
+  /**
+   * Whether an address is a DAO group: from the chat list, else the group endpoint (a person or any
+   * other contract answers NOT_A_GROUP). Remembered per address.
+   */
+  async isGroup(address: string): Promise<boolean> {
+    const a = address.toLowerCase();
+    const known = this.groupKnown.get(a);
+    if (known !== undefined) return known;
+    let group = false;
+    try {
+      const chats = await this.rest.chats({ limit: 50 });
+      for (const c of chats) if (c.channelType === 'GROUP') this.groupKnown.set(c.id.toLowerCase(), true);
+      if (this.groupKnown.get(a)) return true;
+      await this.rest.group(a);
+      group = true;
+    } catch (e) {
+      if (!isImError(e)) throw e;
+      if (e.temporary) throw e;
+      group = false;
+    }
+    this.groupKnown.set(a, group);
+    return group;
+  }
+
   /** Hides a message for oneself (kind 4 with its `quoteId`); `chatPeer` is the peer's address or the DAO. */
   async hide(chatPeer: string, messageId: string): Promise<SendResult> {
     const session = await this.sessions.get();
-    return this.outbox.send(buildMessage(session, { receiver: chatPeer, kind: 4, tags: [['quoteId', messageId]], payload: '', encryptedBy: this.encryptor instanceof DevEncryptor ? 'none' : 'Lit' }));
+    return this.outbox.send(buildMessage(session, { receiver: chatPeer, kind: 4, tags: [['quoteId', messageId]], payload: '', encryptedBy: 'none' }));
   }
 
   /**
    * The text of a served item: a Relation ONE message decrypted with the client's encryptor (null: not for
-   * this encryptor), or the text of a `/im` text event as the REST face serves it (null for other kinds).
+   * this encryptor, a handshake, or an MLS message this device did not open — MLS opens a message once,
+   * when it arrives in seq order; the text is kept in memory for this call), or the text of a `/im` text event as the REST face serves it (null for other kinds).
    */
   async decrypt(m: RelationMessage | ServedItem): Promise<string | null> {
     if ('im' in m) return typeof m.im.data['0'] === 'string' ? m.im.data['0'] : null;

@@ -41,8 +41,20 @@ export interface ResumeReport {
   errors: ImError[];
 }
 
+/** A message this device cannot open (docs/e2ee.md section 7): reported, never dropped silently. */
+export interface UndecryptableInfo {
+  chatId: string;
+  seq: number;
+  id: string;
+  reason: string;
+  detail: string;
+}
+
 export interface ConnectionEvents extends LiveEvents {
   message: IncomingMessage;
+  undecryptable: UndecryptableInfo;
+  /** The server says this device's KeyPackages run low (`mls.keyPackagesLow`). */
+  keyPackagesLow: { deviceId: string; available: number };
   read: { chatId: string; lastReadSeq: number };
   resumed: ResumeReport;
 }
@@ -53,6 +65,11 @@ export interface ConnectionOptions extends LiveOptions {
   cursors: CursorStore;
   /** Messages per REST page when the resume says `more` (default 50, the server's LIST_MAX_LIMIT default). */
   pageSize?: number;
+  /**
+   * Sees every message of a chat in seq order before delivery (the MLS encryptor processes handshakes and
+   * opens application messages here); `false`: consumed (a handshake), not delivered to the application.
+   */
+  inspect?: (m: IncomingMessage) => Promise<boolean>;
 }
 
 type Frame = Record<string, unknown>;
@@ -81,9 +98,21 @@ export class Connection extends LiveSocket<ConnectionEvents> {
   private refs = 0;
   private readonly waiting = new Map<string, { resolve: (f: Frame) => void; reject: (e: ImError) => void }>();
   private iterators = new Set<AsyncQueue<IncomingMessage>>();
+  /** When start() was first called: every message the server received after it is delivered (issue 17). */
+  private startedAt: number | null = null;
 
   constructor(private readonly opts: ConnectionOptions) {
     super(opts);
+  }
+
+  override start(): void {
+    this.startedAt ??= Date.now();
+    super.start();
+  }
+
+  /** Emits an `undecryptable` report (the encryptor calls this). */
+  reportUndecryptable(u: UndecryptableInfo): void {
+    this.emitEvent('undecryptable', u);
   }
 
   protected token(): Promise<string> { return this.opts.auth.token(); }
@@ -118,6 +147,9 @@ export class Connection extends LiveSocket<ConnectionEvents> {
         else void this.deliver(m);
         return;
       }
+      case 'mls.keyPackagesLow':
+        this.emitEvent('keyPackagesLow', { deviceId: String(f['deviceId'] ?? ''), available: Number(f['available'] ?? 0) });
+        return;
       case 'read':
         this.emitEvent('read', { chatId: String(f['chatId']).toLowerCase(), lastReadSeq: Number(f['lastReadSeq']) });
         return;
@@ -164,7 +196,16 @@ export class Connection extends LiveSocket<ConnectionEvents> {
     const seq = m.message.seq;
     if (typeof seq !== 'number') return false;
     if (!this.seen.add(m.chatId, seq)) return false;
+    let show = true;
+    if (this.opts.inspect) {
+      try {
+        show = await this.opts.inspect(m);
+      } catch (e) {
+        this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
+      }
+    }
     await this.opts.cursors.advance(m.chatId, seq);
+    if (!show) return false;
     this.emitEvent('message', m);
     for (const q of this.iterators) q.push(m);
     return true;
@@ -215,7 +256,10 @@ export class Connection extends LiveSocket<ConnectionEvents> {
         const id = chat.id.toLowerCase();
         if (this.opts.cursors.get(id) !== undefined || byChat.has(id)) continue;
         if (initial) {
+          // The chat list counts as history, except what the server received after start() was called:
+          // those messages are delivered (issue 17: a message sent right after start() was lost).
           await this.opts.cursors.advance(id, chat.lastSeq);
+          await this.sinceStart(id, chat.lastSeq, report);
           continue;
         }
         const cr: ChatResume = { chatId: id, fromSeq: null, lastSeq: 0, recovered: 0, pages: 0, gap: false };
@@ -232,7 +276,8 @@ export class Connection extends LiveSocket<ConnectionEvents> {
         const cr = byChat.get(m.chatId);
         const from = cr?.fromSeq ?? (initial ? this.opts.cursors.get(m.chatId) ?? -1 : -1);
         const recovered = m.recovered || (cr !== undefined && m.message.seq <= cr.lastSeq);
-        if (m.message.seq <= from && !m.recovered) continue;
+        // A live push during the first sync is new by definition (it arrived after the socket was ready).
+        if (m.message.seq <= from && !m.recovered && !(initial && cr === undefined)) continue;
         const fresh = await this.deliver(recovered ? { ...m, alert: false, recovered: true } : m);
         if (fresh && recovered && cr) {
           cr.recovered++;
@@ -280,6 +325,21 @@ export class Connection extends LiveSocket<ConnectionEvents> {
       report.errors.push(err);
       if (!err.temporary && LOST_ACCESS.has(err.code)) await this.opts.cursors.remove(cr.chatId);
       else cr.gap = true;
+    }
+  }
+
+  /** First sync: the chat's recent messages the server received after start() go into `held` as live. */
+  private async sinceStart(chatId: string, lastSeq: number, report: ResumeReport): Promise<void> {
+    const since = this.startedAt;
+    if (since === null || lastSeq <= 0) return;
+    const limit = this.opts.pageSize ?? 50;
+    try {
+      const items = await this.opts.rest.list({ chatId, afterSeq: Math.max(0, lastSeq - limit), limit });
+      for (const it of items) {
+        if (it.seq <= lastSeq && typeof it.receivedAt === 'number' && it.receivedAt >= since) this.held.push({ chatId, message: it, alert: true, recovered: false });
+      }
+    } catch (e) {
+      report.errors.push(e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
     }
   }
 

@@ -1,4 +1,7 @@
-import type { MessageKind, RelationMessage } from './message.js';
+import type { MessageKind, RelationMessage, ServedMessage } from './message.js';
+import type { RestClient, SendResult } from './rest.js';
+import type { SessionManager } from './session.js';
+import type { KeyValueStorage } from './storage.js';
 
 /** What an encryptor fills into a message. */
 export interface Encrypted {
@@ -15,6 +18,45 @@ export interface Encryptor {
   encrypt(plaintext: string, to: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted>;
   /** The plaintext, or null when this encryptor cannot open the message (another `encryptedBy`). */
   decrypt(message: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null>;
+}
+
+/** What the client gives an encryptor that talks to the Delivery Service (MlsEncryptor). */
+export interface EncryptorContext {
+  rest: RestClient;
+  sessions: SessionManager;
+  storage: KeyValueStorage;
+  /** The wallet address of this client. */
+  address: string;
+  /** Storage key namespace (proxy and wallet). */
+  namespace: string;
+  /** Signs and sends a handshake message (type MLS) now, not through the outbox; throws the server's ImError. */
+  sendHandshake(m: { receiver: string; kind: MessageKind; payload: string }): Promise<SendResult>;
+  /** Reports a message that cannot be opened (the client's `undecryptable` event). */
+  undecryptable(e: { chatId: string; seq: number; id: string; reason: string; detail: string }): void;
+}
+
+/** What an encryptor says of an incoming message before the client delivers it. */
+export interface IncomingVerdict {
+  /** A handshake (MLS proposal or commit): not delivered to the application as a chat message. */
+  handshake: boolean;
+  /** Set when it could not be opened (an `undecryptable` event was emitted). */
+  undecryptable?: string;
+}
+
+/**
+ * An encryptor with a conversation and the server behind it (MLS): attached to the client, it sees every
+ * incoming message of a chat in seq order before delivery.
+ */
+export interface MessageEncryptor extends Encryptor {
+  attach(ctx: EncryptorContext): void;
+  receive(chatId: string, m: ServedMessage): Promise<IncomingVerdict>;
+  /** Called once by `start()` (uploads KeyPackages). */
+  uploadKeyPackages?(): Promise<void>;
+  onKeyPackagesLow?(): void;
+}
+
+export function isMessageEncryptor(e: Encryptor): e is MessageEncryptor {
+  return typeof (e as Partial<MessageEncryptor>).attach === 'function' && typeof (e as Partial<MessageEncryptor>).receive === 'function';
 }
 
 /** The `encryptedBy` of the development encryptor: anyone (the proxy included) can read these payloads. */

@@ -1,7 +1,7 @@
 export { RelationClient, wsUrl, type ClientOptions, type SendOptions } from './client.js';
 export { Auth, type AuthOptions, type LoginResult } from './auth.js';
-export { RestClient, type Chat, type GroupInfo, type Health, type ListQuery, type Member, type Person, type Profile, type ReadResult, type SendResult } from './rest.js';
-export { Connection, type ChatResume, type ConnectionEvents, type ConnectionOptions, type IncomingMessage, type ResumeReport } from './connection.js';
+export { RestClient, type Chat, type GroupInfo, type Health, type ListQuery, type MlsDeviceEntry, type MlsGroupEntry, type Member, type Person, type Profile, type ReadResult, type SendResult } from './rest.js';
+export { Connection, type ChatResume, type ConnectionEvents, type ConnectionOptions, type IncomingMessage, type ResumeReport, type UndecryptableInfo } from './connection.js';
 export { LiveSocket, HEARTBEAT_CLOSE, type ConnectionState, type DisconnectInfo, type LiveEvents, type LiveOptions, type WebSocketCtor, type WebSocketLike } from './live.js';
 export { ImConnection, Cmd, Kind, decodeEvent, dmCid, type ImEvent, type ImEvents, type ImIncoming, type ImOptions, type ImResumeReport } from './im.js';
 export { Outbox, type OutboxEvents, type OutboxOptions } from './outbox.js';
@@ -11,7 +11,11 @@ export { buildMessage, idPreimage, isImEvent, messageId, type MessageFields, typ
 export { SessionManager, createSession, delegationText, sessionSign, DEFAULT_LIFETIME_MS, type SessionKey, type SessionManagerOptions } from './session.js';
 export { fromEip1193, fromEthers, fromViemAccount, privateKeySigner, type Eip1193Provider, type EthersSignerLike, type Signer, type ViemAccountLike } from './signer.js';
 export { LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
-export { DevEncryptor, DEV_ENCRYPTED_BY, type Encrypted, type Encryptor } from './encryptor.js';
+export { DevEncryptor, DEV_ENCRYPTED_BY, isMessageEncryptor, type Encrypted, type Encryptor, type EncryptorContext, type IncomingVerdict, type MessageEncryptor } from './encryptor.js';
+export { MlsEncryptor, MLS_ENCRYPTED_BY, conversationId, type UndecryptableEvent, type UndecryptableReason } from './mls/mls-encryptor.js';
+export { TsMlsEngine, DEFAULT_SUITE } from './mls/tsmls.js';
+export type { MlsEngine, MlsDevice, MlsGroup, MlsMember, KeyPackagePair, ExternalSenderEntry, ProcessResult, MlsHeader } from './mls/engine.js';
+export { buildIdentity, checkIdentity, deviceId, fingerprint, keySigText, parseIdentity, type DeviceIdentity } from './mls/credential.js';
 export { ImError, isImError, toImError, CLIENT_ERRORS, type ClientErrorCode, type ImErrorCode } from './errors.js';
 export { personalSign, recoverPersonal, addressOf } from './keys.js';
 export { keccak256, checksumAddress, bytesToHex, hexToBytes, type Hex } from './hex.js';

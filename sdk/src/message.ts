@@ -3,7 +3,8 @@ import { hexToBytes, keccak256, utf8 } from './hex.js';
 import { assertSession, sessionSign, type SessionKey } from './session.js';
 
 export type MessageKind = 0 | 1 | 2 | 3 | 4;
-export type MessageType = 'TEXT' | 'CARD' | 'NFT' | 'IMAGE' | 'EMOJI' | 'BATCH_TRANSFER' | 'ANNOUNCEMENT';
+/** `MLS`: an MLS handshake (proposal or commit; docs/e2ee.md section 3), never shown as a chat message. */
+export type MessageType = 'TEXT' | 'CARD' | 'NFT' | 'IMAGE' | 'EMOJI' | 'BATCH_TRANSFER' | 'ANNOUNCEMENT' | 'MLS';
 export type Tag = [string, string];
 
 /** A signed Relation ONE message (docs/protocol.md section 1). */

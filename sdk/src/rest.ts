@@ -15,6 +15,8 @@ export interface Person { address: string; name: string; avatar: string }
 export interface GroupInfo { address: string; name: string; avatar: string; owner: string; freeJoin: boolean; admins: string[] }
 export interface Member extends Person { role: 'owner' | 'admin' | 'member' }
 export interface Health { ok: boolean; connections: number; [k: string]: unknown }
+export interface MlsDeviceEntry { deviceId: string; fingerprint: string; credential: string; available: number; lastResort: boolean; createdAt: number }
+export interface MlsGroupEntry { cid: string; epoch: number; groupInfo: string | null; groupInfoEpoch: number | null; externalSender: { signatureKey: string; credential: string } }
 export interface ListQuery { chatId?: string; afterSeq?: number; limit?: number; offset?: number }
 
 const enc = encodeURIComponent;
@@ -72,5 +74,20 @@ export class RestClient {
   members(address: string): Promise<Member[]> { return this.authed('GET', `/groups/${enc(address)}/members`) as Promise<Member[]>; }
   async grantAdmin(group: string, user: string): Promise<void> { await this.authed('PUT', `/groups/${enc(group)}/admins/${enc(user)}`); }
   async revokeAdmin(group: string, user: string): Promise<void> { await this.authed('DELETE', `/groups/${enc(group)}/admins/${enc(user)}`); }
+  // --- MLS Delivery Service (docs/e2ee.md section 5) ---
+  mlsUploadKeyPackages(keyPackages: string[], lastResort?: string): Promise<{ deviceId: string; available: number; lastResort: boolean }> {
+    return this.authed('POST', '/mls/key-packages', { keyPackages, ...(lastResort ? { lastResort } : {}) }) as Promise<{ deviceId: string; available: number; lastResort: boolean }>;
+  }
+  mlsDevices(address: string): Promise<{ address: string; devices: MlsDeviceEntry[] }> { return this.authed('GET', `/mls/devices/${enc(address)}`) as Promise<{ address: string; devices: MlsDeviceEntry[] }>; }
+  async mlsRemoveDevice(deviceId: string): Promise<void> { await this.authed('DELETE', `/mls/devices/${enc(deviceId)}`); }
+  mlsClaim(addresses: string[]): Promise<{ keyPackages: { address: string; deviceId: string; keyPackage: string; lastResort: boolean }[] }> {
+    return this.authed('POST', '/mls/key-packages/claim', { addresses }) as Promise<{ keyPackages: { address: string; deviceId: string; keyPackage: string; lastResort: boolean }[] }>;
+  }
+  mlsGroup(chatId: string): Promise<MlsGroupEntry> { return this.authed('GET', `/mls/groups/${enc(chatId)}`) as Promise<MlsGroupEntry>; }
+  async mlsPutGroupInfo(chatId: string, epoch: number, groupInfo: string): Promise<void> { await this.authed('PUT', `/mls/groups/${enc(chatId)}/group-info`, { epoch, groupInfo }); }
+  mlsEpochAuth(chatId: string, epoch: number, hash: string): Promise<{ status: 'ok' | 'out_of_sync'; epoch?: number }> {
+    return this.authed('POST', `/mls/groups/${enc(chatId)}/epoch-auth`, { epoch, hash }) as Promise<{ status: 'ok' | 'out_of_sync'; epoch?: number }>;
+  }
+  mlsExternalSender(): Promise<{ signatureKey: string; credential: string }> { return this.authed('GET', '/mls/external-sender') as Promise<{ signatureKey: string; credential: string }>; }
   /** `POST /auth/logout` is `Auth.logout()`. */
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { DevEncryptor } from '../src/encryptor.js';
 import { RelationClient } from '../src/client.js';
 import { dmCid, Kind, type ImIncoming, type ImResumeReport } from '../src/im.js';
 import type { WebSocketCtor } from '../src/live.js';
@@ -30,8 +31,8 @@ describe('SDK on the /im MsgPack face against the real server', () => {
 
   beforeAll(async () => {
     demo = await startDemo({ resumeMaxPerChat: 2 });
-    alice = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.alice), storage: new MemoryStorage(), WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    bob = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: new MemoryStorage(), WebSocket: drop.Ctor, live });
+    alice = new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.alice), storage: new MemoryStorage(), WebSocket: WebSocket as unknown as WebSocketCtor, live });
+    bob = new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: new MemoryStorage(), WebSocket: drop.Ctor, live });
   }, 120_000);
   afterAll(async () => {
     alice?.close();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { DevEncryptor } from '../src/encryptor.js';
 import { RelationClient } from '../src/client.js';
 import type { IncomingMessage, ResumeReport } from '../src/connection.js';
 import { ImError } from '../src/errors.js';
@@ -11,7 +12,7 @@ import { startDemo, trackedWebSocket, until, type Demo } from './support.js';
 const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
 
 function client(demo: Demo, who: keyof Demo['keys'], o: { storage?: MemoryStorage; WebSocket?: WebSocketCtor; baseUrl?: string } = {}): RelationClient {
-  return new RelationClient({ baseUrl: o.baseUrl ?? demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage: o.storage ?? new MemoryStorage(), WebSocket: o.WebSocket ?? (WebSocket as unknown as WebSocketCtor), live });
+  return new RelationClient({ encryptor: new DevEncryptor(), baseUrl: o.baseUrl ?? demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage: o.storage ?? new MemoryStorage(), WebSocket: o.WebSocket ?? (WebSocket as unknown as WebSocketCtor), live });
 }
 
 describe('SDK against the real server (Relation ONE face)', () => {
@@ -108,7 +109,7 @@ describe('SDK against the real server (Relation ONE face)', () => {
     const hole = { on: false };
     const tws = trackedWebSocket(undefined, hole);
     const alice = track(client(demo, 'alice'));
-    const bob = track(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), WebSocket: tws.Ctor, live: { heartbeatMs: 300, deadAfterMs: 2_000, backoffBaseMs: 50, backoffCapMs: 200 } }));
+    const bob = track(new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), WebSocket: tws.Ctor, live: { heartbeatMs: 300, deadAfterMs: 2_000, backoffBaseMs: 50, backoffCapMs: 200 } }));
     const disconnects: { code: number; willReconnect: boolean }[] = [];
     bob.on('disconnected', (d) => disconnects.push(d));
     const it = bob.messages();
@@ -169,7 +170,7 @@ describe('SDK against the real server (Relation ONE face)', () => {
       return new Response(await res.text(), { status: res.status, headers });
     }) as never;
     const alice = track(client(demo, 'alice'));
-    const bob = track(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: new MemoryStorage(), WebSocket: tws.Ctor, fetch: fetchWithEpoch, live }));
+    const bob = track(new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: new MemoryStorage(), WebSocket: tws.Ctor, fetch: fetchWithEpoch, live }));
     const got: number[] = [];
     const reports: ResumeReport[] = [];
     const errors: ImError[] = [];
@@ -198,7 +199,7 @@ describe('SDK against the real server (Relation ONE face)', () => {
     expect(await bob.auth.token()).not.toBe(t1);
 
     // The server accepts no SIWE domain this client uses: every login fails with SIWE_INVALID.
-    const wrong = track(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.carol), WebSocket: WebSocket as unknown as WebSocketCtor, siweDomain: 'elsewhere.example', live }));
+    const wrong = track(new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.carol), WebSocket: WebSocket as unknown as WebSocketCtor, siweDomain: 'elsewhere.example', live }));
     let nonces = 0;
     const realFetch = globalThis.fetch;
     const disconnects: { willReconnect: boolean; error?: ImError }[] = [];

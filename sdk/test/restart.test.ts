@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { buildApp, type App } from '../../src/app.js';
 import { testConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
+import { DevEncryptor } from '../src/encryptor.js';
 import { RelationClient } from '../src/client.js';
 import type { DisconnectInfo, WebSocketCtor } from '../src/live.js';
 import type { RelationMessage } from '../src/message.js';
@@ -25,7 +26,7 @@ class Restartable {
   constructor(private readonly extra: Record<string, unknown> = {}) {}
   get url(): string { return `http://127.0.0.1:${this.port}`; }
   async start(): Promise<void> {
-    const config = testConfig({ port: this.port, host: '127.0.0.1', dataDir: this.dataDir, verifyWorkers: 1, chain: 'none', requireName: false, archiveEnabled: false, sqliteSynchronous: 'NORMAL', ...this.extra });
+    const config = testConfig({ port: this.port, host: '127.0.0.1', dataDir: this.dataDir, verifyWorkers: 1, chain: 'none', requireName: false, archiveEnabled: false, allowDevPlaintext: true, sqliteSynchronous: 'NORMAL', ...this.extra });
     this.app = buildApp(config, createLogger('silent'));
     this.port = await this.app.listen();
   }
@@ -40,7 +41,7 @@ class Restartable {
 }
 
 function client(base: string, key: string, storage = new MemoryStorage()): RelationClient {
-  return new RelationClient({ baseUrl: base, signer: privateKeySigner(key), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
+  return new RelationClient({ encryptor: new DevEncryptor(), baseUrl: base, signer: privateKeySigner(key), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
 }
 
 describe('outbox across a server restart', () => {

@@ -107,6 +107,11 @@ export const CONFIG_SPEC = {
   BUS_PREFIX: { kind: 'string', default: 'relation-im', doc: 'NATS subject / Redis channel the processes of one deployment share (`<prefix>.push`); give each deployment its own.' },
   BUS_PING_MS: { kind: 'int', default: '1000', min: 20, max: 60000, doc: 'Each process pings itself (and its peers) over the bus this often; a ping that does not come back in BUS_DOWN_AFTER_MS turns readiness red.' },
   BUS_DOWN_AFTER_MS: { kind: 'int', default: '3000', min: 50, max: 600000, doc: 'Silence after which the bus counts as down (own pings not back) and a peer process as gone (its users offline).' },
+  ALLOW_DEV_PLAINTEXT: { kind: 'bool', default: 'false', doc: 'DEVELOPMENT ONLY: accept messages with encryptedBy `dev-plaintext-NOT-end-to-end-encrypted` (readable by anyone, the proxy and the public archive included); otherwise they are refused with PLAINTEXT_REFUSED (docs/e2ee.md section 4).' },
+  MLS_MAX_DEVICES: { kind: 'int', default: '10', min: 1, max: 1000, doc: 'Most MLS devices (KeyPackage signature keys) one wallet may have in the directory (MLS_TOO_MANY_DEVICES beyond).' },
+  MLS_KEY_PACKAGES_LOW: { kind: 'int', default: '10', min: 0, max: 200, doc: 'When a claim leaves a device with fewer KeyPackages than this, its owner\'s /ws connections get `mls.keyPackagesLow`.' },
+  RATE_MLS_CLAIM_PER_MIN: { kind: 'int', default: '60', min: 0, doc: 'POST /mls/key-packages/claim per caller (wallet) per minute (429 RATE_LIMITED beyond; 0: no limit).' },
+  MLS_EXTERNAL_SENDER_NAME: { kind: 'string', default: '', doc: 'The `proxy` field of the proxy\'s MLS external-sender credential (`{"v":1,"proxy":"…"}`); empty: FILES_PUBLIC_URL, else `relation-im`.' },
   WORKERS: { kind: 'int', default: '1', min: 1, max: 64, doc: 'Server processes started by `npm start` (node:cluster, sharing PORT); more than 1 needs BUS=nats or redis and a store that several processes can share.' },
 } as const satisfies Record<string, Spec<Kind>>;
 
@@ -194,6 +199,11 @@ export interface Config {
   rateLoginPerMin: number;
   rateSendPerSec: number;
   rateUserSendPerSec: number;
+  allowDevPlaintext: boolean;
+  mlsMaxDevices: number;
+  mlsKeyPackagesLow: number;
+  rateMlsClaimPerMin: number;
+  mlsExternalSenderName: string;
   wsSlowConsumerGraceMs: number;
   operatorToken: string;
   corsOrigins: string[];
@@ -341,6 +351,11 @@ export function loadConfig(env: Env = {}): Config {
     rateLoginPerMin: int('RATE_LOGIN_PER_MIN'),
     rateSendPerSec: int('RATE_SEND_PER_SEC'),
     rateUserSendPerSec: int('RATE_USER_SEND_PER_SEC'),
+    allowDevPlaintext: bool('ALLOW_DEV_PLAINTEXT'),
+    mlsMaxDevices: int('MLS_MAX_DEVICES'),
+    mlsKeyPackagesLow: int('MLS_KEY_PACKAGES_LOW'),
+    rateMlsClaimPerMin: int('RATE_MLS_CLAIM_PER_MIN'),
+    mlsExternalSenderName: raw('MLS_EXTERNAL_SENDER_NAME'),
     wsSlowConsumerGraceMs: int('WS_SLOW_CONSUMER_GRACE_MS'),
     operatorToken: raw('OPERATOR_TOKEN'),
     corsOrigins: list('CORS_ORIGINS'),

@@ -29,7 +29,7 @@ export function startServerProcess(name: string, cwd: string, env: Record<string
     cwd,
     env: {
       ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: cwd, LOG_LEVEL: 'info', VERIFY_WORKERS: '1', CHAIN: 'none',
-      ARCHIVE_ENABLED: 'false', REQUIRE_NAME: 'false', ...env,
+      ARCHIVE_ENABLED: 'false', REQUIRE_NAME: 'false', ALLOW_DEV_PLAINTEXT: 'true', ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

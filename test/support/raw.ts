@@ -55,7 +55,7 @@ export async function startLoggedServer(overrides: Partial<Config> = {}): Promis
   const lines: LogLine[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as LogLine); cb(); } });
   const log = pino({ level: 'debug' }, sink);
-  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: 'none', archiveEnabled: false, ...overrides });
+  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: 'none', archiveEnabled: false, allowDevPlaintext: true, ...overrides });
   const app = buildApp(config, log);
   const port = await app.listen();
   return { app, port, url: `http://127.0.0.1:${port}`, lines, async close() { await app.close(); rmSync(dataDir, { recursive: true, force: true }); } };

@@ -19,7 +19,9 @@ export interface TestServer {
 /** Boots the real app on port 0 with its own SQLite file in a temporary DATA_DIR. */
 export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-test-'));
-  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false, ...overrides });
+  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false,
+    // The SDK's tests still send the development plaintext; a test of the refusal overrides this.
+    allowDevPlaintext: true, ...overrides });
   const app = buildApp(config, createLogger('silent'), deps);
   const port = await app.listen();
   return {

@@ -40,7 +40,15 @@ export interface MessageServiceDeps {
   bans?: { isBanned(address: string): boolean };
   /** Per-user send limits (risk control), counted after the signatures verified so a forger cannot spend another's. */
   limits?: { take(name: 'userSend', user: string, clientAddress: string): Promise<void> };
+  /**
+   * DEVELOPMENT ONLY (ALLOW_DEV_PLAINTEXT): accept `encryptedBy: "dev-plaintext-NOT-end-to-end-encrypted"`.
+   * Off (the default), such a message is refused with PLAINTEXT_REFUSED; history (trustHistory) is kept as it was.
+   */
+  allowDevPlaintext?: boolean;
 }
+
+/** The SDK's development encryptor marker (sdk/src/encryptor.ts): the payload is the text itself. */
+export const DEV_PLAINTEXT = 'dev-plaintext-NOT-end-to-end-encrypted';
 
 /** Who is pushed an event (online here or elsewhere), and who of them muted its chat. */
 interface Audience {
@@ -104,6 +112,9 @@ export class MessageService {
     let event: NewEvent;
     let audience: Audience;
     try {
+      if (m.encryptedBy === DEV_PLAINTEXT && this.deps.allowDevPlaintext !== true && this.deps.trustHistory !== true) {
+        throw new AppError('PLAINTEXT_REFUSED');
+      }
       const verified = await verifier.verifyMessage(m, clock.now());
       if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
       event = await this.authorise(m, verified.sender, body);

@@ -1,0 +1,555 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex as toHex, concatBytes } from '@noble/hashes/utils.js';
+import { base64ToBytes, bytesToBase64 } from 'ts-mls';
+import type { Encrypted, EncryptorContext, IncomingVerdict, MessageEncryptor } from '../encryptor.js';
+import { ImError, isImError } from '../errors.js';
+import type { MessageKind, RelationMessage, ServedMessage } from '../message.js';
+import type { SessionKey } from '../session.js';
+import { getJson, setJson } from '../storage.js';
+import { buildIdentity, checkIdentity, deviceId } from './credential.js';
+import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
+import { TsMlsEngine } from './tsmls.js';
+
+export const MLS_ENCRYPTED_BY = 'MLS';
+
+/** Why a message could not be opened (the `undecryptable` event's `reason`). */
+export type UndecryptableReason = 'not-a-member' | 'wrong-group' | 'future-epoch' | 'malformed' | 'removed' | 'failed';
+
+export interface UndecryptableEvent {
+  chatId: string;
+  seq: number;
+  id: string;
+  reason: UndecryptableReason;
+  detail: string;
+}
+
+interface SavedDevice { publicKey: string; privateKey: string }
+interface SavedKp { pub: string; priv: string }
+
+/** How many KeyPackages this device keeps uploaded (topped up when the server says fewer remain). */
+const KP_BATCH = 20;
+const KP_LOW = 10;
+
+const b64 = (b: Uint8Array): string => bytesToBase64(b);
+const unb64 = (s: string): Uint8Array => base64ToBytes(s);
+
+/** The conversation id of a message (`dm:<lower>:<higher>` or the DAO address). */
+export function conversationId(sender: string, receiver: string, kind: MessageKind): string {
+  const r = receiver.toLowerCase();
+  if (kind !== 0) return r;
+  const s = sender.toLowerCase();
+  return s <= r ? `dm:${s}:${r}` : `dm:${r}:${s}`;
+}
+
+/** Runs jobs of one key one after another (one queue per conversation). */
+class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, job: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(job, job);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key); });
+    return next;
+  }
+}
+
+/**
+ * End-to-end encryption with MLS (docs/e2ee.md): one MLS group per conversation, the proxy as Delivery
+ * Service. Everything of one conversation (commits, joins, sends, processing) runs in one queue, so
+ * handshakes and sends never interleave; all state is persisted through the client's storage after every
+ * change. Anything it cannot open is reported (`undecryptable`), never dropped silently.
+ */
+export class MlsEncryptor implements MessageEncryptor {
+  readonly encryptedBy = MLS_ENCRYPTED_BY;
+  private ctx: EncryptorContext | null = null;
+  private enginePromise: Promise<MlsEngine> | null = null;
+  private device: (MlsDevice & { id: string; session: string }) | null = null;
+  private kps: SavedKp[] | null = null;
+  private readonly groups = new Map<string, MlsGroup | null>();
+  private readonly queue = new KeyedQueue();
+  /** Plaintext of messages this client sent or opened, by payload (a ratchet key opens a message once). */
+  private readonly opened = new Map<string, string>();
+  /** Payloads of handshakes this device sent (their echo is not processed again). */
+  private readonly ownHandshakes = new Set<string>();
+  private readonly rejoinWanted = new Set<string>();
+  private uploading: Promise<void> | null = null;
+  private externalSenderTrusted = false;
+
+  constructor(private readonly opts: { engine?: MlsEngine } = {}) {}
+
+  attach(ctx: EncryptorContext): void {
+    this.ctx = ctx;
+  }
+
+  private get c(): EncryptorContext {
+    if (!this.ctx) throw new ImError('INVALID_ARGUMENT', 'MlsEncryptor is not attached to a RelationClient');
+    return this.ctx;
+  }
+
+  /** The chat id of the REST face for a conversation: the peer's address for a direct chat, else the DAO. */
+  private restId(cid: string): string {
+    if (!cid.startsWith('dm:')) return cid;
+    const [, a, b] = cid.split(':') as [string, string, string];
+    return a === this.c.address.toLowerCase() ? b : a;
+  }
+
+  private key(k: string): string {
+    return `mls:${this.c.namespace}:${k}`;
+  }
+
+  private engine(): Promise<MlsEngine> {
+    this.enginePromise ??= this.opts.engine ? Promise.resolve(this.opts.engine) : TsMlsEngine.create({ validateIdentity: (id, k) => checkIdentity(id, k).ok });
+    return this.enginePromise;
+  }
+
+  // ---------------------------------------------------------------- device and KeyPackages
+
+  /** This device's MLS signature key (created once, persisted) with a credential from the current session key. */
+  async ensureDevice(): Promise<MlsDevice & { id: string }> {
+    const session = await this.c.sessions.get();
+    if (this.device && this.device.session === session.address) return this.device;
+    const e = await this.engine();
+    let saved = await getJson<SavedDevice>(this.c.storage, this.key('device'));
+    if (!saved) {
+      const k = await e.generateSignatureKey();
+      saved = { publicKey: b64(k.publicKey), privateKey: b64(k.privateKey) };
+      await setJson(this.c.storage, this.key('device'), saved);
+    }
+    const pub = unb64(saved.publicKey);
+    this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session as SessionKey, pub), id: deviceId(pub), session: session.address };
+    return this.device;
+  }
+
+  get deviceId(): string | null {
+    return this.device?.id ?? null;
+  }
+
+  private async loadKps(): Promise<SavedKp[]> {
+    this.kps ??= (await getJson<SavedKp[]>(this.c.storage, this.key('keyPackages'))) ?? [];
+    return this.kps;
+  }
+
+  private async saveKps(): Promise<void> {
+    await setJson(this.c.storage, this.key('keyPackages'), this.kps ?? []);
+  }
+
+  /** Generates and uploads KeyPackages (and a last-resort one the first time). Called on start and on `mls.keyPackagesLow`. */
+  uploadKeyPackages(count = KP_BATCH): Promise<void> {
+    this.uploading ??= (async () => {
+      try {
+        const e = await this.engine();
+        const dev = await this.ensureDevice();
+        const kps = await this.loadKps();
+        const fresh: KeyPackagePair[] = [];
+        for (let i = 0; i < count; i++) fresh.push(await e.generateKeyPackage(dev));
+        const hasLast = (await this.c.storage.get(this.key('lastResort'))) === '1';
+        let last: KeyPackagePair | undefined;
+        if (!hasLast) last = await e.generateKeyPackage(dev);
+        // Private keys are persisted before the public halves leave the device.
+        for (const k of [...fresh, ...(last ? [last] : [])]) kps.push({ pub: b64(k.publicMessage), priv: b64(k.privateKeys) });
+        await this.saveKps();
+        const r = await this.c.rest.mlsUploadKeyPackages(fresh.map((k) => b64(k.publicMessage)), last ? b64(last.publicMessage) : undefined);
+        if (last) await this.c.storage.set(this.key('lastResort'), '1');
+        if (r.available < KP_LOW) {
+          this.uploading = null;
+          await this.uploadKeyPackages(KP_BATCH);
+        }
+      } finally {
+        this.uploading = null;
+      }
+    })();
+    return this.uploading;
+  }
+
+  private async candidates(): Promise<KeyPackagePair[]> {
+    return (await this.loadKps()).map((k) => ({ publicMessage: unb64(k.pub), privateKeys: unb64(k.priv) }));
+  }
+
+  private async dropKp(used: KeyPackagePair): Promise<void> {
+    const pub = b64(used.publicMessage);
+    const kps = await this.loadKps();
+    const i = kps.findIndex((k) => k.pub === pub);
+    // The last-resort package (the last one generated with a flag) stays usable; others are single use.
+    if (i >= 0) kps.splice(i, 1);
+    await this.saveKps();
+  }
+
+  // ---------------------------------------------------------------- group state
+
+  private async loadGroup(cid: string): Promise<MlsGroup | null> {
+    if (this.groups.has(cid)) return this.groups.get(cid) ?? null;
+    const e = await this.engine();
+    const s = await this.c.storage.get(this.key(`group:${cid}`));
+    const g = s ? e.deserialize(unb64(s)) : null;
+    this.groups.set(cid, g);
+    return g;
+  }
+
+  private async saveGroup(cid: string, g: MlsGroup | null): Promise<void> {
+    const e = await this.engine();
+    this.groups.set(cid, g);
+    if (g) await this.c.storage.set(this.key(`group:${cid}`), b64(e.serialize(g)));
+    else await this.c.storage.remove(this.key(`group:${cid}`));
+  }
+
+  /** The current epoch of this device's group for a conversation (null: not a member). */
+  async epochOf(cid: string): Promise<bigint | null> {
+    return (await this.loadGroup(cid))?.epoch ?? null;
+  }
+
+  /** hex SHA-256 of "relation-mls-fork:" ‖ epoch_authenticator (docs/e2ee.md section 5). */
+  async epochAuthHash(cid: string): Promise<string | null> {
+    const g = await this.loadGroup(cid);
+    if (!g) return null;
+    const e = await this.engine();
+    return toHex(sha256(concatBytes(new TextEncoder().encode('relation-mls-fork:'), e.epochAuthenticator(g))));
+  }
+
+  private async trustExternalSender(): Promise<{ signatureKey: Uint8Array; credential: Uint8Array }> {
+    const x = await this.c.rest.mlsExternalSender();
+    const entry = { signatureKey: unb64(x.signatureKey), credential: unb64(x.credential) };
+    const e = await this.engine();
+    if (e instanceof TsMlsEngine) e.trustExternalSender(entry);
+    this.externalSenderTrusted = true;
+    return entry;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  async encrypt(plaintext: string, to: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted> {
+    const cid = conversationId(to.sender, to.receiver, to.kind);
+    return this.queue.run(cid, async () => {
+      let g = await this.ensureGroup(cid, to.receiver, to.kind);
+      if (to.kind === 0) g = await this.addMissingDevices(cid, g, to.receiver);
+      const e = await this.engine();
+      const r = await e.encrypt(g, new TextEncoder().encode(plaintext));
+      await this.saveGroup(cid, r.group);
+      const payload = b64(r.message);
+      this.opened.set(payload, plaintext);
+      return { encryptedBy: MLS_ENCRYPTED_BY, payload, encryptedSymmetricKey: '' };
+    });
+  }
+
+  /** Sends a handshake payload (type MLS) and applies `after` once the proxy accepted it. */
+  private async sendHandshake(cid: string, receiver: string, kind: MessageKind, bytes: Uint8Array): Promise<'ok' | 'stale'> {
+    const payload = b64(bytes);
+    this.ownHandshakes.add(payload);
+    try {
+      await this.c.sendHandshake({ receiver, kind: kind === 3 ? 1 : kind, payload });
+      return 'ok';
+    } catch (e) {
+      if (isImError(e, 'MLS_STALE_EPOCH')) return 'stale';
+      throw e;
+    }
+  }
+
+  private async afterEpochChange(cid: string, g: MlsGroup, publishGroupInfo: boolean): Promise<void> {
+    const e = await this.engine();
+    if (publishGroupInfo) {
+      try {
+        await this.c.rest.mlsPutGroupInfo(this.restId(cid), Number(g.epoch), b64(await e.groupInfo(g)));
+      } catch (err) {
+        if (!isImError(err, 'MLS_STALE_EPOCH')) throw err;
+      }
+    }
+    const hash = await this.epochAuthHash(cid);
+    if (!hash) return;
+    const r = await this.c.rest.mlsEpochAuth(this.restId(cid), Number(g.epoch), hash);
+    // Forked (another member saw another epoch authenticator): rejoin by external commit with resync.
+    if (r.status === 'out_of_sync') this.scheduleRejoin(cid);
+  }
+
+  /** This device's group for the conversation: the stored one, or created / joined now (docs/e2ee.md section 6). */
+  private async ensureGroup(cid: string, receiver: string, kind: MessageKind): Promise<MlsGroup> {
+    if (this.rejoinWanted.has(cid)) {
+      this.rejoinWanted.delete(cid);
+      const g = await this.loadGroup(cid);
+      await this.saveGroup(cid, null);
+      return this.joinExisting(cid, receiver, kind, g !== null);
+    }
+    const have = await this.loadGroup(cid);
+    if (have) return have;
+    const e = await this.engine();
+    const dev = await this.ensureDevice();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const info = await this.c.rest.mlsGroup(this.restId(cid));
+      if (info.epoch > 0 || info.groupInfo) return this.joinExisting(cid, receiver, kind, false);
+      // Nobody committed yet: create the group and commit epoch 0 -> 1 (the store's compare-and-set decides).
+      const own = await e.generateKeyPackage(dev);
+      let g: MlsGroup;
+      let add: Uint8Array[] = [];
+      if (kind === 0) {
+        g = await e.createGroup(cid, dev, own);
+        const me = this.c.address.toLowerCase();
+        const claimed = await this.claim([me, receiver.toLowerCase()]);
+        add = claimed.filter((k) => k.deviceId !== dev.id).map((k) => unb64(k.keyPackage));
+      } else {
+        const ext = await this.trustExternalSender();
+        g = await e.createGroup(cid, dev, own, { externalSenders: [ext] });
+      }
+      const c = await e.commit(g, { add });
+      const bytes = c.welcome ? concatBytes(c.commit, c.welcome) : c.commit;
+      const sent = await this.sendHandshake(cid, receiver, kind, bytes);
+      if (sent === 'ok') {
+        await this.saveGroup(cid, c.group);
+        await this.afterEpochChange(cid, c.group, true);
+        return c.group;
+      }
+      // Another client won epoch 0 -> 1: drop this attempt, join the winner's group.
+    }
+    return this.joinExisting(cid, receiver, kind, false);
+  }
+
+  private async claim(addresses: string[]): Promise<{ address: string; deviceId: string; keyPackage: string }[]> {
+    try {
+      return (await this.c.rest.mlsClaim(addresses)).keyPackages;
+    } catch (e) {
+      if (isImError(e, 'MLS_NO_KEY_PACKAGE')) return [];
+      throw e;
+    }
+  }
+
+  /** Joins a group that exists: a Welcome for this device in the conversation's history, else an external commit. */
+  private async joinExisting(cid: string, receiver: string, kind: MessageKind, resync: boolean): Promise<MlsGroup> {
+    const e = await this.engine();
+    if (!resync && kind === 0) {
+      const w = await this.welcomeFromHistory(cid);
+      if (w) return w;
+    }
+    const dev = await this.ensureDevice();
+    if (kind !== 0 && !this.externalSenderTrusted) await this.trustExternalSender();
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const info = await this.c.rest.mlsGroup(this.restId(cid));
+      if (!info.groupInfo) {
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+        continue;
+      }
+      const j = await e.joinExternal(unb64(info.groupInfo), dev, await e.generateKeyPackage(dev), resync);
+      const sent = await this.sendHandshake(cid, receiver, kind, j.commit);
+      if (sent === 'ok') {
+        await this.saveGroup(cid, j.group);
+        await this.afterEpochChange(cid, j.group, true);
+        return j.group;
+      }
+      await new Promise((r) => setTimeout(r, 50 * (attempt + 1)));
+    }
+    throw new ImError('MLS_STALE_EPOCH', `could not join the MLS group of ${cid}`);
+  }
+
+  /** Scans the conversation for a commit whose Welcome opens with one of this device's KeyPackages; processes what follows. */
+  private async welcomeFromHistory(cid: string): Promise<MlsGroup | null> {
+    const e = await this.engine();
+    let after = 0;
+    let g: MlsGroup | null = null;
+    for (;;) {
+      const items = await this.c.rest.list({ chatId: this.restId(cid), afterSeq: after, limit: 50 });
+      for (const it of items) {
+        if ('im' in it) continue;
+        after = it.seq;
+        if (it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+        const bytes = safeB64(it.payload);
+        if (!bytes) continue;
+        if (!g) {
+          const h = e.header(bytes);
+          if (!h || h.length >= bytes.length) continue;
+          const j = await e.joinWelcome(bytes.slice(h.length), await this.candidates()).catch(() => null);
+          if (j) {
+            g = j.group;
+            await this.dropKp(j.used);
+          }
+          continue;
+        }
+        // Later handshakes of the group after the Welcome.
+        const h = e.header(bytes);
+        if (!h || h.header.epoch === null || h.header.epoch < g.epoch) continue;
+        try {
+          g = (await e.process(g, bytes.slice(0, h.length))).group;
+        } catch {
+          return null;
+        }
+      }
+      if (items.length < 50) break;
+    }
+    if (g) {
+      await this.saveGroup(cid, g);
+      await this.afterEpochChange(cid, g, false);
+    }
+    return g;
+  }
+
+  /** Direct chat: every directory device of both wallets is in the group; a missing one is added now. */
+  private async addMissingDevices(cid: string, g: MlsGroup, receiver: string): Promise<MlsGroup> {
+    const e = await this.engine();
+    const inGroup = new Set(e.members(g).map((m) => deviceId(m.signaturePublicKey)));
+    const addrs = [this.c.address.toLowerCase(), receiver.toLowerCase()];
+    let missing = false;
+    for (const a of addrs) {
+      const d = await this.c.rest.mlsDevices(a).catch(() => ({ devices: [] as { deviceId: string }[] }));
+      if (d.devices.some((x) => !inGroup.has(x.deviceId))) missing = true;
+    }
+    if (!missing) return g;
+    const claimed = (await this.claim(addrs)).filter((k) => !inGroup.has(k.deviceId));
+    if (claimed.length === 0) return g;
+    const c = await e.commit(g, { add: claimed.map((k) => unb64(k.keyPackage)) });
+    const sent = await this.sendHandshake(cid, receiver, 0, c.welcome ? concatBytes(c.commit, c.welcome) : c.commit);
+    if (sent === 'stale') return this.catchUp(cid, g);
+    await this.saveGroup(cid, c.group);
+    await this.afterEpochChange(cid, c.group, true);
+    return c.group;
+  }
+
+  /** Processes handshakes this device has not seen yet (after a stale commit). */
+  private async catchUp(cid: string, g: MlsGroup): Promise<MlsGroup> {
+    const e = await this.engine();
+    let cur = g;
+    const items = await this.c.rest.list({ chatId: this.restId(cid), afterSeq: 0, limit: 500 });
+    for (const it of items) {
+      if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+      const bytes = safeB64(it.payload);
+      const h = bytes && e.header(bytes);
+      if (!bytes || !h || h.header.epoch !== cur.epoch || this.ownHandshakes.has(it.payload)) continue;
+      try {
+        cur = (await e.process(cur, bytes.slice(0, h.length))).group;
+      } catch {
+        /* not for this group state */
+      }
+    }
+    await this.saveGroup(cid, cur);
+    return cur;
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /**
+   * Called by the client for every incoming message of a conversation in seq order, before delivery:
+   * processes handshakes, opens application messages (their text is then given by `decrypt`), and
+   * reports what cannot be opened.
+   */
+  receive(_chatId: string, m: ServedMessage): Promise<IncomingVerdict> {
+    if (m.encryptedBy !== MLS_ENCRYPTED_BY) return Promise.resolve({ handshake: false });
+    // The MLS group is the conversation (dm:<lower>:<higher> or the DAO), whatever the REST face calls it.
+    const cid = conversationId(m.sender, m.receiver, m.kind === 3 || m.kind === 2 ? 1 : m.kind);
+    return this.queue.run(cid, () => this.receiveNow(cid, m));
+  }
+
+  private async receiveNow(cid: string, m: ServedMessage): Promise<IncomingVerdict> {
+    const handshake = m.type === 'MLS';
+    if (this.opened.has(m.payload) || this.ownHandshakes.has(m.payload)) return { handshake };
+    const e = await this.engine();
+    const bytes = safeB64(m.payload);
+    const h = bytes && e.header(bytes);
+    const fail = (reason: UndecryptableReason, detail: string): IncomingVerdict => {
+      if (!handshake || reason === 'malformed' || reason === 'wrong-group') this.c.undecryptable({ chatId: cid, seq: m.seq, id: m.id, reason, detail });
+      return { handshake, undecryptable: reason };
+    };
+    if (!bytes || !h) return fail('malformed', 'not an MLS message');
+    if (h.header.groupId !== cid) return fail('wrong-group', `group id ${String(h.header.groupId)}`);
+    let g = await this.loadGroup(cid);
+    if (!g) {
+      if (handshake && h.length < bytes.length) {
+        const j = await e.joinWelcome(bytes.slice(h.length), await this.candidates()).catch(() => null);
+        if (j) {
+          await this.dropKp(j.used);
+          await this.saveGroup(cid, j.group);
+          await this.afterEpochChange(cid, j.group, false);
+          return { handshake };
+        }
+      }
+      if (!handshake) this.scheduleRejoin(cid, m);
+      return fail('not-a-member', 'this device has no state for the conversation at this epoch');
+    }
+    const epoch = h.header.epoch ?? 0n;
+    if (handshake && epoch < g.epoch) return { handshake }; // applied already (own commit, or before a join)
+    if (epoch > g.epoch) {
+      this.scheduleRejoin(cid, m);
+      return fail('future-epoch', `message at epoch ${epoch}, this device at ${g.epoch}`);
+    }
+    try {
+      const r = await e.process(g, bytes.slice(0, h.length));
+      g = r.group;
+      if (r.kind === 'application') {
+        await this.saveGroup(cid, g);
+        this.remember(m.payload, new TextDecoder().decode(r.plaintext));
+        return { handshake: false };
+      }
+      if (r.kind === 'commit') {
+        if (r.removedSelf) {
+          await this.saveGroup(cid, null);
+          return { handshake };
+        }
+        await this.saveGroup(cid, g);
+        await this.afterEpochChange(cid, g, false);
+        return { handshake };
+      }
+      await this.saveGroup(cid, g);
+      // A Remove proposed by the proxy (a token left its holder): commit it at once.
+      if (r.external) await this.commitPending(cid, m);
+      return { handshake };
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      if (/removed/.test(detail)) return fail('removed', detail);
+      return fail('failed', detail);
+    }
+  }
+
+  /** After a message it could not open for lack of state, this device rejoins (so later ones are readable). */
+  private scheduleRejoin(cid: string, m?: ServedMessage): void {
+    if (this.rejoinWanted.has(cid)) return;
+    this.rejoinWanted.add(cid);
+    const kind: MessageKind = cid.startsWith('dm:') ? 0 : 1;
+    const receiver = this.restId(cid);
+    void this.queue.run(cid, async () => {
+      if (!this.rejoinWanted.has(cid)) return;
+      await this.ensureGroup(cid, receiver, kind);
+    }).catch((e: unknown) => this.c.undecryptable({ chatId: cid, seq: m?.seq ?? 0, id: m?.id ?? '', reason: 'failed', detail: `rejoin failed: ${e instanceof Error ? e.message : String(e)}` }));
+  }
+
+  private async commitPending(cid: string, m: ServedMessage): Promise<void> {
+    const e = await this.engine();
+    const g = await this.loadGroup(cid);
+    if (!g || e.pendingProposals(g) === 0) return;
+    const c = await e.commit(g);
+    const sent = await this.sendHandshake(cid, m.receiver, m.kind, c.commit);
+    if (sent === 'ok') {
+      await this.saveGroup(cid, c.group);
+      await this.afterEpochChange(cid, c.group, true);
+    }
+    // stale: another member committed it; its commit arrives next in seq order.
+  }
+
+  private remember(payload: string, text: string): void {
+    this.opened.set(payload, text);
+    if (this.opened.size > 5000) {
+      const first = this.opened.keys().next().value;
+      if (first !== undefined) this.opened.delete(first);
+    }
+  }
+
+  /** The text of an MLS message this device sent or opened (null otherwise, or for handshakes). */
+  async decrypt(m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null> {
+    if (m.encryptedBy !== MLS_ENCRYPTED_BY) return null;
+    return this.opened.get(m.payload) ?? null;
+  }
+
+  /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
+  async rejoin(cid: string, receiver: string, kind: MessageKind): Promise<void> {
+    await this.queue.run(cid, async () => {
+      this.rejoinWanted.add(cid);
+      await this.ensureGroup(cid, receiver, kind);
+    });
+  }
+
+  /** The client calls this when the server's `mls.keyPackagesLow` push arrives. */
+  onKeyPackagesLow(): void {
+    void this.uploadKeyPackages().catch(() => undefined);
+  }
+}
+
+function safeB64(s: string): Uint8Array | null {
+  try {
+    return base64ToBytes(s);
+  } catch {
+    return null;
+  }
+}
