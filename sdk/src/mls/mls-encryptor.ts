@@ -6,7 +6,7 @@ import { ImError, isImError } from '../errors.js';
 import type { MessageKind, RelationMessage, ServedMessage } from '../message.js';
 import type { SessionKey } from '../session.js';
 import { getJson, setJson } from '../storage.js';
-import { buildIdentity, checkIdentity, deviceId } from './credential.js';
+import { buildIdentity, checkIdentity, deviceId, fingerprint, parseIdentity } from './credential.js';
 import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
 import { TsMlsEngine } from './tsmls.js';
 
@@ -530,6 +530,24 @@ export class MlsEncryptor implements MessageEncryptor {
   async decrypt(m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null> {
     if (m.encryptedBy !== MLS_ENCRYPTED_BY) return null;
     return this.opened.get(m.payload) ?? null;
+  }
+
+  /**
+   * The devices in this device's MLS group of a conversation (null: no group yet), each with the wallet
+   * its credential names and the fingerprint computed here from the leaf's signature key (docs/e2ee.md
+   * section 2), so a person verifies what the group holds, not what the server says.
+   */
+  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean }[] | null> {
+    return this.queue.run(cid, async () => {
+      const g = await this.loadGroup(cid);
+      if (!g) return null;
+      const e = await this.engine();
+      const own = e.ownLeaf(g);
+      return e.members(g).map((m) => ({
+        wallet: parseIdentity(m.identity)?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
+        fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
+      }));
+    });
   }
 
   /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
