@@ -48,7 +48,7 @@ const UNREADABLE: Record<string, string> = {
   'wrong-group': 'encrypted for another conversation',
   'removed': 'sent after this device was removed from the group',
   'failed': 'the MLS engine could not open it',
-  'unsupported': 'encrypted in a way this client does not open (not MLS)',
+  'unsupported': 'encrypted with another scheme than MLS (Lit, or the development plaintext), which this client does not open',
   'no-key': 'no key for it on this device (sent before this device joined, or its state was lost)',
 };
 
@@ -136,6 +136,7 @@ export class ChatState {
   async start(): Promise<void> {
     await this.client.start();
     await this.refreshChats();
+    for (const c of this.chats) if (c.isGroup) void this.joinGroup(c.id);
     try {
       this.myName = (await this.client.rest.user(this.me)).name;
       this.changed();
@@ -243,11 +244,10 @@ export class ChatState {
     }
     const view: MessageView = had ?? {
       seq: m.seq, id: m.id, chatId, sender: m.sender.toLowerCase(), mine: this.isMine(m), kind: m.kind,
-      text: m.encryptedBy === 'Lit' ? '[encrypted with Lit]' : '…', quoteId: m.tags.find((t) => t[0] === 'quoteId')?.[1]?.toLowerCase() ?? null, at: m.receivedAt,
-      status: m.encryptedBy === 'Lit' ? 'ok' : 'pending',
+      text: '…', quoteId: m.tags.find((t) => t[0] === 'quoteId')?.[1]?.toLowerCase() ?? null, at: m.receivedAt,
+      status: 'pending',
     };
     map.set(m.seq, view);
-    if (m.encryptedBy === 'Lit') { this.changed(); return; }
     if (m.encryptedBy !== 'MLS') {
       // The development plaintext or another scheme: not end-to-end encrypted by this client; said so, not shown as a message.
       view.status = 'undecryptable';
@@ -385,6 +385,7 @@ export class ChatState {
     try {
       const g = await this.client.rest.group(a);
       this.extraGroups.set(a, g.name);
+      void this.joinGroup(a);
     } catch (e) {
       if (!(e instanceof ImError) || e.code !== 'NOT_A_GROUP') { this.fail(e); return; }
       void this.lookupName(a);
@@ -392,6 +393,21 @@ export class ChatState {
     await this.refreshChats();
     if (!this.chat(a)) this.chats = [...this.chats, { id: a, name: '', avatar: '', channelType: 'P2P', unreadMessageCount: 0, type: 'TEXT', payload: '', lastPostAt: String(Date.now()), lastSeq: 0, lastReadSeq: 0, muted: false, pinned: false, isGroup: false }];
     await this.openChat(a);
+  }
+
+  /**
+   * A DAO group: this device joins its MLS group as soon as the client runs (or the group is opened), so it
+   * can read what members send from then on; a message sent before it joined is reported, never hidden.
+   */
+  async joinGroup(id: string): Promise<void> {
+    const enc = this.client.encryptor;
+    if (!(enc instanceof MlsEncryptor)) return;
+    try {
+      await enc.join(id, 1);
+    } catch (e) {
+      this.fail(e);
+    }
+    if (this.open === id) void this.loadDevices(id);
   }
 
   /** The newest readable text of a chat on this device (the chat list's preview; never the ciphertext). */

@@ -533,6 +533,16 @@ export class MlsEncryptor implements MessageEncryptor {
   }
 
   /**
+   * Makes sure this device is in the conversation's MLS group now (creates it, or joins by Welcome or
+   * external commit), before anything is sent to it: a DAO member that joins only when the first message
+   * arrives cannot read that message (it was encrypted before the join).
+   */
+  async join(receiver: string, kind: MessageKind): Promise<void> {
+    const cid = conversationId(this.c.address, receiver, kind);
+    await this.queue.run(cid, () => this.ensureGroup(cid, receiver, kind));
+  }
+
+  /**
    * The devices in this device's MLS group of a conversation (null: no group yet), each with the wallet
    * its credential names and the fingerprint computed here from the leaf's signature key (docs/e2ee.md
    * section 2), so a person verifies what the group holds, not what the server says.
