@@ -1,6 +1,6 @@
 import { fromEip1193, privateKeySigner, type Eip1193Provider, type Signer } from '@relation-im/sdk';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ChatState, type ChatView, type DemoInfo, type MessageView } from './state.js';
+import { ChatState, reasonText, type ChatView, type DemoInfo, type MessageView } from './state.js';
 
 function useChatState(s: ChatState | null): number {
   const [, setV] = useState(0);
@@ -104,14 +104,25 @@ function ConnectionBadge({ s }: { s: ChatState }) {
   );
 }
 
+/** A padlock (inline SVG: no emoji font needed). */
+function Lock({ title = 'End-to-end encrypted (MLS)' }: { title?: string }) {
+  return (
+    <span class="lock" data-testid="lock" title={title} aria-label={title}>
+      <svg viewBox="0 0 16 16" width="12" height="12" aria-hidden="true"><path fill="currentColor" d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2h.5A1.5 1.5 0 0 1 13.5 8.5v5A1.5 1.5 0 0 1 12 15H4a1.5 1.5 0 0 1-1.5-1.5v-5A1.5 1.5 0 0 1 4 7h.5Zm1.5 0h4V5a2 2 0 0 0-4 0v2Z" /></svg>
+    </span>
+  );
+}
+
 function ChatItem({ s, c }: { s: ChatState; c: ChatView }) {
   const name = c.name || s.nameOf(c.id);
-  const text = preview(c.payload);
+  // The server's last payload is ciphertext: the preview is the newest text this device opened.
+  const text = s.encrypted ? (s.preview(c.id) || (c.lastSeq > 0 ? 'Encrypted message' : '')) : preview(c.payload);
   return (
     <li class={`chat ${s.open === c.id ? 'active' : ''}`} data-testid="chat" data-chat={c.id} onClick={() => void s.openChat(c.id)}>
       <Avatar address={c.id} name={name} url={c.avatar} />
       <div class="chat-main">
         <div class="chat-top">
+          {s.encrypted && <Lock />}
           <span class="chat-name">{name}</span>
           {c.isGroup && <span class="tag">group</span>}
           {c.pinned && <span class="tag tag-pin" data-testid="pinned">pinned</span>}
@@ -169,6 +180,9 @@ function Conversation({ s, c }: { s: ChatState; c: ChatView }) {
   }, [list.length]);
   const name = c.name || s.nameOf(c.id);
   const owner = s.demo && s.demo.dao.address === c.id && s.demo.dao.owner === s.me;
+  const [showDevices, setShowDevices] = useState(false);
+  const unreadable = s.undecryptable.get(c.id);
+  const reasons = unreadable ? [...new Set(unreadable.bySeq.values())] : [];
   return (
     <section class="conv" data-testid="conversation" data-chat={c.id}>
       <header class="conv-head">
@@ -176,18 +190,29 @@ function Conversation({ s, c }: { s: ChatState; c: ChatView }) {
         <div class="conv-title">
           <b>{name}</b>
           <span class="muted small">{c.isGroup ? 'group' : c.id}</span>
+          {s.encrypted
+            ? <span class="e2ee small" data-testid="e2ee"><Lock /> End-to-end encrypted</span>
+            : <span class="warn small" data-testid="e2ee">Not end-to-end encrypted</span>}
         </div>
         <div class="conv-actions">
+          <button class={`ghost ${showDevices ? 'on' : ''}`} data-testid="devices-toggle" onClick={() => { setShowDevices(!showDevices); void s.loadDevices(c.id); }}>Devices</button>
           <button class="ghost" data-testid="pin" onClick={() => void s.togglePin(c)}>{c.pinned ? 'Unpin' : 'Pin'}</button>
           <button class="ghost" data-testid="mute" onClick={() => void s.toggleMute(c)}>{c.muted ? 'Unmute' : 'Mute'}</button>
         </div>
       </header>
+      {showDevices && <DevicesPanel s={s} c={c} />}
+      {unreadable && unreadable.bySeq.size > 0 && (
+        <div class="banner" data-testid="undecryptable-banner" role="alert">
+          <b>{unreadable.bySeq.size === 1 ? '1 message' : `${unreadable.bySeq.size} messages`} in this conversation cannot be decrypted on this device.</b>{' '}
+          {reasons.map((r) => reasonText(r)).join('; ')}. They are marked below; nothing was dropped.
+        </div>
+      )}
       <div class="messages" ref={box} data-testid="messages">
         {!s.exhausted.has(c.id) && <button class="ghost older" data-testid="older" onClick={() => void s.loadOlder()}>Load older messages</button>}
         {list.map((m) => {
           const quoted = m.quoteId ? s.find(c.id, m.quoteId) : undefined;
           return (
-            <div class={`msg ${m.mine ? 'mine' : ''} ${m.kind === 3 ? 'announcement' : ''}`} data-testid="message" data-seq={m.seq} key={m.seq}>
+            <div class={`msg ${m.mine ? 'mine' : ''} ${m.kind === 3 ? 'announcement' : ''} ${m.status === 'undecryptable' ? 'unreadable' : ''}`} data-testid="message" data-seq={m.seq} data-status={m.status} key={m.seq}>
               {!m.mine && c.isGroup && <div class="msg-sender">{s.nameOf(m.sender)}</div>}
               {m.kind === 3 && <div class="msg-label">Announcement</div>}
               {m.quoteId && <div class="quote">{quoted ? `${s.nameOf(quoted.sender)}: ${quoted.text}` : 'a message not loaded'}</div>}
@@ -215,8 +240,40 @@ function Conversation({ s, c }: { s: ChatState; c: ChatView }) {
           <input data-testid="composer" placeholder={`Message ${name}`} value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} />
           <button data-testid="send" type="submit" disabled={!text.trim()}>Send</button>
         </div>
-        <div class="muted small note">Messages use the development encryptor: not end-to-end encrypted.</div>
+        {s.encrypted && <div class="muted small note"><Lock /> Messages are end-to-end encrypted with MLS: only the devices listed under Devices can read them. Compare fingerprints with the other person to verify.</div>}
       </form>
     </section>
+  );
+}
+
+function DevicesPanel({ s, c }: { s: ChatState; c: ChatView }) {
+  const list = s.devices.get(c.id);
+  const wallets = list ? [...new Set(list.map((d) => d.wallet))] : [];
+  return (
+    <div class="devices" data-testid="devices">
+      <div class="devices-head">
+        <b>Devices that can read this conversation</b>
+        <button class="link" data-testid="devices-refresh" onClick={() => void s.loadDevices(c.id)}>refresh</button>
+      </div>
+      <p class="muted small">Each device has its own key. Ask the other person to read their fingerprints to you (in person or on a call): if they match, nobody else, the server included, can read along.</p>
+      {list === null || list === undefined ? <div class="muted small">Loading…</div> : list.length === 0 ? (
+        <div class="muted small" data-testid="no-devices">No encryption group yet: it is created with the first message.</div>
+      ) : wallets.map((w) => (
+        <div class="device-owner" key={w}>
+          <div class="small"><b>{s.nameOf(w)}</b> <span class="muted">{w.slice(0, 8)}…{w.slice(-6)}</span></div>
+          <ul>
+            {list.filter((d) => d.wallet === w).map((d) => (
+              <li class="device" data-testid="device" data-device={d.deviceId} data-wallet={d.wallet} data-in-group={String(d.inGroup)} key={d.deviceId}>
+                <code class="fingerprint" data-testid="fingerprint">{d.fingerprint}</code>
+                <span class="muted small">
+                  {d.self ? ' this device' : ''}
+                  {d.inGroup ? ' · in the encryption group' : ' · listed by the server, not in the group yet (added with the next message)'}
+                </span>
+              </li>
+            ))}
+          </ul>
+        </div>
+      ))}
+    </div>
   );
 }

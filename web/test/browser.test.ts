@@ -2,55 +2,18 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../src/config/config.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
 import { RelationClient } from '../../sdk/src/client.js';
-import { hexToBytes, personalSign } from '../../sdk/src/keys.js';
 import { privateKeySigner } from '../../sdk/src/signer.js';
+import { CHROMIUM, FLAGS, personContext, type Person } from './browser-support.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.resolve(here, '../../test-artifacts');
-const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-interface Person { label: string; address: string; privateKey: string }
-
-/**
- * A browser context whose page has `window.ethereum`: an EIP-1193 provider whose signatures are made in
- * Node with a demo key (so the server verifies real signatures), and whose /ws sockets go through
- * Playwright's WebSocket routing so the test can drop them.
- */
-async function personContext(browser: Browser, who: Person): Promise<{ ctx: BrowserContext; page: Page; sockets: WebSocketRoute[]; block: { on: boolean } }> {
-  const ctx = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-  await ctx.exposeBinding('__ethRequest', async (_src, method: string, params: unknown[]) => {
-    if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [who.address];
-    if (method === 'eth_chainId') return '0x7a69';
-    if (method === 'personal_sign') return personalSign(hexToBytes(who.privateKey), hexToBytes(String(params[0])));
-    throw new Error(`unsupported method ${method}`);
-  });
-  await ctx.addInitScript(() => {
-    (globalThis as unknown as { ethereum: unknown }).ethereum = {
-      request: ({ method, params }: { method: string; params?: unknown[] }) =>
-        (globalThis as unknown as { __ethRequest: (m: string, p: unknown[]) => Promise<unknown> }).__ethRequest(method, params ?? []),
-    };
-  });
-  const sockets: WebSocketRoute[] = [];
-  const block = { on: false };
-  await ctx.routeWebSocket(/\/ws(\?|$)/, (ws) => {
-    if (block.on) {
-      ws.close({ code: 4000, reason: 'network down (test)' });
-      return;
-    }
-    ws.connectToServer();
-    sockets.push(ws);
-  });
-  const page = await ctx.newPage();
-  return { ctx, page, sockets, block };
-}
 
 describe('web client in Chromium (alice and bob)', () => {
   let chain: StartedRelations;
@@ -125,18 +88,20 @@ describe('web client in Chromium (alice and bob)', () => {
     expect(await quoted.locator('.quote').textContent()).toContain('hello bob');
     await shot(A.page, '03-conversation-reply');
 
-    // The demo group: bob posts, alice (the owner) announces.
+    // The demo group: alice (the owner) announces first (her client creates the group's MLS group), then bob
+    // posts (his joins it by external commit before encrypting): each reads the other's message.
     const bobsGroup = B.page.locator(`[data-testid=chat][data-chat="${dao}"]`);
-    await bobsGroup.click();
-    await B.page.getByTestId('composer').fill('group hello from bob');
-    await B.page.getByTestId('send').click();
     const alicesGroup = A.page.locator(`[data-testid=chat][data-chat="${dao}"]`);
     await alicesGroup.click();
-    await A.page.locator('[data-testid=message-text]', { hasText: 'group hello from bob' }).waitFor({ timeout: 20_000 });
     await A.page.getByTestId('announce').check();
     await A.page.getByTestId('composer').fill('Welcome to the demo group');
     await A.page.getByTestId('send').click();
+    await A.page.locator('.announcement', { hasText: 'Welcome to the demo group' }).waitFor({ timeout: 20_000 });
+    await bobsGroup.click();
     await B.page.locator('.announcement', { hasText: 'Welcome to the demo group' }).waitFor({ timeout: 20_000 });
+    await B.page.getByTestId('composer').fill('group hello from bob');
+    await B.page.getByTestId('send').click();
+    await A.page.locator('[data-testid=message-text]', { hasText: 'group hello from bob' }).waitFor({ timeout: 20_000 });
     await shot(B.page, '04-group-announcement');
 
     // Drop bob's socket and keep the network down while alice sends; bob recovers everything once.

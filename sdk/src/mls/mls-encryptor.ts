@@ -6,7 +6,7 @@ import { ImError, isImError } from '../errors.js';
 import type { MessageKind, RelationMessage, ServedMessage } from '../message.js';
 import type { SessionKey } from '../session.js';
 import { getJson, setJson } from '../storage.js';
-import { buildIdentity, checkIdentity, deviceId } from './credential.js';
+import { buildIdentity, checkIdentity, deviceId, fingerprint, parseIdentity } from './credential.js';
 import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
 import { TsMlsEngine } from './tsmls.js';
 
@@ -581,6 +581,33 @@ export class MlsEncryptor implements MessageEncryptor {
   /** Waits until every job queued so far for the conversation ran (tests, orderly shutdown). */
   idle(receiver: string, kind: MessageKind): Promise<void> {
     return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
+  }
+
+   * Makes sure this device is in the conversation's MLS group now (creates it, or joins by Welcome or
+   * external commit), before anything is sent to it: a DAO member that joins only when the first message
+   * arrives cannot read that message (it was encrypted before the join).
+   */
+  async join(receiver: string, kind: MessageKind): Promise<void> {
+    const cid = conversationId(this.c.address, receiver, kind);
+    await this.queue.run(cid, () => this.ensureGroup(cid, receiver, kind));
+  }
+
+  /**
+   * The devices in this device's MLS group of a conversation (null: no group yet), each with the wallet
+   * its credential names and the fingerprint computed here from the leaf's signature key (docs/e2ee.md
+   * section 2), so a person verifies what the group holds, not what the server says.
+   */
+  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean }[] | null> {
+    return this.queue.run(cid, async () => {
+      const g = await this.loadGroup(cid);
+      if (!g) return null;
+      const e = await this.engine();
+      const own = e.ownLeaf(g);
+      return e.members(g).map((m) => ({
+        wallet: parseIdentity(m.identity)?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
+        fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
+      }));
+    });
   }
 
   /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
