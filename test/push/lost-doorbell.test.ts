@@ -93,7 +93,7 @@ describe('ClusterHub: a doorbell lost at the end of a burst still arrives live',
 
   const commit = async (e: NewEvent): Promise<StoredEvent> => {
     const [o] = await store.appendEvents([e]);
-    if (!o) throw new Error('no outcome');
+    if (!o || o.status === 'refused') throw new Error('no stored outcome');
     return o.event;
   };
   const publish = (hub: ClusterHub, e: StoredEvent): void => {

@@ -583,12 +583,13 @@ export class MlsEncryptor implements MessageEncryptor {
     return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
   }
 
+  /**
    * Makes sure this device is in the conversation's MLS group now (creates it, or joins by Welcome or
    * external commit), before anything is sent to it: a DAO member that joins only when the first message
    * arrives cannot read that message (it was encrypted before the join).
    */
   async join(receiver: string, kind: MessageKind): Promise<void> {
-    const cid = conversationId(this.c.address, receiver, kind);
+    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
     await this.queue.run(cid, () => this.ensureGroup(cid, receiver, kind));
   }
 
