@@ -4,7 +4,7 @@ import { RateLimiterMemory, RateLimiterPostgres, RateLimiterRedis, RateLimiterRe
 import { AppError } from '../../errors/app-error.js';
 
 /** What is limited: per client address (nonce, login, send over every face) and per user (userSend). */
-export type LimitName = 'nonce' | 'login' | 'send' | 'userSend';
+export type LimitName = 'nonce' | 'login' | 'send' | 'userSend' | 'mlsClaim';
 
 /** Where the limits count (RATE_LIMIT_STORE): this process, or a store every process of the deployment shares. */
 export type SharedLimitStore =
@@ -25,6 +25,8 @@ export interface RateLimitOptions {
   storeTimeoutMs?: number;
   /** The shared store failed or was slow for one request (a warn log, rate-limited, and a metric). */
   onStoreError?: (err: unknown) => void;
+  /** POST /mls/key-packages/claim per caller per minute (RATE_MLS_CLAIM_PER_MIN). */
+  mlsClaimPerMin?: number;
 }
 
 interface Limiter {
@@ -100,6 +102,7 @@ export class RateLimits {
     add('login', opts.loginPerMin, 60);
     add('send', opts.sendPerSec, 1);
     add('userSend', opts.userSendPerSec, 1);
+    add('mlsClaim', opts.mlsClaimPerMin ?? 0, 60);
   }
 
   /**
@@ -175,4 +178,5 @@ const LABEL: Record<LimitName, string> = {
   login: 'too many logins from this address',
   send: 'too many sends from this address',
   userSend: 'too many sends by this user',
+  mlsClaim: 'too many KeyPackage claims by this user',
 };
