@@ -18,7 +18,9 @@ import { createJobRunner } from './roles/identity/worker-pool.js';
 import type { Logger } from './log/logger.js';
 import { createPushHub, type PushHub } from './bus/create.js';
 import { readiness } from './gateway/http/ready.js';
-import { dmParticipants } from './roles/chat/ids.js';
+import { dmParticipants, isDmCid } from './roles/chat/ids.js';
+import { Wallet } from 'ethers';
+import { ChainWatcher } from './roles/mls/chain-watcher.js';
 import { readPush } from './roles/chat/render.js';
 import { groupAudience } from './roles/chat/membership.js';
 import { Face } from './store/port.js';
@@ -164,8 +166,9 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     clockSkewMs: config.clockSkewMs, maxDelegationMs: config.maxDelegationMs, delegationCacheSize: config.delegationCacheSize,
   });
   const committer = new GroupCommitter(store, config.commitBatchMax, metrics.commit);
+  const proxySenderRef: { get: () => string | null } = { get: () => null };
   const messages = new MessageService({ store, committer, verifier, relations, push: hub, clock, requireName: config.requireName, maxPending: config.maxPendingSends,
-    bans, limits, allowDevPlaintext: config.allowDevPlaintext,
+    bans, limits, allowDevPlaintext: config.allowDevPlaintext, proxySender: () => proxySenderRef.get(),
   });
   if (config.allowDevPlaintext) log.warn('ALLOW_DEV_PLAINTEXT is on: development plaintext messages are accepted (readable by anyone, the archive included)');
   const chats = new ChatService(store, relations, hub, clock);
@@ -188,7 +191,25 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
     maxDevices: config.mlsMaxDevices, lowWater: config.mlsKeyPackagesLow, proxyName: config.mlsExternalSenderName || config.filesPublicUrl || 'relation-im',
     limitClaim: (user, address) => limits.take('mlsClaim', user, address),
     resolveChat: async (user, chatId) => (await chats.resolve(user, chatId)).cid,
+    onGroupInfo: (cid) => { if (!isDmCid(cid)) watcher?.poke(cid); },
   });
+  // The chain watcher (docs/e2ee.md section 6): the proxy, as each DAO group's external sender, proposes
+  // the removal of a holder whose token left; its Relation ONE wrapper is signed by a key of the store's own.
+  let proxyWallet: Wallet | null = null;
+  const proxyWalletReady = (async () => {
+    proxyWallet = new Wallet(await store.metaGetOrSet('mls_proxy_wallet', Wallet.createRandom().privateKey));
+    return proxyWallet;
+  })();
+  proxyWalletReady.catch(() => undefined); // an unreachable store is reported by listen()
+  proxySenderRef.get = () => proxyWallet?.address.toLowerCase() ?? null;
+  const watcher: ChainWatcher | null = relations.available ? new ChainWatcher({
+    store, relations, log: log.child({ component: 'mls-watcher' }), now: () => clock.now(),
+    keys: () => mls.externalSenderKeys(), proxyKey: () => proxyWalletReady,
+    submit: (m) => messages.submit(m),
+    changed: (cid) => { messages.mlsEpochs.forget(cid); hub.invalidate('mls', cid); },
+  }) : null;
+  hub.onInvalidate((kind, key) => { if (kind === 'mls') messages.mlsEpochs.forget(key); });
+  const unwatchMls = watcher ? relations.watchMembership?.((group) => watcher.poke(group)) : undefined;
   const routes = buildRoutes({
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
     epoch, health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
@@ -298,6 +319,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
       closed = true;
       await messages.stop();
       unwatchRelations?.();
+      unwatchMls?.();
       im.stop();
       ws.close();
       imGateway.close();

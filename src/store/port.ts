@@ -118,6 +118,12 @@ export interface MlsDirectory {
   mlsGroupRecord(cid: string): Promise<MlsGroupRecord>;
   /** Keeps the GroupInfo only if `epoch` is the group's current one; returns the current epoch either way. */
   mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }>;
+  /**
+   * The proxy proposed removals at `epoch` (its chain watcher): until a commit moves the group past it,
+   * application messages at that epoch are refused (MLS_COMMIT_REQUIRED). True when `epoch` is the
+   * group's current one (only then is it marked).
+   */
+  mlsSetPendingRemoval(cid: string, epoch: number): Promise<boolean>;
   /** Records the first hash reported for (cid, epoch) and returns the recorded one. */
   mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string>;
   /** The value stored under `key` in the store's own metadata, first setting it to `value` if absent (one winner across processes). */

@@ -39,6 +39,11 @@ export interface MessageServiceDeps {
    * windows and hide targets are still checked.
    */
   trustHistory?: boolean;
+  /**
+   * The proxy's own address (its MLS chain watcher, docs/e2ee.md section 6): its MLS proposals to a DAO
+   * group need neither a name nor a token. Anything else it might send is checked like anyone's.
+   */
+  proxySender?: () => string | null;
   /** The operator's ban list: a banned sender's messages are refused (BANNED); never asked for history. */
   bans?: { isBanned(address: string): boolean };
   /** Per-user send limits (risk control), counted after the signatures verified so a forger cannot spend another's. */
@@ -203,6 +208,11 @@ export class MessageService {
     const { relations, requireName, clock } = this.deps;
     const receiver = m.receiver.toLowerCase();
     const history = this.deps.trustHistory === true;
+    const proxy = this.deps.proxySender?.() ?? null;
+    if (proxy !== null && sender === proxy && m.type === 'MLS' && (m.kind === Kind.GROUP || m.kind === Kind.DAO)) {
+      await this.groupOf(receiver);
+      return { id: m.id, face: Face.RELATION_ONE, kind: m.kind, sender, ts: m.timestamp, body, receivedAt: clock.now(), cid: receiver, counts: false, onlyFor: null, hides: null, participants: null };
+    }
     if (!history && requireName && relations.available && !(await relations.hasName(sender))) {
       throw new AppError('NAME_REQUIRED');
     }

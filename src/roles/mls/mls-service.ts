@@ -36,6 +36,8 @@ export interface MlsServiceDeps {
   limitClaim?: (user: string, clientAddress: string) => Promise<void>;
   /** Whether `user` may act on the conversation named by `chatId`; returns its cid (participants of a direct chat, members of a group). */
   resolveChat(user: string, chatId: string): Promise<string>;
+  /** A GroupInfo was stored for the group's current epoch (the chain watcher looks at it). */
+  onGroupInfo?: (cid: string) => void;
 }
 
 /** TLS encoding of a basic Credential: credential_type u16, identity<V> (RFC 9420 section 5.3). */
@@ -208,6 +210,7 @@ export class MlsService {
     if (ctx.epoch !== BigInt(epoch)) throw new AppError('INVALID_FIELD', 'epoch is not the GroupInfo\'s epoch', { field: 'epoch' });
     const r = await this.deps.store.mlsPutGroupInfo(cid, epoch, info, this.deps.clock.now());
     if (!r.stored) throw new AppError('MLS_STALE_EPOCH', undefined, { currentEpoch: r.currentEpoch });
+    this.deps.onGroupInfo?.(cid);
     return { cid, epoch };
   }
 
@@ -222,13 +225,23 @@ export class MlsService {
     return first === hash ? { status: 'ok' } : { status: 'out_of_sync', epoch };
   }
 
+  /** The external sender's key pair (raw Ed25519 public key and seed), for the chain watcher's proposals only. */
+  async externalSenderKeys(): Promise<{ signaturePublicKey: Uint8Array; signaturePrivateKey: Uint8Array }> {
+    const stored = await this.storedExternalSender();
+    return { signaturePublicKey: Buffer.from(stored.publicKey, 'base64url'), signaturePrivateKey: Buffer.from(stored.privateKey, 'base64url') };
+  }
+
+  private async storedExternalSender(): Promise<{ publicKey: string; privateKey: string }> {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const pub = publicKey.export({ format: 'jwk' }).x as string;
+    const priv = privateKey.export({ format: 'jwk' }).d as string;
+    return JSON.parse(await this.deps.store.metaGetOrSet('mls_external_sender', JSON.stringify({ publicKey: pub, privateKey: priv }))) as { publicKey: string; privateKey: string };
+  }
+
   /** The proxy's external sender (docs/e2ee.md section 5): an Ed25519 key made once per store, kept in it, never logged. */
   externalSenderEntry(): Promise<{ signatureKey: string; credential: string }> {
     this.externalSender ??= (async () => {
-      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-      const pub = publicKey.export({ format: 'jwk' }).x as string;
-      const priv = privateKey.export({ format: 'jwk' }).d as string;
-      const stored = JSON.parse(await this.deps.store.metaGetOrSet('mls_external_sender', JSON.stringify({ publicKey: pub, privateKey: priv }))) as { publicKey: string };
+      const stored = await this.storedExternalSender();
       const identity = Buffer.from(JSON.stringify({ v: 1, proxy: this.deps.proxyName }), 'utf8');
       return { signatureKey: Buffer.from(stored.publicKey, 'base64url').toString('base64'), credential: encodeBasicCredential(identity).toString('base64') };
     })();

@@ -544,6 +544,11 @@ export class PostgresStore implements Store {
     });
   }
 
+  async mlsSetPendingRemoval(cid: string, epoch: number): Promise<boolean> {
+    const r = await this.q('UPDATE mls_groups SET pending_removal_epoch = $2, updated_at = $3 WHERE cid = $1 AND epoch = $2', [cid, epoch, Date.now()]);
+    return r.rowCount === 1;
+  }
+
   async mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string> {
     const r = await this.q<{ hash: string }>(`WITH ins AS (INSERT INTO mls_epoch_auth (cid, epoch, hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING hash)
       SELECT hash FROM ins UNION ALL SELECT hash FROM mls_epoch_auth WHERE cid = $1 AND epoch = $2 LIMIT 1`, [cid, epoch, hash]);

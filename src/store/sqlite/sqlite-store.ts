@@ -126,6 +126,10 @@ export class SqliteStore implements Store {
     return this.writer.call('mlsPutGroupInfo', cid, epoch, groupInfo, now);
   }
 
+  mlsSetPendingRemoval(cid: string, epoch: number): Promise<boolean> {
+    return this.writer.call('mlsSetPendingRemoval', cid, epoch, Date.now());
+  }
+
   mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string> {
     return this.writer.call('mlsEpochAuth', cid, epoch, hash);
   }

@@ -75,6 +75,7 @@ export function createWriter(db) {
     pkgLast: db.prepare('SELECT package FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
     pkgDelete: db.prepare('DELETE FROM mls_key_packages WHERE id = ?'),
     groupEpoch: db.prepare('SELECT epoch FROM mls_groups WHERE cid = ?'),
+    pendingRemoval: db.prepare('UPDATE mls_groups SET pending_removal_epoch = @epoch, updated_at = @now WHERE cid = @cid AND epoch = @epoch'),
     groupInfo: db.prepare(`INSERT INTO mls_groups (cid, epoch, group_info, group_info_epoch, updated_at) VALUES (@cid, @epoch, @info, @epoch, @now)
       ON CONFLICT (cid) DO UPDATE SET group_info = excluded.group_info, group_info_epoch = excluded.group_info_epoch, updated_at = excluded.updated_at`),
     authInsert: db.prepare('INSERT OR IGNORE INTO mls_epoch_auth (cid, epoch, hash) VALUES (?, ?, ?)'),
@@ -264,6 +265,8 @@ export function createWriter(db) {
       s.groupInfo.run({ cid, info, epoch, now });
       return { stored: true, currentEpoch };
     }).immediate(),
+    /** @param {string} cid @param {number} epoch @param {number} now @returns {boolean} */
+    mlsSetPendingRemoval: (cid, epoch, now) => s.pendingRemoval.run({ cid, epoch, now }).changes === 1,
     /** @param {string} cid @param {number} epoch @param {string} hash @returns {string} */
     mlsEpochAuth: (cid, epoch, hash) => {
       s.authInsert.run(cid, epoch, hash);
