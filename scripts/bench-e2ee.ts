@@ -1,7 +1,7 @@
 /**
  * Benchmark of issue 17 ("Speed"): MLS with ts-mls, in Node (and, with --browser, in Chromium).
  *
- *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider noble --reps 3 --browser]
+ *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider noble --reps 3 --browser --browser-sizes 100,1000 --browser-only]
  *
  * For each suite (X-Wing 0xF00D, classical 0x0001) and group size it prints each target beside its
  * figure: encrypt / decrypt one 1 KB message (steady state and first of an epoch), add one member
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '1000' },
     'no-cache': { type: 'boolean', default: false },
     browser: { type: 'boolean', default: false },
+    'browser-only': { type: 'boolean', default: false },
     'browser-sizes': { type: 'string', default: '100,1000' },
   },
 });
@@ -88,7 +89,7 @@ for (const n of sizes) console.log(`  a joiner checking ${n} leaves: ${(n * cost
 }
 
 const allRows: Row[] = [];
-for (const suite of suites) {
+for (const suite of values['browser-only'] ? [] : suites) {
   for (const size of sizes) {
     const { fx, cached } = await getFixture(suite, size, log);
     console.log(`\nfixture ${suite} (${SUITE_ID[suite]}) ${size} members: ${cached ? 'from cache' : 'built'} ${fixturePath(suite, size)}; setup took ${(fx.setupMs / 1000).toFixed(1)} s (${fx.setupDetail})`);
@@ -104,7 +105,7 @@ for (const suite of suites) {
 const missed = allRows.filter((r) => r.ok === false);
 console.log(`\n${allRows.filter((r) => r.ok !== null).length - missed.length} targets met, ${missed.length} missed${missed.length ? `: ${missed.map((r) => r.key).join('; ')}` : ''}`);
 
-if (values.browser) {
+if (values.browser || values['browser-only']) {
   const { runInBrowser } = await import('./bench-e2ee-browser.js');
   await runInBrowser({ sizes: values['browser-sizes'].split(',').map(Number), suites, provider: values.provider, reps, getFixture: (s, n) => getFixture(s, n, log).then((r) => r.fx), printTable });
 }
