@@ -3,7 +3,7 @@
  * driven over /im by many WebSocket connections on this machine.
  *
  *   npm run build && node dist/scripts/bench-im.js [--connections 1000] [--events 100000] [--window 8]
- *     [--rate 10000] [--rate-seconds 5] [--store sqlite|postgres|both] [--processes 1]
+ *     [--rate 10000] [--rate-seconds 5] [--store sqlite|postgres|both] [--processes 1] [--payload 53]
  *
  * `--store postgres` runs the server with STORE=postgres on a scratch database of the local PostgreSQL
  * (BENCH_DATABASE_URL to use another), `both` runs SQLite and then PostgreSQL in the same run.
@@ -15,11 +15,13 @@
  * durable commit), p50/p99 ack latency, pushes received, and bytes per event on the wire against the
  * JSON face (signed Relation ONE message + /ws push for the same text). Then a latency phase: the same
  * senders offer `rate` events/s in all, spread evenly, for `rate-seconds`, and the ack latency at that
- * load (not at saturation, where it is only queueing) is printed.
+ * load (not at saturation, where it is only queueing) is printed, with the server's CPU and bytes written
+ * per event beside the saturated phase's. `--payload` is the text's length in characters (default 53; an
+ * end-to-end encrypted payload is 1-2 KB, so 1500 measures that).
  */
-import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
 import { startBenchCluster } from './bench-cluster.js';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { Packr, Unpackr } from 'msgpackr';
 import { Wallet } from 'ethers';
 import WebSocket from 'ws';
@@ -36,7 +38,8 @@ const WINDOW = num('window', 8);
 const RATE = num('rate', 10_000);
 const RATE_SECONDS = num('rate-seconds', 5);
 const PROCESSES = num('processes', 1);
-const TEXT = 'hello, this is a benchmark message of moderate length';
+const PAYLOAD = num('payload', 53);
+const TEXT = 'hello, this is a benchmark message of moderate length '.repeat(Math.ceil(PAYLOAD / 54)).slice(0, PAYLOAD);
 const now = (): number => performance.timeOrigin + performance.now();
 const log = (s: string): void => { process.stdout.write(`${s}\n`); };
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -64,7 +67,7 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 }
 
 /** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
-async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPids: number[], store: BenchStore): Promise<string> {
+async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPids: number[], store: BenchStore, saturated: PerEvent): Promise<string> {
   const latencies: number[] = [];
   let errors = 0;
   const codes = new Map<string, number>();
@@ -90,6 +93,7 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   const t0 = now();
   const meter = meterOf(serverPids);
   const db0 = await store.backendCpu();
+  const cost0 = costOf(serverPids);
   let next = 0;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
@@ -111,11 +115,22 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   const deadline = now() + 10_000;
   while (answered < total && now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const cpuLine = meter.report(answered, (now() - t0) / 1000) + (await pgLine(store, db0, answered));
+  const cost = perEvent(cost0, costOf(serverPids), answered);
   latencies.sort((x, y) => x - y);
   const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return `ack latency at ${RATE} events/s offered for ${RATE_SECONDS} s: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms,`
-    + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(codes))}` : ''})\n  ${cpuLine}`;
+    + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(codes))}` : ''})\n  ${cpuLine}`
+    + `\n  at ${RATE}/s: server CPU ${(cost.cpu * 1e6).toFixed(0)} us per event = ${(cost.cpu / saturated.cpu).toFixed(2)}x the saturated ${(saturated.cpu * 1e6).toFixed(0)} us (target <= 1.2x);`
+    + ` ${(cost.written / 1024).toFixed(1)} KiB written per event (saturated ${(saturated.written / 1024).toFixed(1)} KiB); payload ${PAYLOAD} characters; load average ${loadavg()[0]?.toFixed(2)}`;
 }
+
+interface PerEvent { cpu: number; written: number }
+/** CPU seconds and bytes written to storage so far, all server processes together. */
+const costOf = (pids: number[]): PerEvent => ({
+  cpu: pids.reduce((t, p) => t + (processCpuSeconds(p) ?? NaN), 0),
+  written: pids.reduce((t, p) => t + (processWriteBytes(p) ?? NaN), 0),
+});
+const perEvent = (a: PerEvent, b: PerEvent, n: number): PerEvent => ({ cpu: (b.cpu - a.cpu) / n, written: (b.written - a.written) / n });
 
 /** CPU meters of every server process; their report has one line per process when there are several. */
 function meterOf(pids: number[]): { report(events: number, seconds: number): string } {
@@ -165,6 +180,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     const t0 = now();
     const meter = meterOf(pids);
     const db0 = await store.backendCpu();
+    const cost0 = costOf(pids);
     await Promise.all(Array.from({ length: pairs }, (_, p) => new Promise<void>((resolve) => {
       const sender = conns[2 * p] as Conn;
       const cid = dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? '');
@@ -196,6 +212,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     })));
     const elapsed = (now() - t0) / 1000;
     const cpuLine = meter.report(acked + errors, elapsed) + (await pgLine(store, db0, acked + errors));
+    const saturated = perEvent(cost0, costOf(pids), acked + errors);
     await new Promise((r) => setTimeout(r, 500));
     const pushes = conns.reduce((n, c, i) => n + (i % 2 === 1 ? c.pushes : 0), 0);
     const bytesIn = conns.reduce((n, c) => n + c.bytesIn, 0);
@@ -207,7 +224,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
-    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, pids, store));
+    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, pids, store, saturated));
     // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
     const from = benchIdentity();
     const to = benchIdentity();

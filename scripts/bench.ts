@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--messages 30000] [--receivers 1000] [--senders 50] [--concurrency 2048 on /ws, 512 on REST]
  *                    [--rate 1000] [--latency-seconds 10] [--store sqlite|postgres|both] [--processes 1]
- *                    [--transport ws|rest|both] [--runs 3] [--sockets 128]
+ *                    [--transport ws|rest|both] [--runs 3] [--sockets 128] [--payload 200]
  *
  * `--transport ws` sends every message as a `/ws` `send` frame over `--sockets` authenticated
  * WebSockets (the concurrency spread over them), `rest` as `POST /message/send` over keep-alive HTTP;
@@ -18,9 +18,12 @@
  *
  * Prints, from one run: the machine's signature-recovery ceiling (native and pure JS), verified messages
  * per second end to end (send -> verified -> durable -> pushed to the receiver's socket), and p50/p99
- * send-to-push latency at a fixed offered rate.
+ * send-to-push latency at a fixed offered rate. Both phases print the server's CPU and the bytes it wrote
+ * to storage per message (/proc/<pid>/io write_bytes), and the latency phase their ratio to the
+ * throughput phase's (saturated) figures. `--payload` is the length of each message's content (base64
+ * text; the default 200 is a short chat line, 1500 about what end-to-end encryption produces).
  */
-import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +54,7 @@ const LATENCY_SECONDS = num('latency-seconds', 10);
 const PROCESSES = num('processes', 1);
 const RUNS = num('runs', 3);
 const SOCKETS = num('sockets', 128);
+const PAYLOAD = num('payload', 200);
 type Transport = 'rest' | 'ws';
 const TRANSPORTS: Transport[] = ((): Transport[] => {
   const i = process.argv.indexOf('--transport');
@@ -184,6 +188,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
   const cluster = await startBenchCluster(kind === 'postgres' ? PROCESSES : 1, { CHAIN: process.env['CHAIN'] ?? 'none', SQLITE_SYNCHRONOUS: process.env['SQLITE_SYNCHRONOUS'] ?? 'FULL', WS_MAX_FRAMES_PER_SEC: '100000', ...store.env }, log);
   const { servers } = cluster;
   const serverCpu = (): number => servers.reduce((t, s) => t + cpuSeconds(s.pid), 0);
+  const serverWritten = (): number => servers.reduce((t, s) => t + (processWriteBytes(s.pid) ?? NaN), 0);
   try {
     const receivers = Array.from({ length: RECEIVERS }, () => new Wallet(Wallet.createRandom().privateKey));
     const sockets: WebSocket[] = [];
@@ -199,7 +204,8 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
     const senderTokens = new Map<string, string[]>();
     for (const s of servers) senderTokens.set(s.url, await Promise.all(Array.from({ length: Math.max(1, Math.ceil(SOCKETS / servers.length)) }, () => loginToken(s.url, new Wallet(Wallet.createRandom().privateKey)))));
     const senders: BenchIdentity[] = Array.from({ length: SENDERS }, benchIdentity);
-    const payload = Buffer.from('x'.repeat(150)).toString('base64');
+    // Base64 text of PAYLOAD characters, as an encrypted payload would be (the default: 150 bytes encoded).
+    const payload = Buffer.from('x'.repeat(Math.ceil((PAYLOAD * 3) / 4))).toString('base64').slice(0, PAYLOAD);
     const make = (n: number): { ids: string[]; bodies: string[] } => {
       const ids: string[] = [];
       const bodies: string[] = [];
@@ -227,13 +233,15 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
       const p99s: number[] = [];
       const p50s: number[] = [];
       const disks: number[] = [];
+      const atRates: number[] = [];
+      const atWrites: number[] = [];
       for (let run = 1; run <= RUNS; run++) {
         const load = make(MESSAGES);
         log(`[${t} run ${run}/${RUNS}] throughput: ${MESSAGES} messages as ${label}, ${SENDERS} senders -> ${RECEIVERS} receivers, ${CONCURRENCY[t]} in flight; load average ${loadavg()[0]?.toFixed(2)}`);
-        const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
+        const cpu0 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)), written: serverWritten() };
         const sent = await send(load.bodies, CONCURRENCY[t], 0);
         await waitForPushes(load.ids, 60_000);
-        const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
+        const cpu1 = { server: serverCpu(), bench: cpuSeconds(process.pid), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)), written: serverWritten() };
         const first = Math.min(...Array.from(sent.sentAt));
         const pushed = load.ids.map((id) => received.get(id)).filter((x): x is number => x !== undefined);
         const last = Math.max(...pushed);
@@ -244,7 +252,9 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
           + `(${((rate / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling)`);
         const perMsg = (x: number): string => ((x / pushed.length) * 1e6).toFixed(0);
         log(`  CPU per message: server${servers.length > 1 ? `s (${servers.length} processes)` : ''} ${perMsg(cpu1.server - cpu0.server)} us (all threads), load generator ${perMsg(cpu1.bench - cpu0.bench)} us; `
-          + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy`);
+          + `${((cpu1.server - cpu0.server + cpu1.bench - cpu0.bench) / ((last - first) / 1000)).toFixed(2)} of ${cores} cores busy; `
+          + `server wrote ${((cpu1.written - cpu0.written) / pushed.length / 1024).toFixed(1)} KiB to storage per message (payload ${PAYLOAD} characters)`);
+        const saturated = { cpu: (cpu1.server - cpu0.server) / pushed.length, written: (cpu1.written - cpu0.written) / pushed.length };
         servers.forEach((s, k) => log(`  server${servers.length > 1 ? ` ${k + 1}` : ''} per message: ${threadCpuLine(s.pid, cpu0.threads[k] as Map<number, number>, cpu1.threads[k] as Map<number, number>, pushed.length)}`));
         if (kind === 'postgres') {
           log(`  CPU per message: PostgreSQL backends of this store ${perMsg(backendCpuBetween(cpu0.db, cpu1.db))} us (WAL writer, checkpointer and other shared processes not counted)`);
@@ -255,12 +265,20 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
         await loopLag(servers); // prom-client resets its event-loop histogram at every scrape
         const ownLag = monitorEventLoopDelay({ resolution: 1 });
         ownLag.enable();
+        const l0 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu() };
         const sentL = await send(lat.bodies, 64, RATE);
         ownLag.disable();
         await waitForPushes(lat.ids, 30_000);
+        const l1 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu() };
         const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
         log(`  answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
         log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
+        const atRate = { cpu: (l1.server - l0.server) / lat.ids.length, written: (l1.written - l0.written) / lat.ids.length };
+        log(`  at ${RATE}/s: server CPU ${(atRate.cpu * 1e6).toFixed(0)} us per message (${(atRate.cpu / saturated.cpu).toFixed(2)}x the throughput phase's ${(saturated.cpu * 1e6).toFixed(0)} us), `
+          + `wrote ${(atRate.written / 1024).toFixed(1)} KiB to storage per message (throughput phase ${(saturated.written / 1024).toFixed(1)} KiB)`
+          + `${kind === 'postgres' ? `; PostgreSQL backends ${((backendCpuBetween(l0.db, l1.db) / lat.ids.length) * 1e6).toFixed(0)} us per message` : ''}; load average ${loadavg()[0]?.toFixed(2)}`);
+        atRates.push(atRate.cpu / saturated.cpu);
+        atWrites.push(atRate.written);
         log(`  load generator's own receiving thread during the phase: event-loop delay p99 ${(ownLag.percentile(99) / 1e6 - 1).toFixed(1)} ms, max ${(ownLag.max / 1e6 - 1).toFixed(1)} ms (a push it reads late counts as late)`);
         log(`  server during the phase: event-loop delay (prom-client, its 10 ms sampling interval subtracted): ${(await loopLag(servers)).join('; ')}`);
         p50s.push(pct(delays, 50));
@@ -278,6 +296,8 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
         + `${((median(rates) / (c.nativePerSec * cores)) * 100).toFixed(0)}% of the ${cores}-core recovery ceiling (${(c.nativePerSec * cores).toFixed(0)}/s)`);
       summary.push(`${kind} ${t}: send-to-push at ${RATE}/s with ${RECEIVERS} receivers: p50 ${median(p50s).toFixed(1)} ms, p99 ${median(p99s).toFixed(1)} ms median (${list(p99s, 1)}); `
         + `disk fsync p99 ${median(disks).toFixed(1)} ms -> target ${aim.toFixed(1)} ms: ${median(p99s) <= aim ? 'met' : 'missed'}`);
+      summary.push(`${kind} ${t}: at ${RATE}/s the server's CPU per message is ${median(atRates).toFixed(2)}x its saturated figure (target <= 1.5x), `
+        + `${(median(atWrites) / 1024).toFixed(1)} KiB written per message (target <= 4 KiB), medians of ${RUNS} (${list(atRates, 2)})`);
     }
     for (const s of sockets) s.terminate();
   } finally {

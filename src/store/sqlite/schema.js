@@ -138,6 +138,13 @@ export const MIGRATIONS = [
  * @param {'FULL' | 'NORMAL'} synchronous
  */
 export function prepareConnection(db, synchronous) {
+  // 2 KiB pages for a new database (SQLite's default is 4 KiB; an existing file keeps its own, as
+  // page_size only applies before the first table). A durable commit writes every page it touched to
+  // the WAL in full, and a small commit touches about eight: per conversation a leaf of the (cid, seq)
+  // and (cid, received_at) indexes and of conversations, plus the tails of events, of the id index and
+  // of events_archive. Measured with 250 conversations, 2 events per commit: 31.9 -> 19.4 KiB of WAL
+  // per event, the writer's CPU unchanged; 1 KiB pages gave 12.5 KiB but 2.5x the writer's CPU.
+  db.pragma('page_size = 2048');
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma('busy_timeout = 5000');
