@@ -78,6 +78,11 @@ describe('MLS by default (real server)', () => {
       }
     }
     expect(bob.bad).toEqual([]);
+    // After a restart (same storage) the history still reads: MLS opened each message once, the client
+    // kept the texts in its own storage (never the server's).
+    const again = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: bob.storage });
+    const first = served.find((m) => 'id' in m && m.id === r.id)!;
+    expect(await again.decrypt(first)).toBe(secret);
   }, 60_000);
 
   it('two clients starting the same direct chat at once end in one group and both read', async () => {
