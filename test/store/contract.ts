@@ -407,6 +407,61 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       });
     });
 
+    describe('MLS directory (docs/e2ee.md section 5)', () => {
+      const dev = (id: string, address = A) => ({ deviceId: id.padEnd(32, '0'), address, credential: `cred-${id}`, createdAt: 1 });
+      const limits = { maxDevices: 2, maxPackages: 5 };
+
+      it('uploads per device, caps devices and packages, claims single use then the last resort, deletes', async () => {
+        expect(await store.mlsUpload(dev('a1'), ['p1', 'p2'], 'last1', limits)).toEqual({ status: 'ok', available: 2, lastResort: true });
+        expect(await store.mlsUpload(dev('a1'), ['p3'], null, limits)).toEqual({ status: 'ok', available: 3, lastResort: true });
+        expect(await store.mlsUpload(dev('a1'), ['x', 'x', 'x'], null, limits)).toEqual({ status: 'refused', code: 'TOO_MANY_PACKAGES' });
+        expect(await store.mlsUpload(dev('a2'), ['q1'], null, limits)).toMatchObject({ status: 'ok', available: 1, lastResort: false });
+        expect(await store.mlsUpload(dev('a3'), ['r1'], null, limits)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' });
+        expect(await store.mlsUpload(dev('a1', B), ['s1'], null, limits)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' }); // another wallet's device id
+        expect((await store.mlsDevices(A)).map((d) => [d.deviceId.slice(0, 2), d.available, d.lastResort, d.credential])).toEqual([['a1', 3, true, 'cred-a1'], ['a2', 1, false, 'cred-a2']]);
+        const first = await store.mlsClaim([A, B]);
+        expect(first.map((c) => [c.deviceId.slice(0, 2), c.keyPackage, c.lastResort, c.available])).toEqual([['a1', 'p1', false, 2], ['a2', 'q1', false, 0]]);
+        expect((await store.mlsClaim([A])).map((c) => c.keyPackage)).toEqual(['p2']);
+        expect((await store.mlsClaim([A])).map((c) => c.keyPackage)).toEqual(['p3']);
+        for (let i = 0; i < 2; i++) expect((await store.mlsClaim([A])).map((c) => [c.keyPackage, c.lastResort])).toEqual([['last1', true]]);
+        expect(await store.mlsDeleteDevice(B, dev('a1').deviceId)).toBe(false);
+        expect(await store.mlsDeleteDevice(A, dev('a1').deviceId)).toBe(true);
+        expect(await store.mlsClaim([A])).toEqual([]);
+        expect(await store.mlsDevices(A)).toHaveLength(1);
+      });
+
+      it('keeps a GroupInfo only at the current epoch; the first epoch-auth report and the first meta value win', async () => {
+        const cid = dmCid(A, B);
+        expect(await store.mlsPutGroupInfo(cid, 1, 'gi1', 5)).toEqual({ stored: false, currentEpoch: 0 });
+        expect(await store.mlsPutGroupInfo(cid, 0, 'gi0', 5)).toEqual({ stored: true, currentEpoch: 0 });
+        expect(await store.mlsGroupRecord(cid)).toMatchObject({ epoch: 0, groupInfo: 'gi0', groupInfoEpoch: 0 });
+        // a first commit after a GroupInfo at epoch 0 still advances the group
+        expect((await store.appendEvents([dm(A, B, { mls: { role: 'commit', epoch: 0, hash: 'gi-c0' }, counts: false })]))[0]?.status).toBe('stored');
+        expect(await store.mlsPutGroupInfo(cid, 0, 'late', 6)).toEqual({ stored: false, currentEpoch: 1 });
+        expect(await store.mlsPutGroupInfo(cid, 1, 'gi1', 7)).toEqual({ stored: true, currentEpoch: 1 });
+        expect(await store.mlsGroupRecord(cid)).toMatchObject({ epoch: 1, groupInfo: 'gi1', groupInfoEpoch: 1 });
+        expect(await store.mlsEpochAuth(cid, 1, 'h1')).toBe('h1');
+        expect(await store.mlsEpochAuth(cid, 1, 'h2')).toBe('h1');
+        expect(await store.mlsEpochAuth(cid, 2, 'h2')).toBe('h2');
+        expect(await store.metaGetOrSet('mls_test', 'one')).toBe('one');
+        expect(await store.metaGetOrSet('mls_test', 'two')).toBe('one');
+      });
+
+      if (reopen) it('never gives one KeyPackage to two claimers on two connections at once', async () => {
+        const other = await reopen(store);
+        try {
+          const pkgs = Array.from({ length: 5 }, (_, i) => `pkg${i}`);
+          await store.mlsUpload(dev('c1'), pkgs, 'lr', { maxDevices: 10, maxPackages: 200 });
+          const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).mlsClaim([A])));
+          const single = outs.flat().filter((c) => !c.lastResort).map((c) => c.keyPackage);
+          expect(single.sort()).toEqual(pkgs);
+          expect(outs.flat().filter((c) => c.lastResort)).toHaveLength(7);
+        } finally {
+          await other.close();
+        }
+      });
+    });
+
     it('keeps the ban list: add, replace, list oldest first, lift', async () => {
       expect(await store.listBans()).toEqual([]);
       await store.putBan({ address: B, reason: 'spam', createdAt: 2000 });
