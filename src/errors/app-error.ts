@@ -26,9 +26,18 @@ export class AppError extends Error {
     return typeof v === 'number' ? v : undefined;
   }
 
-  toJSON(): { code: ErrorCode; message: string; retryAfterMs?: number } {
+  toJSON(): { code: ErrorCode; message: string; retryAfterMs?: number; details?: Record<string, unknown> } {
     const retryAfterMs = this.retryAfterMs;
-    return retryAfterMs === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, retryAfterMs };
+    const out: { code: ErrorCode; message: string; retryAfterMs?: number; details?: Record<string, unknown> } = { code: this.code, message: this.message };
+    if (retryAfterMs !== undefined) out.retryAfterMs = retryAfterMs;
+    // The details a client may branch on (docs/e2ee.md: MLS_STALE_EPOCH's currentEpoch); the rest stays in the log.
+    const d = this.details;
+    if (d && (typeof d['currentEpoch'] === 'number' || typeof d['reason'] === 'string')) {
+      out.details = {};
+      if (typeof d['currentEpoch'] === 'number') out.details['currentEpoch'] = d['currentEpoch'];
+      if (typeof d['reason'] === 'string') out.details['reason'] = d['reason'];
+    }
+    return out;
   }
 }
 

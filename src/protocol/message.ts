@@ -4,7 +4,8 @@ import { AppError } from '../errors/app-error.js';
 export const Kind = { P2P: 0, GROUP: 1, DAO: 2, ANNOUNCEMENT: 3, HIDE: 4 } as const;
 export type MessageKind = (typeof Kind)[keyof typeof Kind];
 
-export const MESSAGE_TYPES = ['TEXT', 'CARD', 'NFT', 'IMAGE', 'EMOJI', 'BATCH_TRANSFER', 'ANNOUNCEMENT'] as const;
+/** `MLS`: an MLS handshake message (proposal or commit; docs/e2ee.md section 3), only with encryptedBy "MLS". */
+export const MESSAGE_TYPES = ['TEXT', 'CARD', 'NFT', 'IMAGE', 'EMOJI', 'BATCH_TRANSFER', 'ANNOUNCEMENT', 'MLS'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export type Tag = [name: string, value: string];

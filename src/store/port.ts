@@ -37,7 +37,33 @@ export interface NewEvent {
    * stays, and is served with `revokedBy` = this event's seq from then on (MsgPack face, SPEC section 6).
    */
   revokes?: { seq: number } | null;
+  /**
+   * For an MLS message (docs/e2ee.md section 4): the store refuses, inside the commit's transaction, a
+   * second copy of the same MLS bytes in the conversation (MLS_REPLAY), and for a handshake message an
+   * epoch that is not the group's current one (MLS_STALE_EPOCH); a stored commit advances the epoch by one.
+   * Application messages only take the replay check (their epoch is checked by the caller).
+   */
+  mls?: MlsEventInfo | null;
 }
+
+export interface MlsEventInfo {
+  /** proposal / commit: checked against (and a commit advances) the group's epoch; application: not. */
+  role: 'application' | 'proposal' | 'commit';
+  epoch: number;
+  /** Lowercase hex SHA-256 of the decoded payload bytes: unique per conversation. */
+  hash: string;
+}
+
+/** What the store knows of a conversation's MLS group (docs/e2ee.md). */
+export interface MlsGroupState {
+  cid: string;
+  /** 0 for a group without a stored commit. */
+  epoch: number;
+  /** The epoch at which the proxy proposed a removal that is not committed yet (later: the chain watcher), or null. */
+  pendingRemovalEpoch: number | null;
+}
+
+export type MlsRefusal = 'MLS_STALE_EPOCH' | 'MLS_REPLAY';
 
 export interface StoredEvent {
   /** Global commit position (commit order across all conversations). */
@@ -60,7 +86,9 @@ export interface StoredEvent {
 
 export type AppendOutcome =
   | { status: 'stored'; event: StoredEvent }
-  | { status: 'duplicate'; event: StoredEvent };
+  | { status: 'duplicate'; event: StoredEvent }
+  /** An MLS rule refused the event inside the transaction: nothing was written for it (docs/e2ee.md section 4). */
+  | { status: 'refused'; code: MlsRefusal; currentEpoch: number; event?: undefined };
 
 export interface ListQuery {
   cid: string;
@@ -148,6 +176,8 @@ export interface Store {
   listRange(q: RangeQuery): Promise<StoredEvent[]>;
   /** Seq of the newest event of a conversation (0 when it has none). */
   lastSeq(cid: string): Promise<number>;
+  /** The conversation's MLS group state (epoch 0, nothing pending, when no commit was stored). */
+  mlsGroup(cid: string): Promise<MlsGroupState>;
 
 
   getChat(user: string, cid: string): Promise<ChatState | null>;

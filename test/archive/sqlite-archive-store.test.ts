@@ -21,7 +21,7 @@ archiveStoreContract('SQLite (same file as the store, own connection)', async ()
         cid: 'dm:0x01:0x02', id: `0x${(++n).toString(16).padStart(64, '0')}`, face: e.face, kind: 0, sender: '0x01', ts: e.ts, receivedAt: e.ts,
         body: e.body, counts: true, onlyFor: null, hides: null, participants: null,
       })));
-      return out.map((o) => o.event.pos);
+      return out.map((o) => o.event!.pos);
     },
     async close() {
       await archive.close();

@@ -85,6 +85,7 @@ export function busContract(name: string, make: (prefix: string) => BusTransport
     async function commit(e: NewEvent): Promise<StoredEvent> {
       const [o] = await store.appendEvents([e]);
       if (!o) throw new Error('no outcome');
+      if (o.status === 'refused') throw new Error(o.code);
       return o.event;
     }
 

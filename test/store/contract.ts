@@ -36,8 +36,8 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
     it('assigns per-conversation seq 1, 2, 3 without gaps, across batches and interleaved chats', async () => {
       const out1 = await store.appendEvents([dm(A, B), dm(B, A), dm(A, C)]);
       const out2 = await store.appendEvents([dm(A, B), dm(C, A)]);
-      expect(out1.map((o) => o.event.seq)).toEqual([1, 2, 1]);
-      expect(out2.map((o) => o.event.seq)).toEqual([3, 2]);
+      expect(out1.map((o) => o.event!.seq)).toEqual([1, 2, 1]);
+      expect(out2.map((o) => o.event!.seq)).toEqual([3, 2]);
       expect(out1.concat(out2).every((o) => o.status === 'stored')).toBe(true);
     });
 
@@ -47,7 +47,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
         .then((out) => { settled.push(i); return out; }));
       const outs = await Promise.all(calls);
       expect(settled).toEqual(Array.from({ length: 40 }, (_, i) => i));
-      const seqs = outs.flat().map((o) => o.event.seq);
+      const seqs = outs.flat().map((o) => o.event!.seq);
       expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     });
 
@@ -65,14 +65,14 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
         store.appendEvents([dm(A, B)]), store.appendEvents([dm(A, B), bad]), store.appendEvents([dm(B, A)]),
       ]);
       expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-      const seqs = results.flatMap((r) => (r.status === 'fulfilled' ? r.value.map((o) => o.event.seq) : []));
+      const seqs = results.flatMap((r) => (r.status === 'fulfilled' ? r.value.map((o) => o.event!.seq) : []));
       expect(seqs).toEqual([1, 2]);
       expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).length).toBe(2);
     });
 
     it('orders events globally by commit position', async () => {
       const out = await store.appendEvents([dm(A, B), dm(A, C), dm(B, A)]);
-      const pos = out.map((o) => o.event.pos);
+      const pos = out.map((o) => o.event!.pos);
       expect([...pos].sort((x, y) => x - y)).toEqual(pos);
       expect(new Set(pos).size).toBe(3);
     });
@@ -82,7 +82,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       const [first] = await store.appendEvents([e]);
       const [again, next] = await store.appendEvents([{ ...e, body: 'other' }, dm(A, B)]);
       expect(again).toEqual({ status: 'duplicate', event: first?.event });
-      expect(next?.event.seq).toBe(2);
+      expect(next?.event!.seq).toBe(2);
       expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).length).toBe(2);
     });
 
@@ -94,7 +94,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
 
     it('finds events by id and by seq', async () => {
       const [o] = await store.appendEvents([dm(A, B)]);
-      expect(await store.getEventById(o?.event.id as string)).toEqual(o?.event);
+      expect(await store.getEventById(o?.event!.id as string)).toEqual(o?.event);
       expect(await store.getEventBySeq(dmCid(A, B), 1)).toEqual(o?.event);
       expect(await store.getEventById('0x' + 'f'.repeat(64))).toBeNull();
     });
@@ -102,7 +102,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
     it('answers many lookups made at once, each with its own answer', async () => {
       const out = await store.appendEvents([dm(A, B), dm(A, C), dm(B, C)]);
       await store.setMuted(B, dmCid(A, B), true);
-      const ids = out.map((o) => o.event.id as string);
+      const ids = out.map((o) => o.event!.id as string);
       const missing = '0x' + 'e'.repeat(64);
       const got = await Promise.all([...ids, missing, ids[0] as string].map((id) => store.getEventById(id)));
       expect(got).toEqual([...out.map((o) => o.event), null, out[0]?.event]);
@@ -262,7 +262,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       const cid = dmCid(A, B);
       await store.appendEvents([dm(A, B, { face: Face.IM, id: null })]);
       const [rev] = await store.appendEvents([dm(A, B, { face: Face.IM, id: null, counts: false, revokes: { seq: 1 } })]);
-      expect(rev?.event.seq).toBe(2);
+      expect(rev?.event!.seq).toBe(2);
       const target = await store.getEventBySeq(cid, 1);
       expect(target?.revokedBy).toBe(2);
       expect((await store.listRange({ cid, viewer: B, limit: 10 }))[0]?.revokedBy).toBe(2);
@@ -280,7 +280,7 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       expect(await store.getChat(C, dmCid(B, C))).toBeNull();
       expect((await store.listEvents({ cid: dmCid(A, B), viewer: A, limit: 10, offset: 0 })).map((e) => e.seq)).toEqual([1]);
       const [next] = await store.appendEvents([dm(A, B)]);
-      expect(next?.event.seq).toBe(2);
+      expect(next?.event!.seq).toBe(2);
     });
 
     it('has an epoch: 32 hex digits, the same on every call', async () => {
@@ -311,9 +311,9 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
         const calls = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? store : second)
           .appendEvents(Array.from({ length: 1 + (i % 4) }, (_u, j) => (j % 2 === 0 ? dm(A, B) : dm(B, A)))));
         const outs = (await Promise.all(calls)).flat();
-        const seqs = outs.map((o) => o.event.seq).sort((x, y) => x - y);
+        const seqs = outs.map((o) => o.event!.seq).sort((x, y) => x - y);
         expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
-        expect(new Set(outs.map((o) => o.event.pos)).size).toBe(outs.length);
+        expect(new Set(outs.map((o) => o.event!.pos)).size).toBe(outs.length);
         // each instance's own calls keep their call order
         const listed = await second.listEvents({ cid: dmCid(A, B), viewer: A, afterSeq: 0, limit: 1000, offset: 0 });
         expect(listed.map((e) => e.seq)).toEqual(seqs);
@@ -344,6 +344,67 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
       expect(await store.consumeNonce('n1', 500)).toBe(false);
       expect(await store.consumeNonce('n2', 1500)).toBe(false);
       expect(await store.consumeNonce('unknown', 0)).toBe(false);
+    });
+
+    describe('MLS rules in the commit transaction (docs/e2ee.md section 4)', () => {
+      let n = 0;
+      const mls = (role: 'application' | 'proposal' | 'commit', epoch: number, hash = `h${++n}`): Partial<NewEvent> => ({ mls: { role, epoch, hash }, counts: role === 'application' });
+
+      it('advances the epoch by stored commits only; a stale commit or proposal is refused with the current epoch and takes no seq', async () => {
+        const cid = dmCid(A, B);
+        expect(await store.mlsGroup(cid)).toEqual({ cid, epoch: 0, pendingRemovalEpoch: null });
+        const [c0] = await store.appendEvents([dm(A, B, mls('commit', 0))]);
+        expect(c0?.status).toBe('stored');
+        expect(await store.mlsGroup(cid)).toMatchObject({ epoch: 1 });
+        const out = await store.appendEvents([dm(B, A, mls('commit', 0)), dm(B, A, mls('proposal', 0)), dm(A, B, mls('proposal', 1)), dm(A, B, mls('application', 0)), dm(A, B, mls('commit', 1))]);
+        expect(out.map((o) => o.status)).toEqual(['refused', 'refused', 'stored', 'stored', 'stored']);
+        expect(out[0]).toEqual({ status: 'refused', code: 'MLS_STALE_EPOCH', currentEpoch: 1 });
+        expect(out[1]).toEqual({ status: 'refused', code: 'MLS_STALE_EPOCH', currentEpoch: 1 });
+        expect(out.slice(2).map((o) => o.event!.seq)).toEqual([2, 3, 4]);
+        expect(await store.mlsGroup(cid)).toMatchObject({ epoch: 2 });
+        expect(await store.lastSeq(cid)).toBe(4);
+        // another conversation's group is its own
+        expect((await store.appendEvents([dm(A, C, mls('commit', 0))]))[0]?.status).toBe('stored');
+        expect(await store.mlsGroup(dmCid(A, C))).toMatchObject({ epoch: 1 });
+      });
+
+      it('refuses the same MLS bytes twice in a conversation (MLS_REPLAY), in one batch or across batches; a resent id stays a duplicate', async () => {
+        const first = dm(A, B, mls('application', 0, 'same'));
+        const out = await store.appendEvents([first, dm(A, B, mls('application', 0, 'same'))]);
+        expect(out.map((o) => o.status)).toEqual(['stored', 'refused']);
+        expect(out[1]).toMatchObject({ code: 'MLS_REPLAY' });
+        expect((await store.appendEvents([dm(B, A, mls('application', 0, 'same'))]))[0]).toMatchObject({ status: 'refused', code: 'MLS_REPLAY' });
+        expect((await store.appendEvents([first]))[0]?.status).toBe('duplicate');
+        // the same bytes in another conversation are not a replay of this one
+        expect((await store.appendEvents([dm(A, C, mls('application', 0, 'same'))]))[0]?.status).toBe('stored');
+        expect(await store.lastSeq(dmCid(A, B))).toBe(1);
+      });
+
+      it('of 20 overlapping commits at the same epoch stores exactly one (and of two in one batch, the first)', async () => {
+        const cid = dmCid(A, B);
+        const outs = await Promise.all(Array.from({ length: 20 }, () => store.appendEvents([dm(A, B, mls('commit', 0))])));
+        expect(outs.flat().filter((o) => o.status === 'stored')).toHaveLength(1);
+        expect(outs.flat().filter((o) => o.status === 'refused').every((o) => o.status === 'refused' && o.code === 'MLS_STALE_EPOCH' && o.currentEpoch === 1)).toBe(true);
+        expect(await store.lastSeq(cid)).toBe(1);
+        const both = await store.appendEvents([dm(A, B, mls('commit', 1)), dm(B, A, mls('commit', 1))]);
+        expect(both.map((o) => o.status)).toEqual(['stored', 'refused']);
+        expect(await store.mlsGroup(cid)).toMatchObject({ epoch: 2 });
+      });
+
+      if (reopen) it('of 20 commits at the same epoch from two connections at once stores exactly one', async () => {
+        const other = await reopen(store);
+        try {
+          for (const epoch of [0, 1]) {
+            const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).appendEvents([dm(A, B, mls('commit', epoch))])));
+            expect(outs.flat().filter((o) => o.status === 'stored')).toHaveLength(1);
+            expect(outs.flat().filter((o) => o.status === 'refused')).toHaveLength(19);
+          }
+          expect(await store.lastSeq(dmCid(A, B))).toBe(2);
+          expect(await other.mlsGroup(dmCid(A, B))).toMatchObject({ epoch: 2 });
+        } finally {
+          await other.close();
+        }
+      });
     });
 
     it('keeps the ban list: add, replace, list oldest first, lift', async () => {

@@ -34,8 +34,8 @@ describe('PostgresStore', () => {
     await s1.close();
     const s2 = new PostgresStore({ url });
     const [next] = await s2.appendEvents([dm(A, B)]);
-    expect(next?.event.seq).toBe(3);
-    expect(next?.event.pos).toBe(3);
+    expect(next?.event!.seq).toBe(3);
+    expect(next?.event!.pos).toBe(3);
     expect(await s2.epoch()).toBe(epoch);
     await s2.close();
   });

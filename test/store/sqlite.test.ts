@@ -28,7 +28,7 @@ describe('SqliteStore', () => {
     await s1.close();
     const s2 = new SqliteStore({ file: f, synchronous: 'FULL' });
     const [next] = await s2.appendEvents([dm(a, b)]);
-    expect(next?.event.seq).toBe(3);
+    expect(next?.event!.seq).toBe(3);
     expect((await s2.listEvents({ cid: dmCid(a, b), viewer: a, limit: 10, offset: 0 })).length).toBe(3);
     await s2.close();
   });

@@ -4,7 +4,10 @@ import type { SignatureVerifier } from '../identity/verifier.js';
 import { canonicalJson, Kind, parseMessage, tagValue, type RelationMessage } from '../../protocol/message.js';
 import type { PushBus } from '../../bus/hub.js';
 import type { GroupInfo, RelationReader } from '../relations/port.js';
-import { Face, type NewEvent, type Store, type StoredEvent } from '../../store/port.js';
+import { Face, type MlsEventInfo, type NewEvent, type Store, type StoredEvent } from '../../store/port.js';
+import { ContentType, parseMlsBytes, strictBase64, type MlsHeader } from '../../protocol/mls-header.js';
+import { createHash } from 'node:crypto';
+import { MlsEpochCache } from './mls-epochs.js';
 import type { GroupCommitter } from './committer.js';
 import { chatIdFor, dmCid, dmParticipants, isDmCid } from './ids.js';
 import { belongsTo, groupAudience } from './membership.js';
@@ -70,8 +73,12 @@ export class MessageService {
   /** Submissions of an id under way in this process, so a concurrent resend waits instead of racing. */
   private readonly inflight = new Map<string, Promise<SubmitResult>>();
   private accepting = true;
+  /** Each MLS group's current epoch as last seen here (commit results, store reads): the application-epoch check. */
+  readonly mlsEpochs: MlsEpochCache;
 
-  constructor(private readonly deps: MessageServiceDeps) {}
+  constructor(private readonly deps: MessageServiceDeps) {
+    this.mlsEpochs = new MlsEpochCache(deps.store);
+  }
 
   async submit(input: unknown, origin?: SubmitOrigin): Promise<SubmitResult> {
     if (!this.accepting) throw new AppError('SHUTTING_DOWN');
@@ -115,9 +122,16 @@ export class MessageService {
       if (m.encryptedBy === DEV_PLAINTEXT && this.deps.allowDevPlaintext !== true && this.deps.trustHistory !== true) {
         throw new AppError('PLAINTEXT_REFUSED');
       }
+      const mls = this.classifyMls(m);
       const verified = await verifier.verifyMessage(m, clock.now());
       if (origin && this.deps.limits) await this.deps.limits.take('userSend', verified.sender, origin.clientAddress);
       event = await this.authorise(m, verified.sender, body);
+      if (mls) {
+        if (mls.header.contentType === ContentType.APPLICATION && this.deps.trustHistory !== true) await this.checkApplicationEpoch(event.cid, mls.header.epoch);
+        // Handshake messages never count as unread nor become a chat's preview.
+        event.counts = event.counts && mls.info.role === 'application';
+        event.mls = mls.info;
+      }
       audience = await this.audience(event);
     } catch (e) {
       // A resend of a stored message gets the first delivery's answer whatever changed since (its
@@ -130,8 +144,53 @@ export class MessageService {
     }
     const outcome = await this.deps.committer.append(event);
     if (outcome.status === 'duplicate') return this.duplicateOf(outcome.event, body, sender);
+    if (outcome.status === 'refused') {
+      // Nothing was stored nor is pushed (a losing commit's Welcome is never released).
+      if (outcome.code === 'MLS_STALE_EPOCH') this.mlsEpochs.saw(event.cid, outcome.currentEpoch);
+      throw new AppError(outcome.code, undefined, { currentEpoch: outcome.currentEpoch });
+    }
+    if (event.mls?.role === 'commit') this.mlsEpochs.saw(event.cid, event.mls.epoch + 1);
     this.publish(outcome.event, audience);
     return { id: m.id, chatId: chatIdFor(outcome.event.cid, sender), seq: outcome.event.seq, receivedAt: outcome.event.receivedAt, duplicate: false };
+  }
+
+  /**
+   * docs/e2ee.md section 4 on a message's own bytes (no store read): the payload of an `encryptedBy: "MLS"`
+   * message is one well-formed MLS message of this conversation's group, and `type` is `MLS` exactly for
+   * handshakes. Hides (kind 4) carry no content and are not MLS messages whatever they say.
+   */
+  private classifyMls(m: RelationMessage): { header: MlsHeader; info: MlsEventInfo } | null {
+    if (m.encryptedBy !== 'MLS' || m.kind === Kind.HIDE) {
+      if (m.type === 'MLS') throw new AppError('INVALID_FIELD', 'type MLS is only for MLS handshake messages', { field: 'type' });
+      return null;
+    }
+    const bytes = strictBase64(m.payload);
+    const header = parseMlsBytes(bytes);
+    const sender = m.sender.toLowerCase();
+    const receiver = m.receiver.toLowerCase();
+    const cid = m.kind === Kind.P2P ? dmCid(sender, receiver) : receiver;
+    if (header.groupId !== cid) throw new AppError('MLS_WRONG_GROUP');
+    const handshake = header.contentType !== ContentType.APPLICATION;
+    if (handshake !== (m.type === 'MLS')) {
+      throw new AppError('INVALID_FIELD', handshake ? 'an MLS proposal or commit has type MLS' : 'type MLS is only for MLS handshake messages', { field: 'type' });
+    }
+    const role = header.contentType === ContentType.COMMIT ? 'commit' : header.contentType === ContentType.PROPOSAL ? 'proposal' : 'application';
+    return { header, info: { role, epoch: header.epoch, hash: createHash('sha256').update(bytes).digest('hex') } };
+  }
+
+  /**
+   * An application message may not be ahead of the group's epoch, nor at an epoch whose removal the proxy
+   * proposed and nobody committed. Checked against this process's view (no store read once the group is
+   * known here); a message that looks ahead re-reads the store first, as another process may have stored
+   * the commit. (Handshakes are checked by the store's commit transaction itself.)
+   */
+  private async checkApplicationEpoch(cid: string, epoch: number): Promise<void> {
+    let g = await this.mlsEpochs.get(cid);
+    if (epoch > g.epoch) g = await this.mlsEpochs.refresh(cid);
+    if (epoch > g.epoch) throw new AppError('MLS_FUTURE_EPOCH', undefined, { currentEpoch: g.epoch });
+    if (g.pendingRemovalEpoch !== null && g.pendingRemovalEpoch === g.epoch && epoch === g.epoch) {
+      throw new AppError('MLS_COMMIT_REQUIRED', undefined, { currentEpoch: g.epoch });
+    }
   }
 
   private duplicateOf(existing: StoredEvent, body: string, sender: string): SubmitResult {

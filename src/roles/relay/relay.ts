@@ -13,6 +13,8 @@ export class Relay {
   /** Appends durably; resolves with the stored event (its `seq` is the event's `mid`). */
   async append(event: NewEvent): Promise<StoredEvent> {
     const outcome = await this.committer.append(event);
+    // The /im face carries no MLS events, so the store has no MLS rule to refuse one with.
+    if (outcome.status === 'refused') throw new Error(`the store refused an /im event: ${outcome.code}`);
     return outcome.event;
   }
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { AppError } from '../../errors/app-error.js';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsGroupState, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { Batcher } from './batcher.js';
 import { checkConnection, checkout, createPool, describeUrl, isTransient } from './db.js';
@@ -201,11 +201,24 @@ export class PostgresStore implements Store {
       // The commit_position lock is held from the second flight to COMMIT: fewer round trips inside it
       // is shorter waiting for every other process.
       const existing = new Map<string, StoredEvent>();
-      const [, dupRows] = await Promise.all([
+      // MLS events (docs/e2ee.md section 4) add two statements to the first flight, only when the batch
+      // holds any: the replay check, and the groups' epochs of its handshakes, locked FOR UPDATE in cid
+      // order (before commit_position, as every transaction takes them: no deadlock) until COMMIT.
+      const mlsEvents = events.filter((e) => e.mls);
+      const handshakeCids = [...new Set(mlsEvents.filter((e) => e.mls?.role !== 'application').map((e) => e.cid))].sort();
+      const [, dupRows, replayRows, groupRows] = await Promise.all([
         client.query('BEGIN'),
         ids.length > 0 ? client.query<EventRow>(`SELECT ${EVENT_COLS} FROM events e WHERE e.id = ANY($1::text[])`, [ids]) : null,
+        mlsEvents.length > 0 ? client.query<{ cid: string; mls_hash: string }>(`SELECT e.cid, e.mls_hash FROM events e
+          JOIN unnest($1::text[], $2::text[]) AS v(cid, h) ON e.cid = v.cid AND e.mls_hash = v.h`,
+        [mlsEvents.map((e) => e.cid), mlsEvents.map((e) => e.mls?.hash)]) : null,
+        handshakeCids.length > 0 ? client.query<{ cid: string; epoch: number }>('SELECT cid, epoch FROM mls_groups WHERE cid = ANY($1::text[]) ORDER BY cid FOR UPDATE', [handshakeCids]) : null,
       ]);
       for (const row of dupRows?.rows ?? []) existing.set(row.id as string, toEvent(row));
+      const seenHashes = new Set((replayRows?.rows ?? []).map((r) => `${r.cid}\n${r.mls_hash}`));
+      const groups = new Map<string, { epoch: number; known: boolean; dirty: boolean; at: number }>();
+      for (const r of groupRows?.rows ?? []) groups.set(r.cid, { epoch: r.epoch, known: true, dirty: false, at: 0 });
+      const refused = new Map<number, AppendOutcome>();
       // Which events are new; a later copy of an id in the same batch is a duplicate of the first.
       const firstOf = new Map<string, number>();
       const fresh: number[] = [];
@@ -213,6 +226,28 @@ export class PostgresStore implements Store {
         if (ev.id !== null) {
           if (existing.has(ev.id) || firstOf.has(ev.id)) return;
           firstOf.set(ev.id, i);
+        }
+        const mls = ev.mls;
+        if (mls) {
+          let g = groups.get(ev.cid);
+          if (!g) groups.set(ev.cid, (g = { epoch: 0, known: false, dirty: false, at: 0 }));
+          const key = `${ev.cid}\n${mls.hash}`;
+          if (seenHashes.has(key)) {
+            refused.set(i, { status: 'refused', code: 'MLS_REPLAY', currentEpoch: g.epoch });
+            return;
+          }
+          if (mls.role !== 'application') {
+            if (mls.epoch !== g.epoch) {
+              refused.set(i, { status: 'refused', code: 'MLS_STALE_EPOCH', currentEpoch: g.epoch });
+              return;
+            }
+            if (mls.role === 'commit') {
+              g.epoch++;
+              g.dirty = true;
+              g.at = ev.receivedAt;
+            }
+          }
+          seenHashes.add(key);
         }
         fresh.push(i);
       });
@@ -245,7 +280,7 @@ export class PostgresStore implements Store {
         const cols = {
           pos: [] as number[], cid: [] as string[], seq: [] as number[], id: [] as (string | null)[], face: [] as number[],
           kind: [] as number[], sender: [] as string[], ts: [] as number[], at: [] as number[], body: [] as string[],
-          counts: [] as boolean[], onlyFor: [] as (string | null)[], bytes: [] as number[],
+          counts: [] as boolean[], onlyFor: [] as (string | null)[], bytes: [] as number[], mlsHash: [] as (string | null)[],
         };
         const members: [string, string, string][] = [];
         const hides: [string, string, number][] = [];
@@ -258,6 +293,7 @@ export class PostgresStore implements Store {
           cols.pos.push(pos); cols.cid.push(ev.cid); cols.seq.push(seq); cols.id.push(ev.id); cols.face.push(ev.face);
           cols.kind.push(ev.kind); cols.sender.push(ev.sender); cols.ts.push(ev.ts); cols.at.push(ev.receivedAt);
           cols.body.push(ev.body); cols.counts.push(ev.counts); cols.onlyFor.push(ev.onlyFor); cols.bytes.push(Buffer.byteLength(ev.body));
+          cols.mlsHash.push(ev.mls ? ev.mls.hash : null);
           if (seq === 1 && ev.participants) {
             const [a, b] = ev.participants;
             members.push([a, ev.cid, b]);
@@ -275,10 +311,23 @@ export class PostgresStore implements Store {
           });
         }
         const last: Promise<unknown>[] = [];
-        last.push(client.query(`INSERT INTO events (pos, cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
+        last.push(client.query(`INSERT INTO events (pos, cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes, mls_hash)
           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::smallint[], $6::integer[], $7::text[],
-            $8::bigint[], $9::bigint[], $10::text[], $11::boolean[], $12::text[], $13::integer[])`,
-        [cols.pos, cols.cid, cols.seq, cols.id, cols.face, cols.kind, cols.sender, cols.ts, cols.at, cols.body, cols.counts, cols.onlyFor, cols.bytes]));
+            $8::bigint[], $9::bigint[], $10::text[], $11::boolean[], $12::text[], $13::integer[], $14::text[])`,
+        [cols.pos, cols.cid, cols.seq, cols.id, cols.face, cols.kind, cols.sender, cols.ts, cols.at, cols.body, cols.counts, cols.onlyFor, cols.bytes, cols.mlsHash]));
+        // Advanced epochs: rows locked above are updated; a group's first row is a plain INSERT, so a
+        // concurrent first commit elsewhere makes this transaction fail (23505) and be retried.
+        const moved = [...groups].filter(([, g]) => g.dirty);
+        const upd = moved.filter(([, g]) => g.known);
+        const ins = moved.filter(([, g]) => !g.known);
+        if (upd.length > 0) {
+          last.push(client.query(`UPDATE mls_groups m SET epoch = v.epoch, updated_at = v.at FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS v(cid, epoch, at)
+            WHERE m.cid = v.cid`, [upd.map(([c]) => c), upd.map(([, g]) => g.epoch), upd.map(([, g]) => g.at)]));
+        }
+        if (ins.length > 0) {
+          last.push(client.query(`INSERT INTO mls_groups (cid, epoch, updated_at) SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])`,
+            [ins.map(([c]) => c), ins.map(([, g]) => g.epoch), ins.map(([, g]) => g.at)]));
+        }
         if (members.length > 0) {
           last.push(client.query(`INSERT INTO chat_members (member, cid, peer) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
             ON CONFLICT DO NOTHING`, [members.map((m) => m[0]), members.map((m) => m[1]), members.map((m) => m[2])]));
@@ -302,7 +351,11 @@ export class PostgresStore implements Store {
       return events.map((ev, i): AppendOutcome => {
         const mine = stored.get(i);
         if (mine) return { status: 'stored', event: mine };
+        const no = refused.get(i);
+        if (no) return no;
         const id = ev.id as string;
+        const firstRefusal = refused.get(firstOf.get(id) as number);
+        if (firstRefusal && !existing.has(id)) return firstRefusal;
         const dup = existing.get(id) ?? stored.get(firstOf.get(id) as number);
         if (!dup) throw new Error(`duplicate ${id} without its stored event`);
         return { status: 'duplicate', event: dup };
@@ -370,6 +423,12 @@ export class PostgresStore implements Store {
   async lastSeq(cid: string): Promise<number> {
     const r = await this.q<{ last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = $1', [cid]);
     return r.rows[0]?.last_seq ?? 0;
+  }
+
+  async mlsGroup(cid: string): Promise<MlsGroupState> {
+    const r = await this.q<{ epoch: number; pending_removal_epoch: number | null }>('SELECT epoch, pending_removal_epoch FROM mls_groups WHERE cid = $1', [cid]);
+    const row = r.rows[0];
+    return { cid, epoch: row?.epoch ?? 0, pendingRemovalEpoch: row?.pending_removal_epoch ?? null };
   }
 
   async getChat(user: string, cid: string): Promise<ChatState | null> {

@@ -101,4 +101,43 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     );
     `,
   },
+  {
+    version: 3,
+    name: 'the MLS Delivery Service: replay hashes, group epochs (CAS), KeyPackage directory, epoch-authenticator reports',
+    up: `
+    ALTER TABLE events ADD COLUMN mls_hash text COLLATE "C";
+    CREATE UNIQUE INDEX events_mls_hash ON events (cid, mls_hash) WHERE mls_hash IS NOT NULL;
+    -- A row appears with a group's first commit (plain INSERT: of two first commits in two processes,
+    -- the second meets the unique key, its transaction is retried and then finds epoch 1) and is locked
+    -- FOR UPDATE by every transaction that stores a handshake for it.
+    CREATE TABLE mls_groups (
+      cid                   text   COLLATE "C" PRIMARY KEY,
+      epoch                 bigint NOT NULL,
+      pending_removal_epoch bigint,
+      group_info            text,
+      group_info_epoch      bigint,
+      updated_at            bigint NOT NULL
+    );
+    CREATE TABLE mls_devices (
+      device_id  text   COLLATE "C" PRIMARY KEY,
+      address    text   COLLATE "C" NOT NULL,
+      credential text   NOT NULL,
+      created_at bigint NOT NULL
+    );
+    CREATE INDEX mls_devices_address ON mls_devices (address);
+    CREATE TABLE mls_key_packages (
+      id          bigserial PRIMARY KEY,
+      device_id   text      COLLATE "C" NOT NULL REFERENCES mls_devices (device_id) ON DELETE CASCADE,
+      package     text      NOT NULL,
+      last_resort boolean   NOT NULL DEFAULT false
+    );
+    CREATE INDEX mls_key_packages_device ON mls_key_packages (device_id, last_resort, id);
+    CREATE TABLE mls_epoch_auth (
+      cid   text   COLLATE "C" NOT NULL,
+      epoch bigint NOT NULL,
+      hash  text   NOT NULL,
+      PRIMARY KEY (cid, epoch)
+    );
+    `,
+  },
 ];

@@ -93,6 +93,43 @@ export const MIGRATIONS = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 6: the MLS Delivery Service (docs/e2ee.md). events.mls_hash: SHA-256 of an MLS message's bytes, unique
+  // per conversation (replays). mls_groups: each group's epoch, advanced by the commit transaction
+  // (compare-and-set), the latest GroupInfo, and the epoch of a removal the proxy proposed that no member
+  // committed yet. The KeyPackage directory: devices, their packages (single use; one last resort kept),
+  // and the first epoch-authenticator hash reported per epoch (fork detection).
+  `
+  ALTER TABLE events ADD COLUMN mls_hash TEXT;
+  CREATE UNIQUE INDEX events_mls_hash ON events (cid, mls_hash) WHERE mls_hash IS NOT NULL;
+  CREATE TABLE mls_groups (
+    cid                   TEXT PRIMARY KEY,
+    epoch                 INTEGER NOT NULL,
+    pending_removal_epoch INTEGER,
+    group_info            TEXT,
+    group_info_epoch      INTEGER,
+    updated_at            INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE mls_devices (
+    device_id     TEXT PRIMARY KEY,
+    address       TEXT    NOT NULL,
+    credential    TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX mls_devices_address ON mls_devices (address);
+  CREATE TABLE mls_key_packages (
+    id          INTEGER PRIMARY KEY,
+    device_id   TEXT    NOT NULL,
+    package     TEXT    NOT NULL,
+    last_resort INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX mls_key_packages_device ON mls_key_packages (device_id, last_resort, id);
+  CREATE TABLE mls_epoch_auth (
+    cid   TEXT    NOT NULL,
+    epoch INTEGER NOT NULL,
+    hash  TEXT    NOT NULL,
+    PRIMARY KEY (cid, epoch)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /**

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsGroupState, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -70,6 +70,7 @@ export class SqliteStore implements Store {
       listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
+      mlsGroup: db.prepare<[string], { epoch: number; pending_removal_epoch: number | null }>('SELECT epoch, pending_removal_epoch FROM mls_groups WHERE cid = ?'),
       listBans: db.prepare<[], { address: string; reason: string; created_at: number }>('SELECT * FROM bans ORDER BY created_at, address'),
     };
   }
@@ -77,7 +78,7 @@ export class SqliteStore implements Store {
   async appendEvents(events: readonly NewEvent[]): Promise<AppendOutcome[]> {
     const written = await this.writer.call('appendEvents', events);
     return written.map((w, i): AppendOutcome => {
-      if (w.status === 'duplicate') return w;
+      if (w.status === 'duplicate' || w.status === 'refused') return w;
       const ev = events[i] as NewEvent;
       return {
         status: 'stored',
@@ -87,6 +88,11 @@ export class SqliteStore implements Store {
         },
       };
     });
+  }
+
+  async mlsGroup(cid: string): Promise<MlsGroupState> {
+    const r = this.s.mlsGroup.get(cid);
+    return { cid, epoch: r?.epoch ?? 0, pendingRemovalEpoch: r?.pending_removal_epoch ?? null };
   }
 
   async getEventById(id: string): Promise<StoredEvent | null> {

@@ -8,7 +8,8 @@
 /**
  * @typedef {import('../port.js').NewEvent} NewEvent
  * @typedef {import('../port.js').StoredEvent} StoredEvent
- * @typedef {{ status: 'stored', pos: number, seq: number } | { status: 'duplicate', event: StoredEvent }} WriteOutcome
+ * @typedef {{ status: 'stored', pos: number, seq: number } | { status: 'duplicate', event: StoredEvent }
+ *   | { status: 'refused', code: import('../port.js').MlsRefusal, currentEpoch: number }} WriteOutcome
  * @typedef {{ pos: number, cid: string, seq: number, id: string | null, face: number, kind: number, sender: string,
  *   ts: number, received_at: number, body: string, counts: number, only_for: string | null, revoked_by?: number | null }} EventRow
  */
@@ -34,8 +35,12 @@ export function createWriter(db) {
   const s = {
     byId: db.prepare('SELECT * FROM events WHERE id = ?'),
     conv: db.prepare('SELECT last_seq, last_post_at FROM conversations WHERE cid = ?'),
-    insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertEvent: db.prepare(`INSERT INTO events (cid, seq, id, face, kind, sender, ts, received_at, body, counts, only_for, body_bytes, mls_hash)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    mlsHash: db.prepare('SELECT 1 FROM events WHERE cid = ? AND mls_hash = ?'),
+    mlsGroup: db.prepare('SELECT epoch FROM mls_groups WHERE cid = ?'),
+    mlsAdvance: db.prepare(`INSERT INTO mls_groups (cid, epoch, updated_at) VALUES (?, ?, ?)
+      ON CONFLICT (cid) DO UPDATE SET epoch = excluded.epoch, updated_at = excluded.updated_at`),
     upsertConv: db.prepare(`INSERT INTO conversations (cid, last_seq, last_post_at) VALUES (@cid, @lastSeq, @lastPostAt)
       ON CONFLICT (cid) DO UPDATE SET last_seq = excluded.last_seq, last_post_at = excluded.last_post_at`),
     ensureChat: db.prepare('INSERT OR IGNORE INTO chat_members (user, cid, peer) VALUES (?, ?, ?)'),
@@ -66,6 +71,10 @@ export function createWriter(db) {
     const outcomes = [];
     /** @type {Map<string, { lastSeq: number, lastPostAt: number }>} */
     const convs = new Map();
+    /** @type {Map<string, { epoch: number, dirty: boolean, at: number }>} MLS groups touched by this transaction */
+    const groups = new Map();
+    /** @type {Set<string>} MLS bytes stored by this transaction, `cid\nhash` */
+    const hashes = new Set();
     for (const ev of events) {
       if (ev.id !== null) {
         const existing = /** @type {EventRow | undefined} */ (s.byId.get(ev.id));
@@ -73,6 +82,33 @@ export function createWriter(db) {
           outcomes.push({ status: 'duplicate', event: toEvent(existing) });
           continue;
         }
+      }
+      const mls = ev.mls ?? null;
+      if (mls) {
+        // docs/e2ee.md section 4, inside the transaction: one thread writes, so read-compare-advance is a CAS.
+        let g = groups.get(ev.cid);
+        if (!g) {
+          const row = /** @type {{ epoch: number } | undefined} */ (s.mlsGroup.get(ev.cid));
+          g = { epoch: row?.epoch ?? 0, dirty: false, at: 0 };
+          groups.set(ev.cid, g);
+        }
+        const key = `${ev.cid}\n${mls.hash}`;
+        if (hashes.has(key) || s.mlsHash.get(ev.cid, mls.hash)) {
+          outcomes.push({ status: 'refused', code: 'MLS_REPLAY', currentEpoch: g.epoch });
+          continue;
+        }
+        if (mls.role !== 'application') {
+          if (mls.epoch !== g.epoch) {
+            outcomes.push({ status: 'refused', code: 'MLS_STALE_EPOCH', currentEpoch: g.epoch });
+            continue;
+          }
+          if (mls.role === 'commit') {
+            g.epoch++;
+            g.dirty = true;
+            g.at = ev.receivedAt;
+          }
+        }
+        hashes.add(key);
       }
       let conv = convs.get(ev.cid);
       if (!conv) {
@@ -84,7 +120,7 @@ export function createWriter(db) {
       conv.lastSeq = seq;
       if (ev.counts) conv.lastPostAt = Math.max(conv.lastPostAt, ev.receivedAt);
       const info = s.insertEvent.run(ev.cid, seq, ev.id, ev.face, ev.kind, ev.sender, ev.ts, ev.receivedAt, ev.body, ev.counts ? 1 : 0,
-        ev.onlyFor, Buffer.byteLength(ev.body));
+        ev.onlyFor, Buffer.byteLength(ev.body), mls ? mls.hash : null);
       if (seq === 1 && ev.participants) {
         const [a, b] = ev.participants;
         s.ensureChat.run(a, ev.cid, b);
@@ -97,6 +133,7 @@ export function createWriter(db) {
       outcomes.push({ status: 'stored', pos: Number(info.lastInsertRowid), seq });
     }
     for (const [cid, c] of convs) s.upsertConv.run({ cid, lastSeq: c.lastSeq, lastPostAt: c.lastPostAt });
+    for (const [cid, g] of groups) if (g.dirty) s.mlsAdvance.run(cid, g.epoch, g.at);
     return outcomes;
   }
   const appendTx = db.transaction(appendInTx);
