@@ -201,6 +201,8 @@ export class Connection extends LiveSocket<ConnectionEvents> {
       try {
         show = await this.opts.inspect(m);
       } catch (e) {
+        // The encryptor failed (a network error while joining …): a handshake is still not a chat message.
+        show = !('type' in m.message) || m.message.type !== 'MLS';
         this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
       }
     }

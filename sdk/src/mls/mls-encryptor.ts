@@ -13,7 +13,7 @@ import { TsMlsEngine } from './tsmls.js';
 export const MLS_ENCRYPTED_BY = 'MLS';
 
 /** Why a message could not be opened (the `undecryptable` event's `reason`). */
-export type UndecryptableReason = 'not-a-member' | 'wrong-group' | 'future-epoch' | 'malformed' | 'removed' | 'failed';
+export type UndecryptableReason = 'not-a-member' | 'old-epoch' | 'wrong-group' | 'future-epoch' | 'malformed' | 'removed' | 'failed';
 
 export interface UndecryptableEvent {
   chatId: string;
@@ -73,6 +73,8 @@ export class MlsEncryptor implements MessageEncryptor {
   /** Payloads of handshakes this device sent (their echo is not processed again). */
   private readonly ownHandshakes = new Set<string>();
   private readonly rejoinWanted = new Set<string>();
+  /** Highest seq processed per conversation (where a catch-up starts reading). */
+  private readonly lastSeq = new Map<string, number>();
   private uploading: Promise<void> | null = null;
   private externalSenderTrusted = false;
 
@@ -223,6 +225,15 @@ export class MlsEncryptor implements MessageEncryptor {
       let g = await this.ensureGroup(cid, to.receiver, to.kind);
       if (to.kind === 0) g = await this.addMissingDevices(cid, g, to.receiver);
       const e = await this.engine();
+      // No application message over uncommitted proposals (RFC 9420; the proxy refuses it after its own).
+      if (e.pendingProposals(g) > 0) {
+        const c = await e.commit(g);
+        if ((await this.sendHandshake(cid, to.receiver, to.kind, c.commit)) === 'ok') {
+          g = c.group;
+          await this.saveGroup(cid, g);
+          await this.afterEpochChange(cid, g, true);
+        } else g = await this.catchUp(cid, g);
+      }
       const r = await e.encrypt(g, new TextEncoder().encode(plaintext));
       await this.saveGroup(cid, r.group);
       const payload = b64(r.message);
@@ -248,14 +259,14 @@ export class MlsEncryptor implements MessageEncryptor {
     const e = await this.engine();
     if (publishGroupInfo) {
       try {
-        await this.c.rest.mlsPutGroupInfo(this.restId(cid), Number(g.epoch), b64(await e.groupInfo(g)));
+        await this.c.rest.mlsPutGroupInfo(cid, Number(g.epoch), b64(await e.groupInfo(g)));
       } catch (err) {
         if (!isImError(err, 'MLS_STALE_EPOCH')) throw err;
       }
     }
     const hash = await this.epochAuthHash(cid);
     if (!hash) return;
-    const r = await this.c.rest.mlsEpochAuth(this.restId(cid), Number(g.epoch), hash);
+    const r = await this.c.rest.mlsEpochAuth(cid, Number(g.epoch), hash);
     // Forked (another member saw another epoch authenticator): rejoin by external commit with resync.
     if (r.status === 'out_of_sync') this.scheduleRejoin(cid);
   }
@@ -273,7 +284,7 @@ export class MlsEncryptor implements MessageEncryptor {
     const e = await this.engine();
     const dev = await this.ensureDevice();
     for (let attempt = 0; attempt < 5; attempt++) {
-      const info = await this.c.rest.mlsGroup(this.restId(cid));
+      const info = await this.c.rest.mlsGroup(cid);
       if (info.epoch > 0 || info.groupInfo) return this.joinExisting(cid, receiver, kind, false);
       // Nobody committed yet: create the group and commit epoch 0 -> 1 (the store's compare-and-set decides).
       const own = await e.generateKeyPackage(dev);
@@ -312,6 +323,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   /** Joins a group that exists: a Welcome for this device in the conversation's history, else an external commit. */
   private async joinExisting(cid: string, receiver: string, kind: MessageKind, resync: boolean): Promise<MlsGroup> {
+    // resync: this device had a group state (a fork); the Welcome path is then pointless.
     const e = await this.engine();
     if (!resync && kind === 0) {
       const w = await this.welcomeFromHistory(cid);
@@ -320,12 +332,14 @@ export class MlsEncryptor implements MessageEncryptor {
     const dev = await this.ensureDevice();
     if (kind !== 0 && !this.externalSenderTrusted) await this.trustExternalSender();
     for (let attempt = 0; attempt < 8; attempt++) {
-      const info = await this.c.rest.mlsGroup(this.restId(cid));
+      const info = await this.c.rest.mlsGroup(cid);
       if (!info.groupInfo) {
         await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
         continue;
       }
-      const j = await e.joinExternal(unb64(info.groupInfo), dev, await e.generateKeyPackage(dev), resync);
+      // Resync whenever this device's key still has a leaf (the adapter checks), so a device that lost its
+      // state replaces its stale leaf instead of colliding with it.
+      const j = await e.joinExternal(unb64(info.groupInfo), dev, await e.generateKeyPackage(dev), true);
       const sent = await this.sendHandshake(cid, receiver, kind, j.commit);
       if (sent === 'ok') {
         await this.saveGroup(cid, j.group);
@@ -391,7 +405,13 @@ export class MlsEncryptor implements MessageEncryptor {
     if (!missing) return g;
     const claimed = (await this.claim(addrs)).filter((k) => !inGroup.has(k.deviceId));
     if (claimed.length === 0) return g;
-    const c = await e.commit(g, { add: claimed.map((k) => unb64(k.keyPackage)) });
+    let c: Awaited<ReturnType<MlsEngine['commit']>>;
+    try {
+      c = await e.commit(g, { add: claimed.map((k) => unb64(k.keyPackage)) });
+    } catch {
+      // A package the Authentication Service refuses (an expired delegation …): send without adding.
+      return g;
+    }
     const sent = await this.sendHandshake(cid, receiver, 0, c.welcome ? concatBytes(c.commit, c.welcome) : c.commit);
     if (sent === 'stale') return this.catchUp(cid, g);
     await this.saveGroup(cid, c.group);
@@ -403,7 +423,13 @@ export class MlsEncryptor implements MessageEncryptor {
   private async catchUp(cid: string, g: MlsGroup): Promise<MlsGroup> {
     const e = await this.engine();
     let cur = g;
-    const items = await this.c.rest.list({ chatId: this.restId(cid), afterSeq: 0, limit: 500 });
+    const items = [];
+    for (let after = this.lastSeq.get(cid) ?? 0; ;) {
+      const page = await this.c.rest.list({ chatId: this.restId(cid), afterSeq: after, limit: 50 });
+      items.push(...page);
+      if (page.length < 50) break;
+      after = page[page.length - 1]!.seq;
+    }
     for (const it of items) {
       if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
       const bytes = safeB64(it.payload);
@@ -435,6 +461,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   private async receiveNow(cid: string, m: ServedMessage): Promise<IncomingVerdict> {
     const handshake = m.type === 'MLS';
+    if (typeof m.seq === 'number' && m.seq > (this.lastSeq.get(cid) ?? 0)) this.lastSeq.set(cid, m.seq);
     if (this.opened.has(m.payload) || this.ownHandshakes.has(m.payload)) return { handshake };
     const e = await this.engine();
     const bytes = safeB64(m.payload);
@@ -489,6 +516,8 @@ export class MlsEncryptor implements MessageEncryptor {
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       if (/removed/.test(detail)) return fail('removed', detail);
+      // Sent at an epoch this device never had (before it joined) or whose keys it no longer keeps.
+      if (epoch < g.epoch) return fail('old-epoch', detail);
       return fail('failed', detail);
     }
   }
@@ -538,7 +567,7 @@ export class MlsEncryptor implements MessageEncryptor {
    * arrives cannot read that message (it was encrypted before the join).
    */
   async join(receiver: string, kind: MessageKind): Promise<void> {
-    const cid = conversationId(this.c.address, receiver, kind);
+    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
     await this.queue.run(cid, () => this.ensureGroup(cid, receiver, kind));
   }
 
@@ -558,6 +587,28 @@ export class MlsEncryptor implements MessageEncryptor {
         fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
       }));
     });
+  }
+
+  /**
+   * Commits now (a key update, and every pending proposal) in a conversation this device is a member of.
+   * True when the proxy took it; false when another commit won the epoch (that one arrives in seq order).
+   */
+  update(receiver: string, kind: MessageKind): Promise<boolean> {
+    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
+    return this.queue.run(cid, async () => {
+      const g = await this.ensureGroup(cid, receiver, kind);
+      const e = await this.engine();
+      const c = await e.commit(g);
+      if ((await this.sendHandshake(cid, receiver, kind, c.commit)) === 'stale') return false;
+      await this.saveGroup(cid, c.group);
+      await this.afterEpochChange(cid, c.group, true);
+      return true;
+    });
+  }
+
+  /** Waits until every job queued so far for the conversation ran (tests, orderly shutdown). */
+  idle(receiver: string, kind: MessageKind): Promise<void> {
+    return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
   }
 
   /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
