@@ -10,7 +10,7 @@ export { Backoff } from './backoff.js';
 export { buildMessage, idPreimage, isImEvent, messageId, type MessageFields, type MessageKind, type MessageType, type RelationMessage, type ServedImEvent, type ServedItem, type ServedMessage, type Tag } from './message.js';
 export { SessionManager, createSession, delegationText, sessionSign, DEFAULT_LIFETIME_MS, type SessionKey, type SessionManagerOptions } from './session.js';
 export { fromEip1193, fromEthers, fromViemAccount, privateKeySigner, type Eip1193Provider, type EthersSignerLike, type Signer, type ViemAccountLike } from './signer.js';
-export { LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
+export { IndexedDbStorage, LocalStorage, MemoryStorage, type KeyValueStorage, type WebStorageLike } from './storage.js';
 export { DevEncryptor, DEV_ENCRYPTED_BY, isMessageEncryptor, type Encrypted, type Encryptor, type EncryptorContext, type IncomingVerdict, type MessageEncryptor } from './encryptor.js';
 export { MlsEncryptor, MLS_ENCRYPTED_BY, conversationId, type UndecryptableEvent, type UndecryptableReason } from './mls/mls-encryptor.js';
 export { TsMlsEngine, DEFAULT_SUITE } from './mls/tsmls.js';

@@ -1,0 +1,110 @@
+/**
+ * Benchmark of issue 17 ("Speed"): MLS with ts-mls, in Node (and, with --browser, in Chromium).
+ *
+ *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider noble --reps 3 --browser]
+ *
+ * For each suite (X-Wing 0xF00D, classical 0x0001) and group size it prints each target beside its
+ * figure: encrypt / decrypt one 1 KB message (steady state and first of an epoch), add one member
+ * (create the commit, process it), remove one, join by Welcome and by external commit with every
+ * leaf's credential checked (two secp256k1 EIP-191 recoveries per leaf), and the payload sizes.
+ * Group fixtures (built by batched adds) are cached in the temp directory, so a second run is fast;
+ * the setup time is printed. Figures are CPU-bound and noisy on a shared machine: the load average
+ * is printed beside them.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
+import { hashMessage, getBytes, computeAddress, hexlify } from 'ethers';
+import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, setCpuClock, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '100,1000,10000' },
+    suites: { type: 'string', default: 'xwing,classical' },
+    provider: { type: 'string', default: 'noble' },
+    reps: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '1000' },
+    'no-cache': { type: 'boolean', default: false },
+    browser: { type: 'boolean', default: false },
+    'browser-sizes': { type: 'string', default: '100,1000' },
+  },
+});
+const sizes = values.sizes.split(',').map(Number);
+const suites = values.suites.split(',');
+const provider = PROVIDERS[values.provider];
+if (!provider) throw new Error(`--provider must be one of ${Object.keys(PROVIDERS).join(', ')}`);
+const reps = Number(values.reps);
+const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
+const cacheDir = path.join(tmpdir(), 'relation-im-bench-e2ee');
+mkdirSync(cacheDir, { recursive: true });
+
+export function fixturePath(suite: string, size: number): string {
+  return path.join(cacheDir, `fixture-v2-${suite}-${size}.json`);
+}
+export function loadFixture(suite: string, size: number): Fixture | null {
+  const p = fixturePath(suite, size);
+  if (!existsSync(p)) return null;
+  const j = JSON.parse(readFileSync(p, 'utf8')) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
+  return { ...j, a: unb64(j.a), b: unb64(j.b) };
+}
+export async function getFixture(suite: string, size: number, log: (s: string) => void): Promise<{ fx: Fixture; cached: boolean }> {
+  const hit = values['no-cache'] ? null : loadFixture(suite, size);
+  if (hit) return { fx: hit, cached: true };
+  const fx = await buildFixture(suite, size, provider!, Number(values.batch), log);
+  writeFileSync(fixturePath(suite, size), JSON.stringify({ ...fx, a: b64(fx.a), b: b64(fx.b) }));
+  return { fx, cached: false };
+}
+
+export function printTable(title: string, rows: Row[]): void {
+  console.log(`\n${title}`);
+  const w = Math.max(...rows.map((r) => r.key.length));
+  console.log(`${'measure'.padEnd(w)}  ${'target'.padEnd(10)}  figure`);
+  for (const r of rows) console.log(`${r.key.padEnd(w)}  ${r.target.padEnd(10)}  ${r.figure}${r.ok === null ? '' : r.ok ? '  ok' : '  MISSED'}`);
+}
+
+const log = (s: string): void => console.error(s);
+// Node figures are this process's CPU time (all its threads: WebCrypto runs on libuv's pool), wall beside.
+setCpuClock(() => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+});
+console.log(`bench:e2ee  ts-mls 2.0.0-rc.10, provider ${values.provider}, Node ${process.version}, load average ${load()}; figures = CPU ms of this process (wall ms beside)`);
+
+const cost = await credentialCost(200);
+console.log(`credential check (2 x secp256k1 EIP-191 recovery, ethers verifyMessage): ${cost.perLeafMs.toFixed(2)} ms a leaf; from the cache ${(cost.cachedMs * 1000).toFixed(1)} µs a leaf (load ${load()})`);
+for (const n of sizes) console.log(`  a joiner checking ${n} leaves: ${(n * cost.perLeafMs).toFixed(0)} ms of recoveries alone`);
+// The same check with libsecp256k1 (the native `secp256k1` binding, Node only): what a Node client could pay.
+{
+  const native = createRequire(import.meta.url)('secp256k1') as { ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array };
+  setRecover((message, sig) => {
+    const s = getBytes(sig);
+    return computeAddress(hexlify(native.ecdsaRecover(s.subarray(0, 64), s[64]! - 27, getBytes(hashMessage(message)), false)));
+  });
+  const n = await credentialCost(200);
+  setRecover(null);
+  console.log(`same check with native libsecp256k1 (Node only): ${n.perLeafMs.toFixed(2)} ms a leaf -> ${sizes.map((k) => `${k} leaves ${(k * n.perLeafMs).toFixed(0)} ms`).join(', ')}`);
+}
+
+const allRows: Row[] = [];
+for (const suite of suites) {
+  for (const size of sizes) {
+    const { fx, cached } = await getFixture(suite, size, log);
+    console.log(`\nfixture ${suite} (${SUITE_ID[suite]}) ${size} members: ${cached ? 'from cache' : 'built'} ${fixturePath(suite, size)}; setup took ${(fx.setupMs / 1000).toFixed(1)} s (${fx.setupDetail})`);
+    const l0 = load();
+    const { rows, sizes: bytes } = await measure(fx, { provider: provider!, reps: size >= 10000 ? Math.min(reps, 2) : reps, withCache: true, log });
+    printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, Node, load average ${l0} -> ${load()}`, rows);
+    console.log('payload sizes:');
+    for (const [k, v] of Object.entries(bytes)) console.log(`  ${k}: ${v.toLocaleString('en')} bytes`);
+    allRows.push(...rows);
+  }
+}
+
+const missed = allRows.filter((r) => r.ok === false);
+console.log(`\n${allRows.filter((r) => r.ok !== null).length - missed.length} targets met, ${missed.length} missed${missed.length ? `: ${missed.map((r) => r.key).join('; ')}` : ''}`);
+
+if (values.browser) {
+  const { runInBrowser } = await import('./bench-e2ee-browser.js');
+  await runInBrowser({ sizes: values['browser-sizes'].split(',').map(Number), suites, provider: values.provider, reps, getFixture: (s, n) => getFixture(s, n, log).then((r) => r.fx), printTable });
+}

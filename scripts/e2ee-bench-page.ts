@@ -1,0 +1,20 @@
+/**
+ * The page side of `npm run bench:e2ee -- --browser`: the same measurement core, run in Chromium on a
+ * fixture fetched from the bench's local server (states serialized by the Node side).
+ */
+import { PROVIDERS, credentialCost, measure, unb64, type Fixture } from './e2ee-bench-core.js';
+
+export interface BenchWindow {
+  benchLog?: (s: string) => void;
+  runBench: (args: { suite: string; size: number; provider: string; reps: number }) => Promise<unknown>;
+  runCredentialCost: (n: number) => Promise<unknown>;
+  navigator: { userAgent: string };
+}
+const w = globalThis as unknown as BenchWindow;
+
+w.runBench = async ({ suite, size, provider, reps }) => {
+  const j = (await (await fetch(`/fixture/${suite}/${size}`)).json()) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
+  const fx: Fixture = { ...j, a: unb64(j.a), b: unb64(j.b) };
+  return measure(fx, { provider: PROVIDERS[provider]!, reps, withCache: true, log: (s) => w.benchLog?.(s) });
+};
+w.runCredentialCost = (n) => credentialCost(n);
