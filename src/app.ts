@@ -1,3 +1,5 @@
+import { MlsService } from './roles/mls/mls-service.js';
+import { mlsRoutes } from './gateway/http/mls-routes.js';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -131,7 +133,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   // Abuse bounds, bans and browser access (docs/protocol.md, "Limits").
   const limits = new RateLimits({
     exempt: config.rateLimitExempt, noncePerMin: config.rateNoncePerMin, loginPerMin: config.rateLoginPerMin,
-    sendPerSec: config.rateSendPerSec, userSendPerSec: config.rateUserSendPerSec,
+    sendPerSec: config.rateSendPerSec, userSendPerSec: config.rateUserSendPerSec, mlsClaimPerMin: config.rateMlsClaimPerMin,
   });
   const bans = new BanList(store, hub, clock, (err) => log.error({ err }, 'ban list reload failed'));
   const edge = new HttpEdge({
@@ -162,10 +164,18 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   }
   log.info({ backend, keccak: keccakBackend, verifyThreads: runner.threads }, 'signature recovery ready');
 
+  // The MLS Delivery Service's directory and group records (docs/e2ee.md section 5).
+  const mls = new MlsService({
+    store, push: hub, clock, recoverText: (t, sig) => verifier.recoverText(t, sig), maxDelegationMs: config.maxDelegationMs,
+    maxDevices: config.mlsMaxDevices, lowWater: config.mlsKeyPackagesLow, proxyName: config.mlsExternalSenderName || config.filesPublicUrl || 'relation-im',
+    limitClaim: (user, address) => limits.take('mlsClaim', user, address),
+    resolveChat: async (user, chatId) => (await chats.resolve(user, chatId)).cid,
+  });
   const routes = buildRoutes({
     auth, chats, social, log: log.child({ component: 'http' }), maxBodyBytes: config.maxBodyBytes, listMaxLimit: config.listMaxLimit,
     epoch, health: () => ({ ok: true, connections: hub.connections, recovery: backend, keccak: keccakBackend, verifyThreads: runner.threads }),
     limits, bodyTimeoutMs: config.httpBodyTimeoutMs,
+    mls: mlsRoutes({ auth, mls, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.httpBodyTimeoutMs }),
     extra: adminRoutes({ bans, operatorToken: config.operatorToken, maxBodyBytes: config.maxBodyBytes, bodyTimeoutMs: config.httpBodyTimeoutMs, log: log.child({ component: 'admin' }) }),
   });
   // The MsgPack face (SPEC section 6): SeaKing decides, Relay stores, the Gateway connects and fans out.

@@ -65,6 +65,65 @@ export interface MlsGroupState {
 
 export type MlsRefusal = 'MLS_STALE_EPOCH' | 'MLS_REPLAY';
 
+/** A device of the KeyPackage directory (docs/e2ee.md section 5). */
+export interface MlsDevice {
+  deviceId: string;
+  /** Lowercase wallet address. */
+  address: string;
+  /** Standard base64 of the TLS-encoded MLS credential. */
+  credential: string;
+  createdAt: number;
+  /** Single-use KeyPackages left. */
+  available: number;
+  lastResort: boolean;
+}
+
+export type MlsUploadOutcome =
+  | { status: 'ok'; available: number; lastResort: boolean }
+  | { status: 'refused'; code: 'MLS_TOO_MANY_DEVICES' | 'TOO_MANY_PACKAGES' };
+
+export interface MlsClaimed {
+  address: string;
+  deviceId: string;
+  /** Standard base64 of the MLSMessage (wire format mls_key_package). */
+  keyPackage: string;
+  lastResort: boolean;
+  /** Single-use packages the device has left after this claim. */
+  available: number;
+}
+
+export interface MlsGroupRecord extends MlsGroupState {
+  groupInfo: string | null;
+  groupInfoEpoch: number | null;
+}
+
+/** The Delivery Service's own records (not archived: clients upload them again after a rebuild). */
+export interface MlsDirectory {
+  /**
+   * Adds KeyPackages (and, when given, replaces the last-resort one) of one device, creating the device
+   * if new: refused when that would give the wallet more than `maxDevices` devices or the device more
+   * than `maxPackages` single-use packages. Atomic.
+   */
+  mlsUpload(device: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly string[], lastResort: string | null,
+    limits: { maxDevices: number; maxPackages: number }): Promise<MlsUploadOutcome>;
+  mlsDevices(address: string): Promise<MlsDevice[]>;
+  /** Drops the device (and its packages) if it is the address's; true when it was. */
+  mlsDeleteDevice(address: string, deviceId: string): Promise<boolean>;
+  /**
+   * For every device of every address, one single-use package, removed in the same transaction (two
+   * claimers, in any process, never get the same one); a device with none left gives its last-resort
+   * package, which stays. Devices with neither are left out.
+   */
+  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]>;
+  mlsGroupRecord(cid: string): Promise<MlsGroupRecord>;
+  /** Keeps the GroupInfo only if `epoch` is the group's current one; returns the current epoch either way. */
+  mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }>;
+  /** Records the first hash reported for (cid, epoch) and returns the recorded one. */
+  mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string>;
+  /** The value stored under `key` in the store's own metadata, first setting it to `value` if absent (one winner across processes). */
+  metaGetOrSet(key: string, value: string): Promise<string>;
+}
+
 export interface StoredEvent {
   /** Global commit position (commit order across all conversations). */
   pos: number;
@@ -158,7 +217,7 @@ export interface BanRecord {
   createdAt: number;
 }
 
-export interface Store {
+export interface Store extends MlsDirectory {
   /**
    * Appends events atomically and durably, assigning each its conversation's next seq. A batch is one
    * transaction: when it resolves, every stored event survives a crash. An event whose id exists already

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Wallet } from 'ethers';
+import { delegationText } from '../../src/protocol/delegation.js';
 import {
   createApplicationMessage, createCommit, createGroup, createProposal, defaultCredentialTypes, defaultProposalTypes, encode, generateKeyPackage, generateKeyPackageWithKey,
   getCiphersuiteImpl, mlsMessageEncoder, protocolVersions, unsafeTestingAuthenticationService, wireformats,
@@ -25,11 +26,6 @@ export const b64 = (m: MlsMessage): string => Buffer.from(encode(mlsMessageEncod
 export const bytesB64 = (...parts: Uint8Array[]): string => Buffer.concat(parts.map((p) => Buffer.from(p))).toString('base64');
 export const enc = (m: MlsMessage): Uint8Array => encode(mlsMessageEncoder, m);
 
-/** The delegation text of SPEC section 2 (as test/support/messages.ts makes it). */
-export function delegationText(session: string, createdAt: number, expiresAt: number): string {
-  const fmt = (t: number): string => new Date(t).toISOString();
-  return `授权 ${session} 代理签名，创建时间：${fmt(createdAt)}, 过期时间：${fmt(expiresAt)}`;
-}
 
 export interface CredentialParts {
   wallet: Wallet;

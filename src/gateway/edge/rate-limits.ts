@@ -2,7 +2,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../../errors/app-error.js';
 
 /** What is limited: per client address (nonce, login, send over every face) and per user (userSend). */
-export type LimitName = 'nonce' | 'login' | 'send' | 'userSend';
+export type LimitName = 'nonce' | 'login' | 'send' | 'userSend' | 'mlsClaim';
 
 export interface RateLimitOptions {
   /** Client addresses no limit applies to (default loopback, see RATE_LIMIT_EXEMPT). */
@@ -11,6 +11,8 @@ export interface RateLimitOptions {
   loginPerMin: number;
   sendPerSec: number;
   userSendPerSec: number;
+  /** POST /mls/key-packages/claim per caller per minute (RATE_MLS_CLAIM_PER_MIN). */
+  mlsClaimPerMin?: number;
 }
 
 /**
@@ -32,6 +34,7 @@ export class RateLimits {
     add('login', opts.loginPerMin, 60);
     add('send', opts.sendPerSec, 1);
     add('userSend', opts.userSendPerSec, 1);
+    add('mlsClaim', opts.mlsClaimPerMin ?? 0, 60);
   }
 
   /** True for a client address no limit applies to. */
@@ -62,4 +65,5 @@ const LABEL: Record<LimitName, string> = {
   login: 'too many logins from this address',
   send: 'too many sends from this address',
   userSend: 'too many sends by this user',
+  mlsClaim: 'too many KeyPackage claims by this user',
 };

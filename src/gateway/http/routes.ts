@@ -28,6 +28,8 @@ export interface RouteDeps {
   limits?: RateLimits;
   /** Mounted before the 404 handler (the operator endpoints). */
   extra?: express.Router;
+  /** The MLS Delivery Service's endpoints (docs/e2ee.md section 5). */
+  mls?: express.Router;
 }
 
 type Handler = (req: Request, res: Response) => Promise<void>;
@@ -151,6 +153,7 @@ export function buildRoutes(deps: RouteDeps): express.Express {
     res.status(204).end();
   }));
 
+  if (deps.mls) app.use(deps.mls);
   if (deps.extra) app.use(deps.extra);
   app.use((_req, _res, next) => next(new AppError('NOT_FOUND')));
   // Express recognises an error handler by its four parameters.

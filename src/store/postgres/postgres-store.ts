@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { AppError } from '../../errors/app-error.js';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsGroupState, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsClaimed, MlsDevice, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { Batcher } from './batcher.js';
-import { checkConnection, checkout, createPool, describeUrl, isTransient } from './db.js';
+import { checkConnection, checkout, createPool, describeUrl, inTransaction, isTransient } from './db.js';
 import { migrate } from './migrate.js';
 import { STORE_COMPONENT, STORE_MIGRATIONS } from './schema.js';
 
@@ -429,6 +429,117 @@ export class PostgresStore implements Store {
     const r = await this.q<{ epoch: number; pending_removal_epoch: number | null }>('SELECT epoch, pending_removal_epoch FROM mls_groups WHERE cid = $1', [cid]);
     const row = r.rows[0];
     return { cid, epoch: row?.epoch ?? 0, pendingRemovalEpoch: row?.pending_removal_epoch ?? null };
+  }
+
+  /** One transaction on a pooled connection; a lost database becomes STORE_UNAVAILABLE. */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    await this.ready;
+    try {
+      return await inTransaction(this.pool, fn);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async mlsGroupRecord(cid: string): Promise<MlsGroupRecord> {
+    const r = await this.q<{ epoch: number; pending_removal_epoch: number | null; group_info: string | null; group_info_epoch: number | null }>(
+      'SELECT epoch, pending_removal_epoch, group_info, group_info_epoch FROM mls_groups WHERE cid = $1', [cid]);
+    const row = r.rows[0];
+    return { cid, epoch: row?.epoch ?? 0, pendingRemovalEpoch: row?.pending_removal_epoch ?? null, groupInfo: row?.group_info ?? null, groupInfoEpoch: row?.group_info_epoch ?? null };
+  }
+
+  mlsUpload(d: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly string[], lastResort: string | null,
+    limits: { maxDevices: number; maxPackages: number }): Promise<MlsUploadOutcome> {
+    return this.tx(async (c) => {
+      // One upload per wallet at a time (in the cluster), so the device cap holds under concurrent uploads.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-devices:${d.address}`]);
+      const owner = (await c.query<{ address: string }>('SELECT address FROM mls_devices WHERE device_id = $1', [d.deviceId])).rows[0];
+      if (owner && owner.address !== d.address) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' } as const;
+      const count = async (): Promise<number> => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM mls_key_packages WHERE device_id = $1 AND NOT last_resort', [d.deviceId])).rows[0]?.n ?? 0;
+      if ((owner ? await count() : 0) + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' } as const;
+      if (!owner) {
+        const n = (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM mls_devices WHERE address = $1', [d.address])).rows[0]?.n ?? 0;
+        if (n >= limits.maxDevices) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' } as const;
+        await c.query('INSERT INTO mls_devices (device_id, address, credential, created_at) VALUES ($1, $2, $3, $4)', [d.deviceId, d.address, d.credential, d.createdAt]);
+      }
+      if (packages.length > 0) {
+        await c.query('INSERT INTO mls_key_packages (device_id, package, last_resort) SELECT $1, p, false FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i', [d.deviceId, packages]);
+      }
+      if (lastResort !== null) {
+        await c.query('DELETE FROM mls_key_packages WHERE device_id = $1 AND last_resort', [d.deviceId]);
+        await c.query('INSERT INTO mls_key_packages (device_id, package, last_resort) VALUES ($1, $2, true)', [d.deviceId, lastResort]);
+      }
+      const has = (await c.query('SELECT 1 FROM mls_key_packages WHERE device_id = $1 AND last_resort', [d.deviceId])).rowCount === 1;
+      return { status: 'ok', available: await count(), lastResort: has } as const;
+    });
+  }
+
+  async mlsDevices(address: string): Promise<MlsDevice[]> {
+    const r = await this.q<{ device_id: string; address: string; credential: string; created_at: number; available: number; last_resort: boolean }>(`
+      SELECT d.device_id, d.address, d.credential, d.created_at,
+        (SELECT count(*)::int FROM mls_key_packages k WHERE k.device_id = d.device_id AND NOT k.last_resort) AS available,
+        EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort) AS last_resort
+      FROM mls_devices d WHERE d.address = $1 ORDER BY d.created_at, d.device_id`, [address]);
+    return r.rows.map((x) => ({ deviceId: x.device_id, address: x.address, credential: x.credential, createdAt: x.created_at, available: x.available, lastResort: x.last_resort }));
+  }
+
+  async mlsDeleteDevice(address: string, deviceId: string): Promise<boolean> {
+    const r = await this.q('DELETE FROM mls_devices WHERE device_id = $1 AND address = $2', [deviceId, address]);
+    return r.rowCount === 1;
+  }
+
+  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]> {
+    return this.tx(async (c) => {
+      const devs = (await c.query<{ device_id: string; address: string }>('SELECT device_id, address FROM mls_devices WHERE address = ANY($1::text[]) ORDER BY address, created_at, device_id', [addresses])).rows;
+      if (devs.length === 0) return [];
+      const ids = devs.map((d) => d.device_id);
+      // The oldest single-use package of each device, locked and deleted in one statement; a package
+      // another claimer holds is skipped (SKIP LOCKED), so two claimers never get the same one.
+      const taken = (await c.query<{ device_id: string; package: string }>(`DELETE FROM mls_key_packages k USING (
+          SELECT p.id FROM unnest($1::text[]) AS d(device_id) CROSS JOIN LATERAL (
+            SELECT id FROM mls_key_packages WHERE device_id = d.device_id AND NOT last_resort ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) p) x
+        WHERE k.id = x.id RETURNING k.device_id, k.package`, [ids])).rows;
+      const got = new Map(taken.map((t) => [t.device_id, t.package]));
+      const rest = ids.filter((id) => !got.has(id));
+      const last = rest.length === 0 ? new Map<string, string>() : new Map((await c.query<{ device_id: string; package: string }>(
+        'SELECT device_id, package FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND last_resort', [rest])).rows.map((r) => [r.device_id, r.package]));
+      const left = new Map((await c.query<{ device_id: string; n: number }>(
+        'SELECT device_id, count(*)::int AS n FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND NOT last_resort GROUP BY device_id', [ids])).rows.map((r) => [r.device_id, r.n]));
+      const out: MlsClaimed[] = [];
+      for (const d of devs) {
+        const one = got.get(d.device_id);
+        if (one !== undefined) out.push({ address: d.address, deviceId: d.device_id, keyPackage: one, lastResort: false, available: left.get(d.device_id) ?? 0 });
+        else {
+          const lr = last.get(d.device_id);
+          if (lr !== undefined) out.push({ address: d.address, deviceId: d.device_id, keyPackage: lr, lastResort: true, available: left.get(d.device_id) ?? 0 });
+        }
+      }
+      return out;
+    });
+  }
+
+  mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }> {
+    return this.tx(async (c) => {
+      const row = (await c.query<{ epoch: number }>('SELECT epoch FROM mls_groups WHERE cid = $1 FOR UPDATE', [cid])).rows[0];
+      const currentEpoch = row?.epoch ?? 0;
+      if (epoch !== currentEpoch) return { stored: false, currentEpoch };
+      if (row) await c.query('UPDATE mls_groups SET group_info = $2, group_info_epoch = $3, updated_at = $4 WHERE cid = $1', [cid, groupInfo, epoch, now]);
+      // No row yet (epoch 0): a first commit racing this one meets the unique key and is retried.
+      else await c.query('INSERT INTO mls_groups (cid, epoch, group_info, group_info_epoch, updated_at) VALUES ($1, 0, $2, 0, $3) ON CONFLICT (cid) DO NOTHING', [cid, groupInfo, now]);
+      return { stored: true, currentEpoch };
+    });
+  }
+
+  async mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string> {
+    const r = await this.q<{ hash: string }>(`WITH ins AS (INSERT INTO mls_epoch_auth (cid, epoch, hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING hash)
+      SELECT hash FROM ins UNION ALL SELECT hash FROM mls_epoch_auth WHERE cid = $1 AND epoch = $2 LIMIT 1`, [cid, epoch, hash]);
+    return (r.rows[0] as { hash: string }).hash;
+  }
+
+  async metaGetOrSet(key: string, value: string): Promise<string> {
+    const r = await this.q<{ value: string }>(`WITH ins AS (INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING value)
+      SELECT value FROM ins UNION ALL SELECT value FROM store_meta WHERE key = $1 LIMIT 1`, [key, value]);
+    return (r.rows[0] as { value: string }).value;
   }
 
   async getChat(user: string, cid: string): Promise<ChatState | null> {

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsGroupState, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsClaimed, MlsDevice, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -70,7 +70,11 @@ export class SqliteStore implements Store {
       listAdmins: db.prepare<[string], { user: string }>('SELECT user FROM group_admins WHERE cid = ? ORDER BY user'),
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
-      mlsGroup: db.prepare<[string], { epoch: number; pending_removal_epoch: number | null }>('SELECT epoch, pending_removal_epoch FROM mls_groups WHERE cid = ?'),
+      mlsGroup: db.prepare<[string], { epoch: number; pending_removal_epoch: number | null; group_info: string | null; group_info_epoch: number | null }>('SELECT * FROM mls_groups WHERE cid = ?'),
+      mlsDevices: db.prepare<[string], { device_id: string; address: string; credential: string; created_at: number; available: number; last_resort: number }>(`
+        SELECT d.*, (SELECT COUNT(*) FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 0) AS available,
+          EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 1) AS last_resort
+        FROM mls_devices d WHERE d.address = ? ORDER BY d.created_at, d.device_id`),
       listBans: db.prepare<[], { address: string; reason: string; created_at: number }>('SELECT * FROM bans ORDER BY created_at, address'),
     };
   }
@@ -93,6 +97,41 @@ export class SqliteStore implements Store {
   async mlsGroup(cid: string): Promise<MlsGroupState> {
     const r = this.s.mlsGroup.get(cid);
     return { cid, epoch: r?.epoch ?? 0, pendingRemovalEpoch: r?.pending_removal_epoch ?? null };
+  }
+
+  async mlsGroupRecord(cid: string): Promise<MlsGroupRecord> {
+    const r = this.s.mlsGroup.get(cid);
+    return { cid, epoch: r?.epoch ?? 0, pendingRemovalEpoch: r?.pending_removal_epoch ?? null, groupInfo: r?.group_info ?? null, groupInfoEpoch: r?.group_info_epoch ?? null };
+  }
+
+  mlsUpload(...a: Parameters<Store['mlsUpload']>): Promise<MlsUploadOutcome> {
+    return this.writer.call('mlsUpload', ...a);
+  }
+
+  async mlsDevices(address: string): Promise<MlsDevice[]> {
+    return this.s.mlsDevices.all(address).map((r) => ({
+      deviceId: r.device_id, address: r.address, credential: r.credential, createdAt: r.created_at, available: r.available, lastResort: r.last_resort === 1,
+    }));
+  }
+
+  mlsDeleteDevice(address: string, deviceId: string): Promise<boolean> {
+    return this.writer.call('mlsDeleteDevice', address, deviceId);
+  }
+
+  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]> {
+    return this.writer.call('mlsClaim', addresses);
+  }
+
+  mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }> {
+    return this.writer.call('mlsPutGroupInfo', cid, epoch, groupInfo, now);
+  }
+
+  mlsEpochAuth(cid: string, epoch: number, hash: string): Promise<string> {
+    return this.writer.call('mlsEpochAuth', cid, epoch, hash);
+  }
+
+  metaGetOrSet(key: string, value: string): Promise<string> {
+    return this.writer.call('metaGetOrSet', key, value);
   }
 
   async getEventById(id: string): Promise<StoredEvent | null> {

@@ -60,7 +60,72 @@ export function createWriter(db) {
     putBan: db.prepare('INSERT OR REPLACE INTO bans (address, reason, created_at) VALUES (?, ?, ?)'),
     deleteBan: db.prepare('DELETE FROM bans WHERE address = ?'),
     revoke: db.prepare('UPDATE events SET revoked_by = ? WHERE cid = ? AND seq = ? AND revoked_by IS NULL'),
+    // the MLS directory (docs/e2ee.md section 5)
+    devAddress: db.prepare('SELECT address FROM mls_devices WHERE device_id = ?'),
+    devCount: db.prepare('SELECT COUNT(*) AS n FROM mls_devices WHERE address = ?'),
+    devInsert: db.prepare('INSERT INTO mls_devices (device_id, address, credential, created_at) VALUES (?, ?, ?, ?)'),
+    devDelete: db.prepare('DELETE FROM mls_devices WHERE device_id = ? AND address = ?'),
+    devList: db.prepare('SELECT device_id, address FROM mls_devices WHERE address = ? ORDER BY created_at, device_id'),
+    pkgCount: db.prepare('SELECT COUNT(*) AS n FROM mls_key_packages WHERE device_id = ? AND last_resort = 0'),
+    pkgHasLast: db.prepare('SELECT 1 FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
+    pkgInsert: db.prepare('INSERT INTO mls_key_packages (device_id, package, last_resort) VALUES (?, ?, ?)'),
+    pkgDropLast: db.prepare('DELETE FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
+    pkgDropAll: db.prepare('DELETE FROM mls_key_packages WHERE device_id = ?'),
+    pkgFirst: db.prepare('SELECT id, package FROM mls_key_packages WHERE device_id = ? AND last_resort = 0 ORDER BY id LIMIT 1'),
+    pkgLast: db.prepare('SELECT package FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
+    pkgDelete: db.prepare('DELETE FROM mls_key_packages WHERE id = ?'),
+    groupEpoch: db.prepare('SELECT epoch FROM mls_groups WHERE cid = ?'),
+    groupInfo: db.prepare(`INSERT INTO mls_groups (cid, epoch, group_info, group_info_epoch, updated_at) VALUES (@cid, @epoch, @info, @epoch, @now)
+      ON CONFLICT (cid) DO UPDATE SET group_info = excluded.group_info, group_info_epoch = excluded.group_info_epoch, updated_at = excluded.updated_at`),
+    authInsert: db.prepare('INSERT OR IGNORE INTO mls_epoch_auth (cid, epoch, hash) VALUES (?, ?, ?)'),
+    authGet: db.prepare('SELECT hash FROM mls_epoch_auth WHERE cid = ? AND epoch = ?'),
+    metaInsert: db.prepare('INSERT OR IGNORE INTO store_meta (key, value) VALUES (?, ?)'),
+    metaGet: db.prepare('SELECT value FROM store_meta WHERE key = ?'),
   };
+
+  /** @param {string} deviceId */
+  const available = (deviceId) => /** @type {{ n: number }} */ (s.pkgCount.get(deviceId)).n;
+  const mlsUploadTx = db.transaction(
+    /**
+     * @param {{ deviceId: string, address: string, credential: string, createdAt: number }} d
+     * @param {readonly string[]} packages @param {string | null} lastResort
+     * @param {{ maxDevices: number, maxPackages: number }} limits
+     * @returns {import('../port.js').MlsUploadOutcome}
+     */
+    (d, packages, lastResort, limits) => {
+      const owner = /** @type {{ address: string } | undefined} */ (s.devAddress.get(d.deviceId));
+      if (owner && owner.address !== d.address) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' };
+      if ((owner ? available(d.deviceId) : 0) + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' };
+      if (!owner) {
+        if (/** @type {{ n: number }} */ (s.devCount.get(d.address)).n >= limits.maxDevices) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' };
+        s.devInsert.run(d.deviceId, d.address, d.credential, d.createdAt);
+      }
+      for (const p of packages) s.pkgInsert.run(d.deviceId, p, 0);
+      if (lastResort !== null) {
+        s.pkgDropLast.run(d.deviceId);
+        s.pkgInsert.run(d.deviceId, lastResort, 1);
+      }
+      return { status: 'ok', available: available(d.deviceId), lastResort: s.pkgHasLast.get(d.deviceId) !== undefined };
+    });
+  const mlsClaimTx = db.transaction(
+    /** @param {readonly string[]} addresses @returns {import('../port.js').MlsClaimed[]} */
+    (addresses) => {
+      /** @type {import('../port.js').MlsClaimed[]} */
+      const out = [];
+      for (const address of addresses) {
+        for (const d of /** @type {{ device_id: string, address: string }[]} */ (s.devList.all(address))) {
+          const one = /** @type {{ id: number, package: string } | undefined} */ (s.pkgFirst.get(d.device_id));
+          if (one) {
+            s.pkgDelete.run(one.id);
+            out.push({ address, deviceId: d.device_id, keyPackage: one.package, lastResort: false, available: available(d.device_id) });
+            continue;
+          }
+          const last = /** @type {{ package: string } | undefined} */ (s.pkgLast.get(d.device_id));
+          if (last) out.push({ address, deviceId: d.device_id, keyPackage: last.package, lastResort: true, available: 0 });
+        }
+      }
+      return out;
+    });
 
   /**
    * @param {readonly NewEvent[]} events
@@ -182,6 +247,32 @@ export function createWriter(db) {
       const ok = s.consumeNonce.run(nonce, now).changes === 1;
       s.pruneNonces.run(now - 86_400_000);
       return ok;
+    },
+    mlsUpload: /** @type {typeof mlsUploadTx} */ ((d, packages, lastResort, limits) => mlsUploadTx.immediate(d, packages, lastResort, limits)),
+    mlsClaim: /** @param {readonly string[]} addresses */ (addresses) => mlsClaimTx.immediate(addresses),
+    /** @param {string} address @param {string} deviceId @returns {boolean} */
+    mlsDeleteDevice: (address, deviceId) => db.transaction(() => {
+      if (s.devDelete.run(deviceId, address).changes !== 1) return false;
+      s.pkgDropAll.run(deviceId);
+      return true;
+    }).immediate(),
+    /** @param {string} cid @param {number} epoch @param {string} info @param {number} now */
+    mlsPutGroupInfo: (cid, epoch, info, now) => db.transaction(() => {
+      const row = /** @type {{ epoch: number } | undefined} */ (s.groupEpoch.get(cid));
+      const currentEpoch = row?.epoch ?? 0;
+      if (epoch !== currentEpoch) return { stored: false, currentEpoch };
+      s.groupInfo.run({ cid, info, epoch, now });
+      return { stored: true, currentEpoch };
+    }).immediate(),
+    /** @param {string} cid @param {number} epoch @param {string} hash @returns {string} */
+    mlsEpochAuth: (cid, epoch, hash) => {
+      s.authInsert.run(cid, epoch, hash);
+      return /** @type {{ hash: string }} */ (s.authGet.get(cid, epoch)).hash;
+    },
+    /** @param {string} key @param {string} value @returns {string} */
+    metaGetOrSet: (key, value) => {
+      s.metaInsert.run(key, value);
+      return /** @type {{ value: string }} */ (s.metaGet.get(key)).value;
     },
     /** @param {{ address: string, reason: string, createdAt: number }} b */
     putBan: (b) => { s.putBan.run(b.address, b.reason, b.createdAt); },
