@@ -8,6 +8,9 @@ import { createLogger } from '../../src/log/logger.js';
 import type { ChainRelations } from '../../src/roles/relations/chain/chain-relations.js';
 import { adminRoutes } from '../../src/gateway/http/admin.js';
 import { buildRoutes } from '../../src/gateway/http/routes.js';
+import { mlsRoutes } from '../../src/gateway/http/mls-routes.js';
+import { createGroupInfoWithExternalPubAndRatchetTree, encode, mlsMessageEncoder, protocolVersions, wireformats } from 'ts-mls';
+import { device, keyPackage, soloGroup, suite } from '../support/mls.js';
 import { ImClient, imUrl } from '../support/im-client.js';
 import { makeIdentity, signedMessage, type Identity } from '../support/messages.js';
 import { OpenApiChecker, METHODS } from '../support/openapi.js';
@@ -294,6 +297,32 @@ describe('REST answers match docs/openapi.yaml', () => {
     await err('DELETE', `/admin/bans/${who}`, 404, 'NOT_FOUND', op);
   });
 
+  it('mls: KeyPackages, devices, claims, groups, GroupInfo, epoch-auth, external sender (docs/e2ee.md section 5)', async () => {
+    const d = await device({ wallet: ids.alice.wallet, session: ids.alice.session });
+    const kp = await keyPackage(d);
+    const up = await call('POST', '/mls/key-packages', 200, { token: tokens['alice'], body: { keyPackages: [kp.b64], lastResort: (await keyPackage(d)).b64 } });
+    expect(up).toEqual({ deviceId: d.deviceId, available: 1, lastResort: true });
+    await err('POST', '/mls/key-packages', 403, 'MLS_CREDENTIAL_MISMATCH', { token: tokens['bob'], body: { keyPackages: [kp.b64] } });
+    await err('POST', '/mls/key-packages', 400, 'MLS_MALFORMED', { token: tokens['alice'], body: { keyPackages: ['AAAA'] } });
+    expect(await call('GET', `/mls/devices/${ids.alice.address}`, 200, { token: tokens['bob'] })).toMatchObject({ devices: [{ deviceId: d.deviceId, available: 1 }] });
+    expect(await call('POST', '/mls/key-packages/claim', 200, { token: tokens['bob'], body: { addresses: [ids.alice.address] } })).toMatchObject({ keyPackages: [{ keyPackage: kp.b64, lastResort: false }], missing: [] });
+    await err('POST', '/mls/key-packages/claim', 404, 'MLS_NO_KEY_PACKAGE', { token: tokens['alice'], body: { addresses: [ids.outsider.address] } });
+    const cid = dmCid(ids.alice.address, ids.bob.address);
+    const group = await call('GET', `/mls/groups/${ids.bob.address}`, 200, { token: tokens['alice'] });
+    expect(group).toMatchObject({ cid, epoch: 0, groupInfo: null, groupInfoEpoch: null });
+    await err('GET', `/mls/groups/${dao}`, 403, 'NOT_MEMBER', { token: tokens['outsider'] });
+    const state = await soloGroup(cid);
+    const gi = Buffer.from(encode(mlsMessageEncoder, { wireformat: wireformats.mls_group_info, version: protocolVersions.mls10, groupInfo: await createGroupInfoWithExternalPubAndRatchetTree(state, [], await suite()) })).toString('base64');
+    expect(await call('PUT', `/mls/groups/${ids.bob.address}/group-info`, 200, { token: tokens['alice'], body: { epoch: 0, groupInfo: gi } })).toEqual({ cid, epoch: 0 });
+    await err('PUT', `/mls/groups/${ids.bob.address}/group-info`, 400, 'MLS_MALFORMED', { token: tokens['alice'], body: { epoch: 0, groupInfo: 'AAAA' } });
+    const hash = createHash('sha256').update('epoch 0').digest('hex');
+    expect(await call('POST', `/mls/groups/${ids.bob.address}/epoch-auth`, 200, { token: tokens['alice'], body: { epoch: 0, hash } })).toEqual({ status: 'ok' });
+    expect(await call('POST', `/mls/groups/${ids.alice.address}/epoch-auth`, 200, { token: tokens['bob'], body: { epoch: 0, hash: '0'.repeat(64) } })).toEqual({ status: 'out_of_sync', epoch: 0 });
+    expect(await call('GET', '/mls/external-sender', 200, { token: tokens['bob'] })).toEqual((group as { externalSender: unknown }).externalSender);
+    await call('DELETE', `/mls/devices/${d.deviceId}`, 204, { token: tokens['alice'] });
+    await err('DELETE', `/mls/devices/${d.deviceId}`, 404, 'MLS_NO_KEY_PACKAGE', { token: tokens['alice'] });
+  });
+
   it('an unknown path is NOT_FOUND with the error body', async () => {
     const res = await fetch(`${srv.url}/no/such/thing`);
     expect(res.status).toBe(404);
@@ -333,7 +362,8 @@ describe('every route the server serves is in docs/openapi.yaml', () => {
     const rest = expressRoutes(buildRoutes({ auth: {} as never, chats: {} as never, social: {} as never, log, maxBodyBytes: 1024, listMaxLimit: 10, health: () => ({}), epoch: () => '' }));
     const archive = expressRoutes(archiveRoutes({ status: () => Promise.reject(new Error('unused')), log }));
     const admin = routerRoutes(adminRoutes({ bans: {} as never, operatorToken: '', maxBodyBytes: 1024, bodyTimeoutMs: 1000, log }));
-    expect([...rest, ...archive, ...admin, ...RAW].sort()).toEqual(documented);
+    const mls = routerRoutes(mlsRoutes({ auth: {} as never, mls: {} as never, maxBodyBytes: 1024 }));
+    expect([...rest, ...archive, ...admin, ...mls, ...RAW].sort()).toEqual(documented);
   });
 
   it('the raw routes answer no other method, and /ws and /im are upgrades only', async () => {

@@ -25,13 +25,14 @@ export function mlsRoutes(deps: { auth: AuthService; mls: MlsService; maxBodyByt
 
   r.post('/mls/key-packages', authed(async (req, res, s) => json(res, await deps.mls.upload(s.address, await body(req)))));
   r.post('/mls/key-packages/claim', authed(async (req, res, s) => json(res, await deps.mls.claim(s.address, await body(req), clientAddress(req.socket)))));
-  r.get('/mls/devices/:address', authed(async (req, res) => {
-    const a = param(req, 'address');
+  // One path parameter name for both (OpenAPI has one path /mls/devices/{id}): an address for GET, a device id for DELETE.
+  r.get('/mls/devices/:id', authed(async (req, res) => {
+    const a = param(req, 'id');
     if (!isAddress(a)) throw new AppError('INVALID_FIELD', 'address must be an address', { field: 'address' });
     json(res, await deps.mls.devices(a));
   }));
-  r.delete('/mls/devices/:deviceId', authed(async (req, res, s) => {
-    await deps.mls.deleteDevice(s.address, param(req, 'deviceId'));
+  r.delete('/mls/devices/:id', authed(async (req, res, s) => {
+    await deps.mls.deleteDevice(s.address, param(req, 'id'));
     res.status(204).end();
   }));
   r.get('/mls/groups/:chatId', authed(async (req, res, s) => json(res, await deps.mls.group(s.address, param(req, 'chatId')))));
