@@ -139,13 +139,19 @@ describe('TsMlsEngine (real ts-mls, X-Wing suite)', () => {
     const rc = await e.commit(ga);
     ga = rc.group;
     expect(e.members(ga)).toHaveLength(1);
-    const rb = await e.process(gb, rc.commit);
-    expect(rb).toMatchObject({ kind: 'commit', removedSelf: true });
-    // After the removal the removed device's state refuses everything (it is dropped by the encryptor).
-    // NOTE: ts-mls 2.0.0-rc.10 lets the removed member derive the new epoch when it processes its own
-    // removal; the refusal here is the SDK's (see docs/e2ee.md section 9), not the cryptography's.
+    // The removed device learns it was removed, or (ts-mls, depending on the tree's shape: its issue
+    // #440) cannot process the commit at all; either way it cannot go on in the new epoch.
+    const rb = await e.process(gb, rc.commit).catch((err: unknown) => err as Error);
     const after = await e.encrypt(ga, te.encode('secret after removal'));
-    await expect(e.process(rb.group, after.message)).rejects.toThrow(/removed/);
-    await expect(e.encrypt(rb.group, te.encode('x'))).rejects.toThrow();
+    if (rb instanceof Error) {
+      expect(rb.message).toMatch(/common ancestor|overlap/);
+      await expect(e.process(gb, after.message)).rejects.toThrow();
+    } else {
+      expect(rb).toMatchObject({ kind: 'commit', removedSelf: true });
+      // NOTE: ts-mls 2.0.0-rc.10 may let the removed member derive the new epoch when it processes its own
+      // removal; the refusal here is the SDK's adapter (docs/e2ee.md section 9), not the cryptography's.
+      await expect(e.process(rb.group, after.message)).rejects.toThrow(/removed/);
+      await expect(e.encrypt(rb.group, te.encode('x'))).rejects.toThrow();
+    }
   });
 });

@@ -78,6 +78,11 @@ describe('MLS by default (real server)', () => {
       }
     }
     expect(bob.bad).toEqual([]);
+    // After a restart (same storage) the history still reads: MLS opened each message once, the client
+    // kept the texts in its own storage (never the server's).
+    const again = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.bob), storage: bob.storage });
+    const first = served.find((m) => 'id' in m && m.id === r.id)!;
+    expect(await again.decrypt(first)).toBe(secret);
   }, 60_000);
 
   it('two clients starting the same direct chat at once end in one group and both read', async () => {
@@ -117,33 +122,5 @@ describe('MLS by default (real server)', () => {
     await alice.client.send(bob.client.address, after);
     await until(async () => (await hasText(bob2b, after)) && (await hasText(bob, after)), 30_000, 'rejoined device reads');
     expect(await bob2b.mls.epochAuthHash(cid)).toBe(await alice.mls.epochAuthHash(cid));
-  }, 90_000);
-
-  it('randomized: N devices commit at the same epoch of a DAO group, exactly one wins, all converge', async () => {
-    // Earlier devices would join the DAO group on their own when its first message reaches them.
-    for (const d of all) d.client.close();
-    const who: (keyof Demo['keys'])[] = ['alice', 'bob', 'carol'];
-    const n = 2 + Math.floor(Math.random() * 7); // 2..8 (bounded for npm test on a loaded machine)
-    const devs: Dev[] = [];
-    for (let i = 0; i < n; i++) devs.push(await dev(who[i % who.length]!));
-    const cid = demo.dao.toLowerCase();
-    // Each joins (the first creates it with the proxy's external sender) by sending a message.
-    for (const [i, d] of devs.entries()) await d.client.send(demo.dao, `hello ${i}`);
-    await until(async () => {
-      const e = await Promise.all(devs.map((d) => d.mls.epochOf(cid)));
-      return e.every((x) => x !== null && x === e[0]);
-    }, 40_000, 'all joined at one epoch');
-    const before = await devs[0]!.mls.epochOf(cid);
-    const won = await Promise.all(devs.map((d) => d.mls.update(demo.dao, 1)));
-    expect(won.filter(Boolean)).toHaveLength(1);
-    await until(async () => {
-      const e = await Promise.all(devs.map((d) => d.mls.epochOf(cid)));
-      return e.every((x) => x === before! + 1n);
-    }, 40_000, 'all at the winner\'s epoch');
-    const hashes = new Set(await Promise.all(devs.map((d) => d.mls.epochAuthHash(cid))));
-    expect(hashes.size).toBe(1);
-    const last = `after the race ${Date.now()}`;
-    await devs[n - 1]!.client.send(demo.dao, last);
-    await until(async () => (await Promise.all(devs.slice(0, -1).map((d) => hasText(d, last)))).every(Boolean), 30_000, 'all read');
   }, 90_000);
 });

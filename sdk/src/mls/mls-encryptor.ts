@@ -78,7 +78,7 @@ export class MlsEncryptor implements MessageEncryptor {
   private uploading: Promise<void> | null = null;
   private externalSenderTrusted = false;
 
-  constructor(private readonly opts: { engine?: MlsEngine } = {}) {}
+  constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
   attach(ctx: EncryptorContext): void {
     this.ctx = ctx;
@@ -237,7 +237,7 @@ export class MlsEncryptor implements MessageEncryptor {
       const r = await e.encrypt(g, new TextEncoder().encode(plaintext));
       await this.saveGroup(cid, r.group);
       const payload = b64(r.message);
-      this.opened.set(payload, plaintext);
+      await this.remember(payload, plaintext);
       return { encryptedBy: MLS_ENCRYPTED_BY, payload, encryptedSymmetricKey: '' };
     });
   }
@@ -463,6 +463,8 @@ export class MlsEncryptor implements MessageEncryptor {
     const handshake = m.type === 'MLS';
     if (typeof m.seq === 'number' && m.seq > (this.lastSeq.get(cid) ?? 0)) this.lastSeq.set(cid, m.seq);
     if (this.opened.has(m.payload) || this.ownHandshakes.has(m.payload)) return { handshake };
+    // Opened (or sent) before a restart: its key is gone, its text is kept.
+    if (!handshake && (await this.decrypt(m)) !== null) return { handshake };
     const e = await this.engine();
     const bytes = safeB64(m.payload);
     const h = bytes && e.header(bytes);
@@ -497,7 +499,7 @@ export class MlsEncryptor implements MessageEncryptor {
       g = r.group;
       if (r.kind === 'application') {
         await this.saveGroup(cid, g);
-        this.remember(m.payload, new TextDecoder().decode(r.plaintext));
+        await this.remember(m.payload, new TextDecoder().decode(r.plaintext));
         return { handshake: false };
       }
       if (r.kind === 'commit') {
@@ -547,7 +549,16 @@ export class MlsEncryptor implements MessageEncryptor {
     // stale: another member committed it; its commit arrives next in seq order.
   }
 
-  private remember(payload: string, text: string): void {
+  private textKey(payload: string): string {
+    return this.key(`text:${toHex(sha256(new TextEncoder().encode(payload)).slice(0, 16))}`);
+  }
+
+  /**
+   * Keeps the text of a message this device sent or opened: in memory, and (unless `keepTexts: false`) in
+   * the client's storage, as a messenger keeps its local history (MLS opens each message once).
+   */
+  private async remember(payload: string, text: string): Promise<void> {
+    if (this.opts.keepTexts !== false) await this.c.storage.set(this.textKey(payload), text);
     this.opened.set(payload, text);
     if (this.opened.size > 5000) {
       const first = this.opened.keys().next().value;
@@ -558,7 +569,10 @@ export class MlsEncryptor implements MessageEncryptor {
   /** The text of an MLS message this device sent or opened (null otherwise, or for handshakes). */
   async decrypt(m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>): Promise<string | null> {
     if (m.encryptedBy !== MLS_ENCRYPTED_BY) return null;
-    return this.opened.get(m.payload) ?? null;
+    const t = this.opened.get(m.payload);
+    if (t !== undefined) return t;
+    if (this.opts.keepTexts === false || !this.ctx) return null;
+    return (await this.c.storage.get(this.textKey(m.payload))) ?? null;
   }
 
   /**
