@@ -209,7 +209,7 @@ export class ChatState {
     if (!b.bySeq.has(seq)) b.bySeq.set(seq, reason);
   }
 
-  /** The text this device opened earlier (kept in IndexedDB: MLS opens a message once). */
+  /** The text this device opened earlier, by message id (IndexedDB; the SDK also keeps it by payload since e3e1247, so this is a second copy that can go). */
   private async cachedText(id: string): Promise<string | null> {
     return (await this.storage.get(this.textPrefix + id.toLowerCase())) ?? null;
   }
