@@ -1,8 +1,7 @@
 import {
-  conversationId, ImError, isImEvent, MlsEncryptor, RelationClient, type Chat, type ConnectionState, type DisconnectInfo,
+  conversationId, ImError, IndexedDbStorage, isImEvent, MlsEncryptor, RelationClient, type Chat, type ConnectionState, type DisconnectInfo,
   type MlsDeviceEntry, type ResumeReport, type ServedItem, type Signer, type UndecryptableInfo,
 } from '@relation-im/sdk';
-import { IdbStorage } from './idb-storage.js';
 
 export interface ChatView extends Chat {
   /** Known to be a group (DAO) even before the server lists it. */
@@ -86,13 +85,13 @@ export class ChatState {
   readonly undecryptable = new Map<string, Undecryptable>();
   /** Per chat: the devices panel's content (null while loading). */
   readonly devices = new Map<string, DeviceView[] | null>();
-  private readonly storage: IdbStorage;
+  private readonly storage: IndexedDbStorage;
   private readonly textPrefix: string;
 
   constructor(signer: Signer, readonly demo: DemoInfo | null) {
     // Session key, token, cursors, outbox and the MLS state (device key, KeyPackages, group ratchets) live
     // in IndexedDB; the SDK's default encryptor is MLS (docs/e2ee.md), so every message is end-to-end encrypted.
-    this.storage = new IdbStorage();
+    this.storage = new IndexedDbStorage();
     this.client = new RelationClient({ baseUrl: location.origin, signer, storage: this.storage });
     this.textPrefix = `text:${location.origin}:${signer.address.toLowerCase()}:`;
     this.names.set(signer.address.toLowerCase(), 'me');
@@ -210,7 +209,7 @@ export class ChatState {
     if (!b.bySeq.has(seq)) b.bySeq.set(seq, reason);
   }
 
-  /** The text this device opened earlier (kept in IndexedDB: MLS opens a message once). */
+  /** The text this device opened earlier, by message id (IndexedDB; the SDK also keeps it by payload since e3e1247, so this is a second copy that can go). */
   private async cachedText(id: string): Promise<string | null> {
     return (await this.storage.get(this.textPrefix + id.toLowerCase())) ?? null;
   }

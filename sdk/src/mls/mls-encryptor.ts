@@ -576,28 +576,6 @@ export class MlsEncryptor implements MessageEncryptor {
   }
 
   /**
-   * Commits now (a key update, and every pending proposal) in a conversation this device is a member of.
-   * True when the proxy took it; false when another commit won the epoch (that one arrives in seq order).
-   */
-  update(receiver: string, kind: MessageKind): Promise<boolean> {
-    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
-    return this.queue.run(cid, async () => {
-      const g = await this.ensureGroup(cid, receiver, kind);
-      const e = await this.engine();
-      const c = await e.commit(g);
-      if ((await this.sendHandshake(cid, receiver, kind, c.commit)) === 'stale') return false;
-      await this.saveGroup(cid, c.group);
-      await this.afterEpochChange(cid, c.group, true);
-      return true;
-    });
-  }
-
-  /** Waits until every job queued so far for the conversation ran (tests, orderly shutdown). */
-  idle(receiver: string, kind: MessageKind): Promise<void> {
-    return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
-  }
-
-  /**
    * Makes sure this device is in the conversation's MLS group now (creates it, or joins by Welcome or
    * external commit), before anything is sent to it: a DAO member that joins only when the first message
    * arrives cannot read that message (it was encrypted before the join).
@@ -623,6 +601,28 @@ export class MlsEncryptor implements MessageEncryptor {
         fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
       }));
     });
+  }
+
+  /**
+   * Commits now (a key update, and every pending proposal) in a conversation this device is a member of.
+   * True when the proxy took it; false when another commit won the epoch (that one arrives in seq order).
+   */
+  update(receiver: string, kind: MessageKind): Promise<boolean> {
+    const cid = conversationId(this.c.address, receiver, kind === 0 ? 0 : 1);
+    return this.queue.run(cid, async () => {
+      const g = await this.ensureGroup(cid, receiver, kind);
+      const e = await this.engine();
+      const c = await e.commit(g);
+      if ((await this.sendHandshake(cid, receiver, kind, c.commit)) === 'stale') return false;
+      await this.saveGroup(cid, c.group);
+      await this.afterEpochChange(cid, c.group, true);
+      return true;
+    });
+  }
+
+  /** Waits until every job queued so far for the conversation ran (tests, orderly shutdown). */
+  idle(receiver: string, kind: MessageKind): Promise<void> {
+    return this.queue.run(conversationId(this.c.address, receiver, kind === 0 ? 0 : 1), async () => undefined);
   }
 
   /** Rejoins a conversation by external commit (resync when this device still has a leaf). */
