@@ -27,6 +27,8 @@ const reply = (r: WorkReply): void => port.postMessage(r);
 
 async function run(req: Exclude<WorkRequest, { op: 'saved' }>): Promise<unknown> {
   switch (req.op) {
+    case 'pending':
+      return work.pendingSince(req.afterPos);
     case 'plan':
       return work.plan(req.afterPos, req.maxBytes);
     case 'write':

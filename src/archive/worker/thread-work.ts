@@ -15,7 +15,7 @@
 import { threadId, Worker } from 'node:worker_threads';
 import type { WrittenBundle } from '../bundle-file.js';
 import type { Tag } from '../format.js';
-import type { ArchiveReaderSpec, SignedBundleTx, UplinkSpec } from '../port.js';
+import type { ArchiveReaderSpec, PendingSummary, SignedBundleTx, UplinkSpec } from '../port.js';
 import type { BundlePlan, BundleRef, BundleWork, WorkStatus, WorkThreads } from '../work.js';
 
 /** What the worker is started with. */
@@ -26,6 +26,7 @@ export interface WorkerSetup {
 
 /** main → worker */
 export type WorkRequest =
+  | { id: number; op: 'pending'; afterPos: number }
   | { id: number; op: 'plan'; afterPos: number; maxBytes: number }
   | { id: number; op: 'write'; afterPos: number; lastPos: number; file: string }
   | { id: number; op: 'sign'; ref: BundleRef; tags: Tag[] }
@@ -41,7 +42,8 @@ export type WorkReply =
   | { id: number; save: string };
 
 interface Job {
-  kind: keyof WorkThreads;
+  /** null: not one of the counted jobs (a pending count). */
+  kind: keyof WorkThreads | null;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   save?: (state: string) => Promise<void>;
@@ -92,8 +94,10 @@ export class ThreadWork implements BundleWork {
     this.jobs.delete(msg.id);
     if (this.jobs.size === 0) w.unref();
     if (msg.ok) {
-      this.done += 1;
-      this.last[job.kind] = msg.threadId;
+      if (job.kind !== null) {
+        this.done += 1;
+        this.last[job.kind] = msg.threadId;
+      }
       job.resolve(msg.result);
     } else if (job.saveError !== undefined) {
       job.reject(job.saveError instanceof Error ? job.saveError : new Error(String(job.saveError)));
@@ -102,7 +106,7 @@ export class ThreadWork implements BundleWork {
     }
   }
 
-  private call<T>(kind: keyof WorkThreads, req: Body<WorkRequest>, save?: (state: string) => Promise<void>): Promise<T> {
+  private call<T>(kind: keyof WorkThreads | null, req: Body<WorkRequest>, save?: (state: string) => Promise<void>): Promise<T> {
     this.worker ??= this.spawn();
     const w = this.worker;
     const id = this.nextId++;
@@ -111,6 +115,10 @@ export class ThreadWork implements BundleWork {
       w.ref(); // a job under way keeps the process alive, as the same work on the main thread would
       w.postMessage({ ...req, id } as WorkRequest);
     });
+  }
+
+  pendingSince(afterPos: number): Promise<PendingSummary> {
+    return this.call(null, { op: 'pending', afterPos });
   }
 
   plan(afterPos: number, maxBytes: number): Promise<BundlePlan | null> {
