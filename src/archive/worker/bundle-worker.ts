@@ -16,7 +16,7 @@ const port = parentPort;
 const setup = workerData as WorkerSetup;
 
 const store: ArchiveStore = setup.store.kind === 'sqlite'
-  ? new SqliteArchiveStore(setup.store.file)
+  ? new SqliteArchiveStore(setup.store.file, { reader: true })
   : await PostgresArchiveStore.open({ url: setup.store.url, poolMax: 1 });
 const uplink = new ArweaveUplink(arweaveFor(setup.uplink.gatewayUrl), setup.uplink.jwk as unknown as Jwk);
 const work = new InlineWork(store, uplink, 'worker');

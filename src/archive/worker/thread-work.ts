@@ -53,7 +53,8 @@ interface Job {
 
 export class ThreadWork implements BundleWork {
   private worker: Worker | null = null;
-  private readonly jobs = new Map<number, Job>();
+  /** Jobs under way, with the worker each was posted to. */
+  private readonly jobs = new Map<number, Job & { worker: Worker }>();
   private nextId = 1;
   private started = 0;
   private done = 0;
@@ -67,8 +68,12 @@ export class ThreadWork implements BundleWork {
     w.on('message', (msg: WorkReply) => this.onMessage(w, msg));
     const fail = (err: Error): void => {
       if (this.worker === w) this.worker = null;
-      for (const job of this.jobs.values()) job.reject(err);
-      this.jobs.clear();
+      // only this worker's jobs: a new worker may already be at work on the next one
+      for (const [id, job] of this.jobs) {
+        if (job.worker !== w) continue;
+        this.jobs.delete(id);
+        job.reject(err);
+      }
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`archive worker exited with code ${code}`)));
@@ -92,7 +97,7 @@ export class ThreadWork implements BundleWork {
       return;
     }
     this.jobs.delete(msg.id);
-    if (this.jobs.size === 0) w.unref();
+    if (![...this.jobs.values()].some((j) => j.worker === w)) w.unref();
     if (msg.ok) {
       if (job.kind !== null) {
         this.done += 1;
@@ -111,7 +116,7 @@ export class ThreadWork implements BundleWork {
     const w = this.worker;
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.jobs.set(id, { kind, resolve: resolve as (v: unknown) => void, reject, ...(save ? { save } : {}) });
+      this.jobs.set(id, { kind, worker: w, resolve: resolve as (v: unknown) => void, reject, ...(save ? { save } : {}) });
       w.ref(); // a job under way keeps the process alive, as the same work on the main thread would
       w.postMessage({ ...req, id } as WorkRequest);
     });
