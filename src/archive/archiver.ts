@@ -217,7 +217,7 @@ export class Archiver {
         let bundle = await this.store.latestBundle();
         if (!bundle || bundle.status === 'confirmed') {
           const afterPos = bundle?.lastPos ?? 0;
-          const pending = await this.pending.refresh(this.store, afterPos);
+          const pending = await this.pending.refresh(this.work, afterPos);
           if (pending.count === 0) {
             this.tickDue = false;
             break;
@@ -375,8 +375,9 @@ export class Archiver {
 
   async status(): Promise<ArchiveStatus> {
     const [head, last, lease] = await Promise.all([this.store.head(), this.store.latestBundle(), this.store.lease()]);
-    const pending = await this.pending.refresh(this.store, last?.lastPos ?? 0);
-    const unarchived = await this.store.pendingSince(head?.lastPos ?? 0);
+    // Both sums read every row they count: on the work's thread, not here.
+    const pending = await this.pending.refresh(this.work, last?.lastPos ?? 0);
+    const unarchived = await this.work.pendingSince(head?.lastPos ?? 0);
     const oldest = unarchived.count > 0 ? (await this.store.eventsBetween(head?.lastPos ?? 0, unarchived.lastPos, 1))[0] : undefined;
     const bundles: BundleView[] = [];
     for (let seq = last?.seq ?? 0; seq > 0 && bundles.length < 10; seq--) {

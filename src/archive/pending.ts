@@ -11,13 +11,13 @@ export class PendingCounter {
   private queue: Promise<unknown> = Promise.resolve();
 
   /** Refreshes are serialised: two overlapping ones (a status request during a run) must not add the same events twice. */
-  refresh(store: ArchiveStore, afterPos: number): Promise<PendingSummary> {
+  refresh(store: Pick<ArchiveStore, 'pendingSince'>, afterPos: number): Promise<PendingSummary> {
     const next = this.queue.then(() => this.step(store, afterPos));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async step(store: ArchiveStore, afterPos: number): Promise<PendingSummary> {
+  private async step(store: Pick<ArchiveStore, 'pendingSince'>, afterPos: number): Promise<PendingSummary> {
     if (afterPos !== this.base) {
       this.base = afterPos;
       this.total = { count: 0, bodyBytes: 0, lastPos: afterPos };

@@ -13,7 +13,7 @@
 import { threadId } from 'node:worker_threads';
 import { readBundleFile, writeBundleFile, type WrittenBundle } from './bundle-file.js';
 import type { Tag } from './format.js';
-import type { ArchiveStore, ArchiveUplink, SignedBundleTx } from './port.js';
+import type { ArchiveStore, ArchiveUplink, PendingSummary, SignedBundleTx } from './port.js';
 
 /** The boundaries of the next bundle, as `ArchiveStore.planBundle` gives them. */
 export interface BundlePlan {
@@ -60,6 +60,11 @@ export interface WorkStatus {
 }
 
 export interface BundleWork {
+  /**
+   * `ArchiveStore.pendingSince` on the work's connection: the size trigger and the status add up every
+   * pending row's size, ~100,000 rows after 10 s at 10,000 messages/s (not counted in `jobs`).
+   */
+  pendingSince(afterPos: number): Promise<PendingSummary>;
   plan(afterPos: number, maxBytes: number): Promise<BundlePlan | null>;
   /** Writes the bundle file of the events after `afterPos` up to `lastPos` (temporary name, fsync, rename). */
   write(afterPos: number, lastPos: number, file: string): Promise<WrittenBundle>;
@@ -95,6 +100,10 @@ export class InlineWork implements BundleWork {
   private done(kind: keyof WorkThreads): void {
     this.jobs += 1;
     this.last[kind] = threadId;
+  }
+
+  pendingSince(afterPos: number): Promise<PendingSummary> {
+    return this.store.pendingSince(afterPos);
   }
 
   async plan(afterPos: number, maxBytes: number): Promise<BundlePlan | null> {

@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Archiver } from '../../src/archive/archiver.js';
 import { arweaveFor } from '../../src/archive/arweave/client.js';
@@ -53,6 +54,32 @@ describe('Archiver on a real arlocal gateway', () => {
     store.acquireLease = real;
     r.clock.t += 60_000; // past the backoff
     expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([1]);
+  });
+
+  it('plans, writes, signs and uploads a bundle on a worker thread, not on the archiver\'s (status.work)', async () => {
+    const r = await rig();
+    const sent = await r.send(3);
+    const a = r.archiver();
+    expect((await a.status()).work).toMatchObject({ mode: 'worker', jobs: 0, archiverThreadId: threadId });
+    expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([1]);
+    const work = (await a.status()).work;
+    expect(work).toMatchObject({ mode: 'worker', workers: 1, workersStarted: 1, jobs: 4, archiverThreadId: threadId });
+    const threads = Object.values(work.lastThread);
+    expect(threads).toHaveLength(4);
+    for (const t of threads) {
+      expect(t).toEqual(expect.any(Number));
+      expect(t).not.toBe(threadId); // the archiver's own thread hashed, signed and uploaded nothing
+    }
+    expect(new Set(threads).size).toBe(1); // one worker did all four
+    expect((await onChain((await r.archive.head())?.txid as string)).data).toBe(arrayOf(sent));
+    await a.stop();
+
+    // told to work on its own thread, the same steps report the archiver's thread
+    const more = await r.send(2);
+    const inline = r.archiver({ work: 'main' });
+    expect((await inline.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([2]);
+    expect((await inline.status()).work).toMatchObject({ mode: 'main', workers: 0, jobs: 4, lastThread: { plan: threadId, write: threadId, sign: threadId, upload: threadId } });
+    expect((await onChain((await r.archive.head())?.txid as string)).data).toBe(arrayOf(more));
   });
 
   it('makes no bundle on a tick with nothing pending', async () => {

@@ -68,7 +68,7 @@ describe('kill -9 of a real archiving process at every step', () => {
     const report = await verifyChain(gw.source, (await state.head())?.txid as string, newVerifier());
     expect(report.problems).toEqual([]);
     expect(report).toMatchObject({ ok: true, bundles: POINTS.length, messages });
-  }, 180_000);
+  }, 420_000); // 14 child processes, each starting its archive worker thread; minutes on a loaded 2-core machine
 
   it('an import killed half way resumes and stores every message once', async () => {
     const head = await rig.archive.head();

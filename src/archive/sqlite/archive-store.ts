@@ -34,12 +34,18 @@ export class SqliteArchiveStore implements ArchiveStore {
   private readonly db: Database.Database;
   private readonly s;
 
-  constructor(private readonly file: string) {
+  /**
+   * `reader`: a second connection for the archive's worker thread, which only reads (the archiver's own
+   * connection has already migrated the tables): no migration, no write at open.
+   */
+  constructor(private readonly file: string, opts: { reader?: boolean } = {}) {
     this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    if (!opts.reader) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    }
     // From here on a write that finds the database locked (the store's writer thread commits all the time
     // under load) fails at once and is retried after a timer (`busy`), instead of SQLite's busy handler
     // sleeping inside the call, which would hold the event loop of the thread that archives.

@@ -16,7 +16,7 @@ const port = parentPort;
 const setup = workerData as WorkerSetup;
 
 const store: ArchiveStore = setup.store.kind === 'sqlite'
-  ? new SqliteArchiveStore(setup.store.file)
+  ? new SqliteArchiveStore(setup.store.file, { reader: true })
   : await PostgresArchiveStore.open({ url: setup.store.url, poolMax: 1 });
 const uplink = new ArweaveUplink(arweaveFor(setup.uplink.gatewayUrl), setup.uplink.jwk as unknown as Jwk);
 const work = new InlineWork(store, uplink, 'worker');
@@ -27,6 +27,8 @@ const reply = (r: WorkReply): void => port.postMessage(r);
 
 async function run(req: Exclude<WorkRequest, { op: 'saved' }>): Promise<unknown> {
   switch (req.op) {
+    case 'pending':
+      return work.pendingSince(req.afterPos);
     case 'plan':
       return work.plan(req.afterPos, req.maxBytes);
     case 'write':

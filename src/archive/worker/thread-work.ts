@@ -15,7 +15,7 @@
 import { threadId, Worker } from 'node:worker_threads';
 import type { WrittenBundle } from '../bundle-file.js';
 import type { Tag } from '../format.js';
-import type { ArchiveReaderSpec, SignedBundleTx, UplinkSpec } from '../port.js';
+import type { ArchiveReaderSpec, PendingSummary, SignedBundleTx, UplinkSpec } from '../port.js';
 import type { BundlePlan, BundleRef, BundleWork, WorkStatus, WorkThreads } from '../work.js';
 
 /** What the worker is started with. */
@@ -26,6 +26,7 @@ export interface WorkerSetup {
 
 /** main → worker */
 export type WorkRequest =
+  | { id: number; op: 'pending'; afterPos: number }
   | { id: number; op: 'plan'; afterPos: number; maxBytes: number }
   | { id: number; op: 'write'; afterPos: number; lastPos: number; file: string }
   | { id: number; op: 'sign'; ref: BundleRef; tags: Tag[] }
@@ -41,7 +42,8 @@ export type WorkReply =
   | { id: number; save: string };
 
 interface Job {
-  kind: keyof WorkThreads;
+  /** null: not one of the counted jobs (a pending count). */
+  kind: keyof WorkThreads | null;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   save?: (state: string) => Promise<void>;
@@ -51,7 +53,8 @@ interface Job {
 
 export class ThreadWork implements BundleWork {
   private worker: Worker | null = null;
-  private readonly jobs = new Map<number, Job>();
+  /** Jobs under way, with the worker each was posted to. */
+  private readonly jobs = new Map<number, Job & { worker: Worker }>();
   private nextId = 1;
   private started = 0;
   private done = 0;
@@ -65,8 +68,12 @@ export class ThreadWork implements BundleWork {
     w.on('message', (msg: WorkReply) => this.onMessage(w, msg));
     const fail = (err: Error): void => {
       if (this.worker === w) this.worker = null;
-      for (const job of this.jobs.values()) job.reject(err);
-      this.jobs.clear();
+      // only this worker's jobs: a new worker may already be at work on the next one
+      for (const [id, job] of this.jobs) {
+        if (job.worker !== w) continue;
+        this.jobs.delete(id);
+        job.reject(err);
+      }
     };
     w.on('error', fail);
     w.on('exit', (code) => fail(new Error(`archive worker exited with code ${code}`)));
@@ -90,10 +97,12 @@ export class ThreadWork implements BundleWork {
       return;
     }
     this.jobs.delete(msg.id);
-    if (this.jobs.size === 0) w.unref();
+    if (![...this.jobs.values()].some((j) => j.worker === w)) w.unref();
     if (msg.ok) {
-      this.done += 1;
-      this.last[job.kind] = msg.threadId;
+      if (job.kind !== null) {
+        this.done += 1;
+        this.last[job.kind] = msg.threadId;
+      }
       job.resolve(msg.result);
     } else if (job.saveError !== undefined) {
       job.reject(job.saveError instanceof Error ? job.saveError : new Error(String(job.saveError)));
@@ -102,15 +111,19 @@ export class ThreadWork implements BundleWork {
     }
   }
 
-  private call<T>(kind: keyof WorkThreads, req: Body<WorkRequest>, save?: (state: string) => Promise<void>): Promise<T> {
+  private call<T>(kind: keyof WorkThreads | null, req: Body<WorkRequest>, save?: (state: string) => Promise<void>): Promise<T> {
     this.worker ??= this.spawn();
     const w = this.worker;
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.jobs.set(id, { kind, resolve: resolve as (v: unknown) => void, reject, ...(save ? { save } : {}) });
+      this.jobs.set(id, { kind, worker: w, resolve: resolve as (v: unknown) => void, reject, ...(save ? { save } : {}) });
       w.ref(); // a job under way keeps the process alive, as the same work on the main thread would
       w.postMessage({ ...req, id } as WorkRequest);
     });
+  }
+
+  pendingSince(afterPos: number): Promise<PendingSummary> {
+    return this.call(null, { op: 'pending', afterPos });
   }
 
   plan(afterPos: number, maxBytes: number): Promise<BundlePlan | null> {
