@@ -1,5 +1,5 @@
 import type { GroupCommitter } from '../chat/committer.js';
-import type { NewEvent, RangeQuery, Store, StoredEvent } from '../../store/port.js';
+import type { AppendOutcome, NewEvent, RangeQuery, Store, StoredEvent } from '../../store/port.js';
 
 /**
  * The Relay role (seed section 10): writes events and answers queries by conversation, mid (seq) and
@@ -14,6 +14,11 @@ export class Relay {
   async append(event: NewEvent): Promise<StoredEvent> {
     const outcome = await this.committer.append(event);
     return outcome.event;
+  }
+
+  /** Appends durably; says whether the event was stored now or its id was stored before (`duplicate`: the first one). */
+  appendOutcome(event: NewEvent): Promise<AppendOutcome> {
+    return this.committer.append(event);
   }
 
   get(cid: string, mid: number): Promise<StoredEvent | null> {
