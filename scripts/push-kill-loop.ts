@@ -57,7 +57,7 @@ try {
   const report = await runPushKill({
     env: {
       STORE: 'postgres', DATABASE_URL: url.toString(), BUS: 'nats', NATS_URL: nats.url,
-      BUS_PREFIX: `rim-pkloop-${randomBytes(6).toString('hex')}`, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1500', ...chain.env,
+      BUS_PREFIX: `rim-pkloop-${randomBytes(6).toString('hex')}`, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1500', PG_ACQUIRE_TIMEOUT_MS: '30000', ...chain.env,
     },
     alice, bob, rounds: args.rounds, perProcess: args.perProcess, busy: args.busy !== 0,
     log: (s) => console.error(s),
