@@ -13,7 +13,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { numericArgs } from './bench-server.js';
-import { PrivateServer } from '../test/support/bus-servers.js';
+import { spawn } from 'node:child_process';
+import { connect, createServer } from 'node:net';
 import { startChainRpc } from '../test/support/chain-rpc.js';
 import { makeIdentity } from '../test/support/messages.js';
 import { runPushKill } from '../test/support/push-kill.js';
@@ -27,8 +28,27 @@ const q = async (sql: string): Promise<void> => {
   await c.connect();
   try { await c.query(sql); } finally { await c.end(); }
 };
+/** A nats-server of the run's own on a free port (test/support/bus-servers.ts is vitest-bound). */
+async function privateNats(): Promise<{ url: string; down(): Promise<void> }> {
+  const port = await new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => resolve(typeof a === 'object' && a ? a.port : 0)); });
+  });
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = connect(port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url: `nats://127.0.0.1:${port}`, down: async () => { child.kill('SIGKILL'); } };
+}
 const [alice, bob] = [makeIdentity(), makeIdentity()];
-const [chain, nats] = await Promise.all([startChainRpc([alice.address, bob.address]), PrivateServer.start('nats')]);
+const [chain, nats] = await Promise.all([startChainRpc([alice.address, bob.address]), privateNats()]);
 await q(`CREATE DATABASE ${db}`);
 const url = new URL(admin);
 url.pathname = `/${db}`;
@@ -37,13 +57,13 @@ try {
   const report = await runPushKill({
     env: {
       STORE: 'postgres', DATABASE_URL: url.toString(), BUS: 'nats', NATS_URL: nats.url,
-      BUS_PREFIX: `rim-pkloop-${randomBytes(6).toString('hex')}`, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1500', ...chain.env,
+      BUS_PREFIX: `rim-pkloop-${randomBytes(6).toString('hex')}`, BUS_PING_MS: '200', BUS_DOWN_AFTER_MS: '1500', PG_ACQUIRE_TIMEOUT_MS: '30000', ...chain.env,
     },
     alice, bob, rounds: args.rounds, perProcess: args.perProcess, busy: args.busy !== 0,
     log: (s) => console.error(s),
   });
   console.log(JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000) }));
-  if (report.missing.length > 0 || report.duplicates > 0) process.exitCode = 1;
+  if (report.missing.length > 0 || report.duplicates > 0 || !report.store.gapFree || report.store.ackedNotStored > 0 || report.store.duplicateIds > 0) process.exitCode = 1;
 } finally {
   await nats.down();
   await chain.close();

@@ -85,9 +85,17 @@ export function dmCid(a: string, b: string): string {
  * cursors resumed after every reconnect (QUERY pages when RESUME says `more`), de-dup by (cid, mid), a
  * resume report, events and an async iterator; plus send, query, revoke, ack, presence and files.
  *
- * SEND carries no client id on this face, so a send whose answer was lost cannot be told apart from one
- * never received: it fails with NETWORK (temporary) and is not resent automatically.
+ * Every SEND carries a fresh client message id (body key 9, docs/protocol-im.md): a send whose answer
+ * was lost (NETWORK, TIMEOUT) is resent once with the same id when the connection is back, and the
+ * server answers a resend with the first one's mid, storing nothing twice.
  */
+/** A random client message id (128 bits, hex): unique enough that two sends never share one. */
+function clientMessageId(): string {
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
 export class ImConnection extends LiveSocket<ImEvents> {
   private nextSeq = 1;
   private readonly waiting = new Map<number, { resolve: (b: M) => void; reject: (e: ImError) => void }>();
@@ -228,10 +236,34 @@ export class ImConnection extends LiveSocket<ImEvents> {
     await this.opts.cursors.advance(cid, afterMid);
   }
 
-  /** SEND: answered once the event is durable. */
+  /**
+   * SEND: answered once the event is durable. An answer lost with the connection (or not there in time)
+   * is asked for again once, with the same client message id, when the connection is back: the server
+   * answers it with the first one's mid if that one was stored, so nothing is stored twice.
+   */
   async send(cid: string, kind: number, data: Record<number, unknown>, tags?: [number, number][]): Promise<{ mid: number; t: number; cid: string }> {
-    const b = await this.request(Cmd.SEND, toMap({ 1: cid, 2: kind, 6: tags, 7: toMap(data) }));
-    return { mid: Number(b.get(0)), t: Number(b.get(1)), cid: String(b.get(2)) };
+    const body = toMap({ 1: cid, 2: kind, 6: tags, 7: toMap(data), 9: clientMessageId() });
+    const answer = (b: M): { mid: number; t: number; cid: string } => ({ mid: Number(b.get(0)), t: Number(b.get(1)), cid: String(b.get(2)) });
+    try {
+      return answer(await this.request(Cmd.SEND, body));
+    } catch (e) {
+      if (!(e instanceof ImError) || (e.code !== 'NETWORK' && e.code !== 'TIMEOUT')) throw e;
+      if (!(await this.whenConnected(this.opts.requestTimeoutMs ?? 30_000))) throw e;
+      return answer(await this.request(Cmd.SEND, body));
+    }
+  }
+
+  /** Resolves true once the connection is (again) ready, false after `ms` or when it is closed for good. */
+  private whenConnected(ms: number): Promise<boolean> {
+    if (this.state === 'connected') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => { clearTimeout(timer); off(); resolve(ok); };
+      const timer = setTimeout(() => done(false), ms);
+      const off = this.on('state', (s) => {
+        if (s === 'connected') done(true);
+        else if (s === 'closed') done(false);
+      });
+    });
   }
 
   sendText(cid: string, text: string, opts: { replyTo?: number } = {}): Promise<{ mid: number; t: number; cid: string }> {

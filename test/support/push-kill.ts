@@ -13,6 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Unpackr } from 'msgpackr';
+import pg from 'pg';
 import { dmCid } from '../../src/roles/chat/ids.js';
 import { ImClient } from './im-client.js';
 import { signedMessage, type Identity } from './messages.js';
@@ -49,6 +50,8 @@ export interface PushKillReport {
   duplicates: number;
   /** From the answer to the push on the recipient's socket. */
   latencyMs: { p50: number; p99: number; max: number };
+  /** What the database holds at the end (read from DATABASE_URL): acknowledged seqs not stored must be none. */
+  store: { events: number; gapFree: boolean; ackedNotStored: number; duplicateIds: number };
 }
 
 interface Conn {
@@ -128,8 +131,9 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
 
   const report: PushKillReport = {
     rounds: 0, kills: 0, acked: { rest: 0, im: 0, byKilled: 0 }, expected: 0, delivered: 0, missing: [], duplicates: 0,
-    latencyMs: { p50: 0, p99: 0, max: 0 },
+    latencyMs: { p50: 0, p99: 0, max: 0 }, store: { events: 0, gapFree: false, ackedNotStored: 0, duplicateIds: 0 },
   };
+  const everyAck = new Set<number>();
   const latencies: number[] = [];
   try {
     await start(0); // creates the schema; the others find it migrated
@@ -179,6 +183,7 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
       const live = conns.filter((c) => c.proc !== victim);
       await until(() => live.every((c) => acked.every((a) => c.seen.has(a.seq))), `round ${round}: every ack on every live connection`, waitMs);
       for (const a of acked) {
+        everyAck.add(a.seq);
         report.acked[a.face as 'rest' | 'im']++;
         if (a.proc === victim) report.acked.byKilled++;
         for (const c of live) {
@@ -208,6 +213,22 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
     for (const s of senders) s?.close();
     for (const p of allProcs) await p.kill('SIGTERM');
     spinner?.kill('SIGKILL');
+  }
+  if (o.env['DATABASE_URL']) {
+    const c = new pg.Client({ connectionString: o.env['DATABASE_URL'] });
+    await c.connect();
+    try {
+      const rows = (await c.query<{ seq: string; id: string | null }>('SELECT seq, id FROM events WHERE cid = $1 ORDER BY seq', [cid])).rows;
+      const seqs = rows.map((r) => Number(r.seq));
+      const ids = rows.flatMap((r) => (r.id ? [r.id] : []));
+      const have = new Set(seqs);
+      report.store = {
+        events: rows.length, gapFree: seqs.every((s, i) => s === i + 1),
+        ackedNotStored: [...everyAck].filter((s) => !have.has(s)).length, duplicateIds: ids.length - new Set(ids).size,
+      };
+    } finally {
+      await c.end();
+    }
   }
   latencies.sort((x, y) => x - y);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;

@@ -9,7 +9,8 @@ export type MpMap = Map<MpValue, MpValue>;
 /** Envelope keys (SPEC section 6 / seed 4.2). */
 export const ENV = { V: 0, CMD: 1, SEQ: 2, SID: 3, BODY: 4, EXT: 15 } as const;
 /** Event body keys (seed 4.3). */
-export const EV = { EV_V: 0, CID: 1, K: 2, MID: 3, T: 4, FLG: 5, TAGS: 6, DATA: 7, SIG: 8, EXT: 15 } as const;
+/** Event body keys; CMID (9) is input only: the client's id of a SEND, so that a resend stores nothing twice. */
+export const EV = { EV_V: 0, CID: 1, K: 2, MID: 3, T: 4, FLG: 5, TAGS: 6, DATA: 7, SIG: 8, CMID: 9, EXT: 15 } as const;
 
 export const PROTOCOL_VERSION = 1;
 

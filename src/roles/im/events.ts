@@ -17,7 +17,8 @@ export const Scope = { EVERYONE: 1, ONLY_ME: 2 } as const;
 
 export interface FileRef { fid: string; name: string; size: number; mime: string; sha256: string }
 
-interface DraftBase { cid: string; sig: string | undefined }
+/** `cmid`: the client's id of this send (body key 9); a resend with the same one returns the first mid. */
+interface DraftBase { cid: string; sig: string | undefined; cmid?: string | undefined }
 export type Draft =
   | (DraftBase & { k: 1; text: string; replyTo: number | undefined })
   | (DraftBase & { k: 3; file: FileRef; replyTo: number | undefined })
@@ -27,6 +28,8 @@ export interface DraftLimits { maxTextBytes: number; maxFileBytes: number }
 
 const CID = /^(0x[0-9a-f]{40}|dm:0x[0-9a-f]{40}:0x[0-9a-f]{40})$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+/** A client message id: 1 to 64 characters that need no escaping anywhere (a UUID, a random hex or base64url string). */
+const CMID = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MID_MAX = Number.MAX_SAFE_INTEGER;
 
 /** Reads `tags`: known tag types are kept (one of each), unknown ones are ignored like unknown keys. */
@@ -52,6 +55,7 @@ export function parseDraft(body: MpMap, lim: DraftLimits): Draft {
   const k = reqInt(body, EV.K, 'body', 0, 255);
   const sigBytes = optBin(body, EV.SIG, 'body', 512);
   const sig = sigBytes ? Buffer.from(sigBytes).toString('hex') : undefined;
+  const cmid = optStr(body, EV.CMID, 'body', 64, CMID);
   const tags = readTags(body);
   const data = optMap(body, EV.DATA, 'body') ?? new Map<MpValue, MpValue>();
   if (k === ImKind.TEXT || k === ImKind.FILE) {
@@ -60,7 +64,7 @@ export function parseDraft(body: MpMap, lim: DraftLimits): Draft {
     if (k === ImKind.TEXT) {
       const text = reqStr(data, 0, 'body.7', lim.maxTextBytes);
       if (text.length === 0) throw new AppError('INVALID_FIELD', 'body.7.0 must not be empty', { field: 'body.7.0' });
-      return { cid, sig, k, text, replyTo };
+      return { cid, sig, cmid, k, text, replyTo };
     }
     const shaRaw = data.get(4);
     const sha256 = shaRaw instanceof Uint8Array && shaRaw.length === 32 ? Buffer.from(shaRaw).toString('hex') : reqStr(data, 4, 'body.7', 64, SHA256);
@@ -68,13 +72,13 @@ export function parseDraft(body: MpMap, lim: DraftLimits): Draft {
       fid: reqStr(data, 0, 'body.7', 32, FILE_ID), name: reqStr(data, 1, 'body.7', 255), size: reqInt(data, 2, 'body.7', 0, lim.maxFileBytes),
       mime: reqStr(data, 3, 'body.7', 127), sha256,
     };
-    return { cid, sig, k, file, replyTo };
+    return { cid, sig, cmid, k, file, replyTo };
   }
   if (k === ImKind.REVOKE) {
     const target = tags.get(TagType.REVOKE);
     if (target === undefined) throw new AppError('INVALID_FIELD', 'a revoke needs the tag [6, mid]', { field: 'body.6' });
     const scope = reqInt(data, 0, 'body.7', 1, 2) as 1 | 2;
-    return { cid, sig, k, target, scope, reason: optStr(data, 1, 'body.7', 256) };
+    return { cid, sig, cmid, k, target, scope, reason: optStr(data, 1, 'body.7', 256) };
   }
   throw new AppError('INVALID_FIELD', 'body.2 (k) must be 1 (text), 3 (file) or 5 (revoke)', { field: 'body.2' });
 }

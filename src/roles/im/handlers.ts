@@ -59,7 +59,9 @@ export class ImHandlers {
           throw e;
         }
         this.opts.sends?.accepted();
-        return new Map<MpValue, MpValue>([[0, r.mid], [1, r.t], [2, r.cid]]);
+        const out = new Map<MpValue, MpValue>([[0, r.mid], [1, r.t], [2, r.cid]]);
+        if (r.resent) out.set(3, true);
+        return out;
       }
       case Cmd.ACK: {
         const cid = await this.cid(s, body);

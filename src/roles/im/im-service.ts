@@ -23,7 +23,16 @@ export interface ImServiceDeps {
   maxPending: number;
 }
 
-export interface SendResult { cid: string; mid: number; t: number }
+/** `resent`: the send named a client id already stored for this sender and conversation; nothing new was stored. */
+export interface SendResult { cid: string; mid: number; t: number; resent?: boolean }
+
+/**
+ * The store key of an /im send with a client id: the events' unique id column, which Relation ONE message
+ * ids (0x + 64 hex) never collide with, so both stores' duplicate check and uniqueness (also between
+ * processes on one PostgreSQL) hold for it as they do for signed messages.
+ */
+export const clientKey = (user: string, cid: string, cmid: string): string => `im:${user}:${cid}:${cmid}`;
+const answer = (e: StoredEvent, resent: boolean): SendResult => ({ cid: e.cid, mid: e.seq, t: Math.floor(e.receivedAt / 1000), ...(resent ? { resent } : {}) });
 
 /**
  * The domain of the MsgPack face, without a socket: send (text, file, revoke with its rules), ack,
@@ -41,12 +50,20 @@ export class ImService {
     this.pending++;
     try {
       const access = await this.deps.access(user, d.cid);
+      const key = d.cmid !== undefined ? clientKey(user, d.cid, d.cmid) : null;
+      // A resend after a lost answer: the first one's answer, before any rule that the first one's
+      // success changed (a revoke's target is revoked by now).
+      const first = key !== null ? await this.deps.store.getEventById(key) : null;
+      if (first) return answer(first, true);
       const body = draftBody(d);
       const event = await this.admit(user, d, access, body);
+      event.id = key;
       if (access.kind === 'group' && !(await this.deps.store.getChat(user, d.cid))) await this.deps.store.ensureChat(user, d.cid, null);
       // Who gets the push is read before the commit, so the push right after it stays in mid order.
       const online = (await this.recipients(event, access)).filter((u) => this.deps.push.isOnline(u));
-      const stored = await this.deps.relay.append(event);
+      const outcome = await this.deps.relay.appendOutcome(event);
+      const stored = outcome.event;
+      if (outcome.status === 'duplicate') return answer(stored, true); // the same resend, at once on another connection or process
       if (online.length > 0) {
         const item: PushItem = { event: stored, cid: stored.cid, seq: stored.seq, alert: true };
         // Encoded once here from the body still in hand; a file's needs its signed download URL anyway.
@@ -55,7 +72,7 @@ export class ImService {
       } else {
         this.deps.push.publish([], { event: stored, cid: stored.cid, seq: stored.seq, alert: true }); // rings the other processes
       }
-      return { cid: stored.cid, mid: stored.seq, t: Math.floor(stored.receivedAt / 1000) };
+      return answer(stored, false);
     } finally {
       this.pending--;
     }

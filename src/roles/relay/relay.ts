@@ -1,5 +1,5 @@
 import type { GroupCommitter } from '../chat/committer.js';
-import type { NewEvent, RangeQuery, Store, StoredEvent } from '../../store/port.js';
+import type { AppendOutcome, NewEvent, RangeQuery, Store, StoredEvent } from '../../store/port.js';
 
 /**
  * The Relay role (seed section 10): writes events and answers queries by conversation, mid (seq) and
@@ -16,6 +16,11 @@ export class Relay {
     // The /im face carries no MLS events, so the store has no MLS rule to refuse one with.
     if (outcome.status === 'refused') throw new Error(`the store refused an /im event: ${outcome.code}`);
     return outcome.event;
+  }
+
+  /** Appends durably; says whether the event was stored now or its id was stored before (`duplicate`: the first one). */
+  appendOutcome(event: NewEvent): Promise<AppendOutcome> {
+    return this.committer.append(event);
   }
 
   get(cid: string, mid: number): Promise<StoredEvent | null> {

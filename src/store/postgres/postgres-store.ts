@@ -105,7 +105,7 @@ export class PostgresStore implements Store {
   private async init(): Promise<string> {
     // Migrations run on a connection of their own without the statement timeout (an index built at an
     // upgrade may take longer than any request should).
-    const boot = this.opts.statementTimeoutMs ? createPool({ url: this.opts.url, max: 1, applicationName: 'relation-im migrate' }) : this.pool;
+    const boot = this.opts.statementTimeoutMs ? createPool({ url: this.opts.url, max: 1, applicationName: 'relation-im migrate', ...(this.opts.acquireTimeoutMs ? { connectTimeoutMs: this.opts.acquireTimeoutMs } : {}) }) : this.pool;
     try {
       await checkConnection(boot, this.opts.url);
       await migrate(boot, STORE_COMPONENT, STORE_MIGRATIONS);
