@@ -62,6 +62,8 @@ export class ImService {
       // Who gets the push is read before the commit, so the push right after it stays in mid order.
       const online = (await this.recipients(event, access)).filter((u) => this.deps.push.isOnline(u));
       const outcome = await this.deps.relay.appendOutcome(event);
+      // /im events carry no MLS rule, so the store never refuses one; the union says it could.
+      if (outcome.status === 'refused') throw new AppError(outcome.code, undefined, { currentEpoch: outcome.currentEpoch });
       const stored = outcome.event;
       if (outcome.status === 'duplicate') return answer(stored, true); // the same resend, at once on another connection or process
       if (online.length > 0) {
