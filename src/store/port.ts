@@ -59,7 +59,7 @@ export interface MlsGroupState {
   cid: string;
   /** 0 for a group without a stored commit. */
   epoch: number;
-  /** The epoch at which the proxy proposed a removal that is not committed yet (later: the chain watcher), or null. */
+  /** The epoch at which the proxy's chain watcher proposed a removal that is not committed yet, or null. */
   pendingRemovalEpoch: number | null;
 }
 
