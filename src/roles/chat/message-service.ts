@@ -60,7 +60,8 @@ export const DEV_PLAINTEXT = 'dev-plaintext-NOT-end-to-end-encrypted';
 
 /** Who is pushed an event (online here or elsewhere), and who of them muted its chat. */
 interface Audience {
-  online: string[];
+  /** Everyone the event is for, online or not: who of them is online is asked at the push (after the commit). */
+  recipients: string[];
   muted: ReadonlySet<string>;
 }
 
@@ -274,18 +275,21 @@ export class MessageService {
   }
 
   /**
-   * Who will be pushed the event, and who of them muted the chat. Read before the commit so the push
-   * after it is synchronous and stays in seq order (a mute that lands in between affects the next
-   * message). Offline users are left out: nothing would reach them, and the bus says who is online.
+   * Who the event is for, and who of them muted the chat. Read before the commit so the push after it
+   * is synchronous and stays in seq order (a mute that lands in between affects the next message).
+   * Who of them is online is NOT decided here but at the push: a device that connects while the event
+   * is being committed has resumed from a store without it, so the push is its only way to get it.
    */
   private async audience(e: NewEvent): Promise<Audience> {
-    const online = (await this.recipients(e)).filter((u) => this.deps.push.isOnline(u));
-    const muted = online.length > 0 ? new Set(await this.deps.store.mutedUsers(e.cid)) : new Set<string>();
-    return { online, muted };
+    const recipients = await this.recipients(e);
+    const muted = recipients.length > 0 ? new Set(await this.deps.store.mutedUsers(e.cid)) : new Set<string>();
+    return { recipients, muted };
   }
 
   private publish(e: StoredEvent, audience: Audience): void {
-    const { online, muted } = audience;
+    const { muted } = audience;
+    // Offline users are left out: nothing would reach them, and the bus says who is online.
+    const online = audience.recipients.filter((u) => this.deps.push.isOnline(u));
     // Nobody online that this process knows of: still published, so a bus rings the other processes.
     if (online.length === 0) {
       this.deps.push.publish([], { event: e, cid: e.cid, seq: e.seq });

@@ -59,13 +59,15 @@ export class ImService {
       const event = await this.admit(user, d, access, body);
       event.id = key;
       if (access.kind === 'group' && !(await this.deps.store.getChat(user, d.cid))) await this.deps.store.ensureChat(user, d.cid, null);
-      // Who gets the push is read before the commit, so the push right after it stays in mid order.
-      const online = (await this.recipients(event, access)).filter((u) => this.deps.push.isOnline(u));
+      // Who the event is for is read before the commit, so the push right after it stays in mid order;
+      // who of them is online is asked after it: a device that connected meanwhile must get the push.
+      const recipients = await this.recipients(event, access);
       const outcome = await this.deps.relay.appendOutcome(event);
       // /im events carry no MLS rule, so the store never refuses one; the union says it could.
       if (outcome.status === 'refused') throw new AppError(outcome.code, undefined, { currentEpoch: outcome.currentEpoch });
       const stored = outcome.event;
       if (outcome.status === 'duplicate') return answer(stored, true); // the same resend, at once on another connection or process
+      const online = recipients.filter((u) => this.deps.push.isOnline(u));
       if (online.length > 0) {
         const item: PushItem = { event: stored, cid: stored.cid, seq: stored.seq, alert: true };
         // Encoded once here from the body still in hand; a file's needs its signed download URL anyway.
