@@ -94,7 +94,11 @@ describe('SDK against the real server (Relation ONE face)', () => {
     const seqs = (await Promise.all(sends)).map((s) => s.seq);
     dropping = false;
     await dropper;
-    await until(() => seqs.every((s) => got.includes(s)), 30_000, 'every message at carol');
+    await until(() => seqs.every((s) => got.includes(s)), 30_000, 'every message at carol').catch((e: Error) => {
+      // Say what was missing and where the connection stood, so a failure here can be diagnosed.
+      const missing = seqs.filter((s) => !got.includes(s));
+      throw new Error(`${e.message}: missing seqs ${missing.join(',')} of ${seqs.join(',')}; got ${got.join(',')}; state ${carol.connection.state}, sockets opened ${tws.opened}, reports ${JSON.stringify(reports)}`);
+    });
     expect(got.filter((s) => seqs.includes(s))).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(got).size).toBe(got.length);
     expect(tws.opened).toBeGreaterThan(2);
