@@ -2,7 +2,7 @@ import type { Auth } from './auth.js';
 import { CursorStore, SeenSet } from './cursors.js';
 import { AsyncQueue } from './emitter.js';
 import { fromServer, ImError } from './errors.js';
-import { LiveSocket, type LiveEvents, type LiveOptions } from './live.js';
+import { LiveSocket, type LiveEvents, type LiveOptions, type WebSocketLike } from './live.js';
 import type { RelationMessage, ServedItem } from './message.js';
 import type { RestClient, SendResult } from './rest.js';
 
@@ -144,7 +144,7 @@ export class Connection extends LiveSocket<ConnectionEvents> {
       case 'message': {
         const m: IncomingMessage = { chatId: String(f['chatId']).toLowerCase(), message: f['message'] as ServedItem, alert: f['alert'] !== false, recovered: false };
         if (this.syncing) this.held.push(m);
-        else void this.deliver(m);
+        else this.pushLive(m);
         return;
       }
       case 'mls.keyPackagesLow':
@@ -190,6 +190,57 @@ export class Connection extends LiveSocket<ConnectionEvents> {
   async sendFrame(message: RelationMessage): Promise<SendResult> {
     const f = await this.call({ type: 'send', message });
     return f['result'] as SendResult;
+  }
+
+  /**
+   * A live push: delivered after the ones before it in its chat, and after whatever the cursor says is
+   * missing before it. A seq gap between the cursor and a push is asked for over REST first: a push the
+   * server or the network lost must not be skipped for good by the cursor moving past it (a seq the
+   * viewer may not see, a hide of someone else's, is simply absent from the answer). If that cannot be
+   * fetched, the socket is dropped without delivering: the next resume starts from the cursor.
+   */
+  private pushLive(m: IncomingMessage): void {
+    const ws = this.ws;
+    const chain = (this.liveChains.get(m.chatId) ?? Promise.resolve()).then(() => this.deliverLive(m, ws));
+    this.liveChains.set(m.chatId, chain);
+    void chain.then(() => {
+      if (this.liveChains.get(m.chatId) === chain) this.liveChains.delete(m.chatId);
+    });
+  }
+
+  private readonly liveChains = new Map<string, Promise<void>>();
+
+  private async deliverLive(m: IncomingMessage, ws: WebSocketLike | null): Promise<void> {
+    // The socket it came on is gone: the resume of the next one replays it (the cursor did not pass it).
+    if (this.ws !== ws || ws === null) return;
+    const seq = m.message.seq;
+    const cursor = this.opts.cursors.get(m.chatId);
+    if (typeof seq === 'number' && cursor !== undefined && seq > cursor + 1) {
+      try {
+        await this.fillGap(m, cursor, seq);
+      } catch (e) {
+        this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
+        if (this.ws === ws) this.kill(ws, 4000, 'could not fetch the messages missing before a push');
+        return;
+      }
+      if (this.ws !== ws) return;
+    }
+    await this.deliver(m);
+  }
+
+  /** Delivers the chat's messages after `after` and before `before` (seq), read over REST. */
+  private async fillGap(m: IncomingMessage, after: number, before: number): Promise<void> {
+    const limit = this.opts.pageSize ?? 50;
+    let from = after;
+    for (;;) {
+      const items = await this.opts.rest.list({ chatId: m.chatId, afterSeq: from, limit });
+      for (const it of items) {
+        if (it.seq >= before) return;
+        await this.deliver({ chatId: m.chatId, message: it, alert: m.alert, recovered: true });
+        from = it.seq;
+      }
+      if (items.length < limit) return;
+    }
   }
 
   private async deliver(m: IncomingMessage): Promise<boolean> {

@@ -109,6 +109,37 @@ describe('SDK against the real server (Relation ONE face)', () => {
     expect(later.reduce((n, r) => n + r.recovered, 0)).toBeGreaterThan(0);
   }, 90_000);
 
+  it('fetches a message whose push was lost before delivering the next one: the cursor never moves past it', async () => {
+    const alice = track(client(demo, 'alice'));
+    const chatId = alice.address.toLowerCase();
+    // The push of one message to bob's socket is lost on the way (bob's socket stays up).
+    let lose: number | null = null;
+    const tws = trackedWebSocket((f) => {
+      const m = f['message'] as { seq?: number } | undefined;
+      if (f['type'] === 'message' && lose !== null && m?.seq === lose) {
+        lose = null;
+        return { type: 'lost-in-this-test' };
+      }
+      return f;
+    });
+    const bobLive = track(client(demo, 'bob', { WebSocket: tws.Ctor }));
+    const got: { seq: number; recovered: boolean }[] = [];
+    bobLive.on('message', (m) => { if (m.chatId === chatId) got.push({ seq: m.message.seq, recovered: m.recovered }); });
+    await Promise.all([alice.start(), bobLive.start()]);
+    await until(() => bobLive.connection.connected, 20_000, 'bob connected');
+    const first = await alice.send(bobLive.address, 'one');
+    await until(() => got.some((g) => g.seq === first.seq), 10_000, 'the first message at bob');
+    lose = first.seq + 1;
+    const second = await alice.send(bobLive.address, 'two (its push is lost)');
+    expect(second.seq).toBe(first.seq + 1);
+    const third = await alice.send(bobLive.address, 'three');
+    await until(() => got.some((g) => g.seq === third.seq), 10_000, 'the third message at bob');
+    expect(lose).toBeNull();
+    expect(got.map((g) => g.seq).filter((q) => q >= first.seq)).toEqual([first.seq, second.seq, third.seq]);
+    expect(got.find((g) => g.seq === second.seq)?.recovered).toBe(true);
+    expect(tws.opened).toBe(1);
+  });
+
   it('notices a link on which nothing arrives (heartbeat timeout), reconnects, and hands messages to an async iterator', async () => {
     const hole = { on: false };
     const tws = trackedWebSocket(undefined, hole);
