@@ -5,7 +5,7 @@ import { SiweMessage } from 'siwe';
 import WebSocket from 'ws';
 import { buildApp, type App, type AppOverrides } from '../../src/app.js';
 import { testConfig, type Config } from '../../src/config/config.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
 import type { Identity } from './messages.js';
 
 export interface TestServer {
@@ -20,14 +20,14 @@ export interface TestServer {
 export const LOOPBACK = ['127.0.0.1', '::1'];
 
 /** Boots the real app on port 0 with its own SQLite file in a temporary DATA_DIR. */
-export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}): Promise<TestServer> {
+export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}, opts: { log?: Logger } = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-test-'));
   // Tests talk to the server from loopback in bursts: they exempt it themselves (the default exempts
   // nothing); a test of the limits passes rateLimitExempt: [].
   const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false, rateLimitExempt: LOOPBACK,
     // The SDK's tests still send the development plaintext; a test of the refusal overrides this.
     allowDevPlaintext: true, ...overrides });
-  const app = buildApp(config, createLogger('silent'), deps);
+  const app = buildApp(config, opts.log ?? createLogger('silent'), deps);
   const port = await app.listen();
   return {
     app, dataDir, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`,

@@ -2,10 +2,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connect, type NatsConnection } from 'nats';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testConfig } from '../../src/config/config.js';
+import { createLogger } from '../../src/log/logger.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
 import { RelationClient } from '../../sdk/src/client.js';
@@ -61,6 +63,10 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
   let bob: Person;
   let carol: Person;
   let dao: string;
+  // Everything the server logs (at trace level, the most it ever says) and everything it puts on the bus.
+  const logged: Buffer[] = [];
+  const onBus: Buffer[] = [];
+  let nc: NatsConnection;
   const shot = (p: Page, name: string) => p.screenshot({ path: path.join(SHOTS, `e2ee-${name}.png`) });
 
   beforeAll(async () => {
@@ -70,10 +76,18 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
     const demo = chain.demo!;
     // As `npm start` runs it: the development plaintext refused, the archive on (embedded arlocal under
     // DATA_DIR) with a tick every second and one confirmation, so the test can wait for a bundle.
+    // The bus is real NATS (as many processes would use it), under a prefix of this run's own; the test
+    // listens to every subject under it.
+    const busPrefix = `e2ee-scan-${Math.random().toString(36).slice(2, 10)}`;
+    nc = await connect({ servers: 'nats://127.0.0.1:4222' });
+    const sub = nc.subscribe(`${busPrefix}.>`);
+    void (async () => { for await (const m of sub) onBus.push(Buffer.from(m.data)); })();
+    const log = createLogger('trace', { write: (line: string) => { logged.push(Buffer.from(line)); } });
     srv = await startServer({
       chain: 'embedded', requireName: true, allowDevPlaintext: false,
       archiveEnabled: true, archiveCron: '* * * * * *', archivePollMs: 200, archiveConfirmations: 1, archiveMineMs: 0,
-    }, { relations: chain.reader, demo, webDir });
+      bus: 'nats', natsUrl: 'nats://127.0.0.1:4222', busPrefix,
+    }, { relations: chain.reader, demo, webDir }, { log });
     alice = demo.identities.find((i) => i.label === 'alice')!;
     bob = demo.identities.find((i) => i.label === 'bob')!;
     carol = demo.identities.find((i) => i.label === 'carol')!;
@@ -86,11 +100,12 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
   afterAll(async () => {
     await browser?.close();
     await srv?.close();
+    await nc?.close();
     await chain?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
-  it('chats with a lock and a devices panel; the typed text is in neither the data directory nor the archive bundle', async () => {
+  it('chats with a lock and a devices panel; the typed text is in neither the data directory, the archive bundle, the server log nor the bus', async () => {
     const tag = Math.random().toString(36).slice(2, 10);
     const typed = [`zq-${tag}-first-from-alice`, `zq-${tag}-reply-from-bob`, `zq-${tag}-second-from-alice`, `zq-${tag}-group-from-bob`, `zq-${tag}-to-the-new-device`];
     // Stored in plaintext on purpose (a "Lit" client's payload, which the proxy carries opaquely): the same
@@ -210,6 +225,11 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
       expect(r.status).toBe(200);
       blobs.push({ name: `gateway:${b.txid}`, data: Buffer.from(await r.arrayBuffer()) });
     }
+    // What the server logged and what crossed the bus, over the whole conversation.
+    await nc.flush();
+    expect(logged.length).toBeGreaterThan(0);
+    expect(onBus.length).toBeGreaterThan(0);
+    blobs.push({ name: 'server log', data: Buffer.concat(logged) }, { name: 'bus', data: Buffer.concat(onBus) });
     const hits = scan(blobs, [...typed, control]);
     for (const t of typed) expect(hits.get(t), `typed text found: ${t}`).toEqual([]);
     const found = hits.get(control)!;
@@ -217,6 +237,8 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
     // The bundle files under DATA_DIR/archive are removed once confirmed; the bundle lives on in the gateway.
     expect(found.some((h) => h.startsWith('arlocal/data-'))).toBe(true);
     expect(found.some((h) => h.startsWith('gateway:'))).toBe(true);
+    // The bus rings with the stored event, so the control is on it: the bus scan sees message bodies.
+    expect(found.some((h) => h.startsWith('bus'))).toBe(true);
     // Every chat message the pages sent is MLS (the server refused nothing: no error toast).
     expect(await A.page.getByTestId('error').count()).toBe(0);
     expect(await B.page.getByTestId('error').count()).toBe(0);
