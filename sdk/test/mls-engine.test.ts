@@ -10,7 +10,7 @@ const te = new TextEncoder();
 const td = new TextDecoder();
 
 async function engine(): Promise<TsMlsEngine> {
-  return TsMlsEngine.create({ validateIdentity: (id, key) => checkIdentity(id, key).ok });
+  return TsMlsEngine.create({ validateIdentity: (id, key, o) => checkIdentity(id, key, Date.now(), o).ok });
 }
 
 async function device(e: TsMlsEngine, walletKey = Wallet.createRandom().privateKey, lifetimeMs = 3600_000, now?: number): Promise<MlsDevice & { wallet: string }> {
@@ -99,6 +99,38 @@ describe('TsMlsEngine (real ts-mls, X-Wing suite)', () => {
     const b = await device(e);
     const forged = { ...b, identity: (await device(e)).identity }; // another key's credential
     await expect(e.commit(ga, { add: [(await e.generateKeyPackage(forged)).publicMessage] })).rejects.toThrow();
+  });
+
+  it('a member whose delegation expired (offline past its session key) does not block joins nor commits; an expired KeyPackage is still refused', async () => {
+    const e = await engine();
+    const a = await device(e);
+    // bob's session key lives 1.5 s: he joins, then goes offline past its expiry.
+    const b = await device(e, undefined, 1_500);
+    let ga = await e.createGroup('0xdao-expiry', a, await e.generateKeyPackage(a));
+    const bkp = await e.generateKeyPackage(b);
+    const added = await e.commit(ga, { add: [bkp.publicMessage] });
+    ga = added.group;
+    let gb = (await e.joinWelcome(added.welcome!, [bkp]))!.group;
+    await new Promise((r) => setTimeout(r, 1_700));
+    expect(checkIdentity(b.identity, b.signaturePublicKey).ok).toBe(false);
+    // carol joins by external commit: the tree she validates holds bob's expired leaf.
+    const c = await device(e);
+    const j = await e.joinExternal(await e.groupInfo(ga), c, await e.generateKeyPackage(c), false);
+    let gc = j.group;
+    ga = (await e.process(ga, j.commit)).group;
+    gb = (await e.process(gb, j.commit)).group;
+    expect(e.members(ga)).toHaveLength(3);
+    // bob, back online with the same leaf, commits (his path's leaf is unchanged): everyone accepts it.
+    const bc = await e.commit(gb);
+    gb = bc.group;
+    ga = (await e.process(ga, bc.commit)).group;
+    gc = (await e.process(gc, bc.commit)).group;
+    expect(e.epochAuthenticator(ga)).toEqual(e.epochAuthenticator(gb));
+    expect(e.epochAuthenticator(gc)).toEqual(e.epochAuthenticator(gb));
+    // A leaf entering the group still needs a delegation valid now: bob's old-style KeyPackage of a second,
+    // equally expired device is refused, by the committer and (forced in) by nobody else.
+    const b2 = await device(e, undefined, 1_500, Date.now() - 3_000);
+    await expect(e.commit(ga, { add: [(await e.generateKeyPackage(b2)).publicMessage] })).rejects.toThrow();
   });
 
   it('external join from GroupInfo, resync replaces the stale leaf, and the proxy\'s Remove proposal is committed', async () => {

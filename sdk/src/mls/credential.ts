@@ -58,13 +58,16 @@ export type CredentialCheck = { ok: true; wallet: string } | { ok: false; reason
  * The Authentication Service check: `delegationSig` recovers to `wallet`, `keySig` recovers to the session
  * address the delegation names, and `at` lies in the delegation window.
  */
-export function checkIdentity(identity: Uint8Array, signaturePublicKey: Uint8Array, at: number = Date.now()): CredentialCheck {
+export function checkIdentity(identity: Uint8Array, signaturePublicKey: Uint8Array, at: number = Date.now(), opts: { member?: boolean } = {}): CredentialCheck {
   const id = parseIdentity(identity);
   if (!id) return { ok: false, reason: 'not a relation-mls credential' };
   if (!/^0x[0-9a-f]{40}$/.test(id.wallet)) return { ok: false, reason: 'wallet is not a lowercase address' };
   const d = parseDelegation(id.delegationMessage);
   if (!d) return { ok: false, reason: 'malformed delegation message' };
-  if (at < d.createdAt || at > d.expiresAt) return { ok: false, reason: 'the delegation is not valid at this time' };
+  // A leaf entering a group must carry a delegation valid now; a member's leaf keeps vouching after its
+  // delegation expired (it was checked when it entered), so a member offline past the session key's
+  // lifetime does not make the group's tree fail everyone else's checks (docs/e2ee.md section 2).
+  if (at < d.createdAt || (opts.member !== true && at > d.expiresAt)) return { ok: false, reason: 'the delegation is not valid at this time' };
   try {
     if (recoverPersonal(id.delegationMessage, id.delegationSig) !== id.wallet) return { ok: false, reason: 'delegationSig is not the wallet\'s' };
     if (recoverPersonal(keySigText(signaturePublicKey), id.keySig) !== d.session) return { ok: false, reason: 'keySig is not the session key\'s' };

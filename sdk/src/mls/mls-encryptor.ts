@@ -101,7 +101,7 @@ export class MlsEncryptor implements MessageEncryptor {
   }
 
   private engine(): Promise<MlsEngine> {
-    this.enginePromise ??= this.opts.engine ? Promise.resolve(this.opts.engine) : TsMlsEngine.create({ validateIdentity: (id, k) => checkIdentity(id, k).ok });
+    this.enginePromise ??= this.opts.engine ? Promise.resolve(this.opts.engine) : TsMlsEngine.create({ validateIdentity: (id, k, o) => checkIdentity(id, k, Date.now(), o).ok });
     return this.enginePromise;
   }
 

@@ -72,9 +72,16 @@ function eq(a: Uint8Array, b: Uint8Array): boolean {
 
 export interface TsMlsOptions {
   suite?: CiphersuiteName;
-  /** The Authentication Service for members' credentials: true when `identity` vouches for `signaturePublicKey`. */
-  validateIdentity: (identity: Uint8Array, signaturePublicKey: Uint8Array) => boolean | Promise<boolean>;
+  /**
+   * The Authentication Service for members' credentials: true when `identity` vouches for `signaturePublicKey`.
+   * `member`: the leaf is already a member's (in the tree being joined, or unchanged in the group's own
+   * tree); false for a leaf entering the group (an added KeyPackage, an external joiner, a changed leaf).
+   */
+  validateIdentity: (identity: Uint8Array, signaturePublicKey: Uint8Array, opts: { member: boolean }) => boolean | Promise<boolean>;
 }
+
+/** Whether (credential, key) is a leaf of `tree`, byte for byte. */
+type LeafTest = (credential: Credential, signaturePublicKey: Uint8Array) => boolean;
 
 /**
  * The ts-mls adapter of the MlsEngine port. Commits and proposals travel as private messages (their
@@ -87,17 +94,42 @@ export class TsMlsEngine implements MlsEngine {
     const suite = o.suite ?? DEFAULT_SUITE;
     const cs = await getCiphersuiteImpl(suite);
     const trusted: ExternalSenderEntry[] = [];
-    const authService: AuthenticationService = {
+    const authService = (isMember: LeafTest): AuthenticationService => ({
       async validateCredential(credential, signaturePublicKey) {
         if (credential.credentialType !== defaultCredentialTypes.basic || !('identity' in credential)) return false;
         // An external sender the client was told to trust (the proxy's, from GET /mls/external-sender).
         for (const t of trusted) {
           if (eq(t.signatureKey, signaturePublicKey) && eq(t.credential, encodeCredential(credential))) return true;
         }
-        return o.validateIdentity(credential.identity, signaturePublicKey);
+        return o.validateIdentity(credential.identity, signaturePublicKey, { member: isMember(credential, signaturePublicKey) });
       },
-    };
-    return new TsMlsEngine(suite, cs, { cipherSuite: cs, authService }, trusted);
+    });
+    const engine = new TsMlsEngine(suite, cs, { cipherSuite: cs, authService: authService(() => false) }, trusted);
+    engine.contextFor = (isMember) => ({ cipherSuite: cs, authService: authService(isMember) });
+    return engine;
+  }
+
+  /** A context whose Authentication Service knows which leaves are members' already. */
+  private contextFor: (isMember: LeafTest) => MlsContext = () => this.ctx;
+
+  /**
+   * The context for processing a message of `state`'s group: a leaf unchanged in the group's tree is a
+   * member's (its delegation was checked when it entered; members offline past their session key's
+   * expiry stay members), anything else is entering and checked in full.
+   */
+  private groupContext(state: ClientState): MlsContext {
+    return this.contextFor((credential, key) => {
+      const bytes = encodeCredential(credential);
+      return state.ratchetTree.some((n) => n !== undefined && n.nodeType === nodeTypes.leaf && eq(n.leaf.signaturePublicKey, key) && eq(encodeCredential(n.leaf.credential), bytes));
+    });
+  }
+
+  /**
+   * The context for joining: every leaf of the tree being joined is a member's (a member signed the
+   * GroupInfo, or encrypted the Welcome to this device, after checking each leaf when it entered).
+   */
+  private joinContext(): MlsContext {
+    return this.contextFor(() => true);
   }
 
   /** Trusts an external sender (signature key and credential) in the Authentication Service. */
@@ -151,7 +183,7 @@ export class TsMlsEngine implements MlsEngine {
       extraProposals.push({ proposalType: defaultProposalTypes.add, add: { keyPackage: m.keyPackage } });
     }
     for (const leaf of opts.remove ?? []) extraProposals.push({ proposalType: defaultProposalTypes.remove, remove: { removed: leaf } });
-    const r = await createCommit({ context: this.ctx, state: st(group), extraProposals, ratchetTreeExtension: true });
+    const r = await createCommit({ context: this.groupContext(st(group)), state: st(group), extraProposals, ratchetTreeExtension: true });
     return { group: new TsGroup(r.newState), commit: encode(mlsMessageEncoder, r.commit), welcome: r.welcome ? encode(mlsMessageEncoder, r.welcome) : null };
   }
 
@@ -162,7 +194,7 @@ export class TsMlsEngine implements MlsEngine {
       const { pub, priv } = this.unpack(c);
       const ref = await makeKeyPackageRef(pub, this.cs.hash);
       if (!m.welcome.secrets.some((s) => eq(s.newMember, ref))) continue;
-      const r = await joinGroupWithExtensions({ context: this.ctx, welcome: m.welcome, keyPackage: pub, privateKeys: priv });
+      const r = await joinGroupWithExtensions({ context: this.joinContext(), welcome: m.welcome, keyPackage: pub, privateKeys: priv });
       return { group: new TsGroup(r.state), used: c };
     }
     return null;
@@ -175,7 +207,7 @@ export class TsMlsEngine implements MlsEngine {
     // ts-mls resyncs by finding a leaf with this signature key; without one there is nothing to replace.
     // The ratchet tree extension carries every leaf's raw signature key, so its bytes tell.
     const doResync = resync && contains(groupInfo, pub.leafNode.signaturePublicKey);
-    const r = await joinGroupExternal({ context: this.ctx, groupInfo: m.groupInfo, keyPackage: pub, privateKeys: priv, resync: doResync });
+    const r = await joinGroupExternal({ context: this.joinContext(), groupInfo: m.groupInfo, keyPackage: pub, privateKeys: priv, resync: doResync });
     return { group: new TsGroup(r.newState), commit: encode(mlsMessageEncoder, { wireformat: wireformats.mls_public_message, version: protocolVersions.mls10, publicMessage: r.publicMessage }) };
   }
 
@@ -189,7 +221,7 @@ export class TsMlsEngine implements MlsEngine {
     if (!m || (m.wireformat !== wireformats.mls_private_message && m.wireformat !== wireformats.mls_public_message)) throw new Error('not a framed MLS message');
     const before = st(group);
     if (before.groupActiveState.kind === 'removedFromGroup') throw new Error('this device was removed from the group');
-    const r = await processMessage({ context: this.ctx, state: before, message: m });
+    const r = await processMessage({ context: this.groupContext(before), state: before, message: m });
     if (r.kind === 'applicationMessage') return { kind: 'application', group: new TsGroup(r.newState), plaintext: r.message, senderLeaf: null };
     const g = new TsGroup(r.newState);
     const ct = m.wireformat === wireformats.mls_private_message ? m.privateMessage.contentType : m.publicMessage.content.contentType;
