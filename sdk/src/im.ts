@@ -6,7 +6,7 @@ import { CursorStore, SeenSet } from './cursors.js';
 import { AsyncQueue } from './emitter.js';
 import { fromServer, ImError } from './errors.js';
 import type { FetchLike } from './http.js';
-import { LiveSocket, type LiveEvents, type LiveOptions } from './live.js';
+import { LiveSocket, type LiveEvents, type LiveOptions, type WebSocketLike } from './live.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
@@ -137,7 +137,7 @@ export class ImConnection extends LiveSocket<ImEvents> {
     if (cmd === Cmd.PUSH) {
       const inc: ImIncoming = { event: decodeEvent(body), recovered: false };
       if (this.syncing) this.held.push(inc);
-      else this.deliver(inc);
+      else this.pushLive(inc);
       return;
     }
     if (cmd === Cmd.READ_PUSH) { this.emitEvent('read', { cid: String(body.get(0)), marker: Number(body.get(1)) }); return; }
@@ -163,6 +163,48 @@ export class ImConnection extends LiveSocket<ImEvents> {
       this.waiting.set(seq, { resolve: (b) => { clearTimeout(timer); resolve(b); }, reject: (e) => { clearTimeout(timer); reject(e); } });
       ws.send(packr.pack(toMap({ 0: 1, 1: cmd, 2: seq, 4: body instanceof Map ? body : toMap(body) })));
     });
+  }
+
+  private readonly liveChains = new Map<string, Promise<void>>();
+
+  /**
+   * A live PUSH: delivered after the ones before it in its conversation, and after whatever the cursor
+   * says is missing before it (QUERY from the cursor): a push lost on the way is late, never skipped
+   * for good by the cursor moving past it. If that QUERY fails, the socket is dropped without
+   * delivering; the next RESUME starts from the unchanged cursor. (docs/sdk.md)
+   */
+  private pushLive(inc: ImIncoming): void {
+    const ws = this.ws;
+    const cid = inc.event.cid;
+    const chain = (this.liveChains.get(cid) ?? Promise.resolve()).then(() => this.deliverLive(inc, ws));
+    this.liveChains.set(cid, chain);
+    void chain.then(() => {
+      if (this.liveChains.get(cid) === chain) this.liveChains.delete(cid);
+    });
+  }
+
+  private async deliverLive(inc: ImIncoming, ws: WebSocketLike | null): Promise<void> {
+    if (this.ws !== ws || ws === null) return;
+    const { cid, mid } = inc.event;
+    const cursor = this.opts.cursors.get(cid);
+    if (cursor !== undefined && mid > cursor + 1) {
+      try {
+        let from = cursor + 1;
+        for (;;) {
+          const page = await this.query({ cid, fromMid: from, toMid: mid - 1, limit: 50 });
+          for (const ev of page.events) if (ev.mid < mid) this.deliver({ event: ev, recovered: true });
+          const last = page.events[page.events.length - 1];
+          if (!page.more || !last || last.mid >= mid - 1) break;
+          from = last.mid + 1;
+        }
+      } catch (e) {
+        this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
+        if (this.ws === ws) this.kill(ws, 4000, 'could not fetch the events missing before a push');
+        return;
+      }
+      if (this.ws !== ws) return;
+    }
+    this.deliver(inc);
   }
 
   private deliver(inc: ImIncoming): boolean {

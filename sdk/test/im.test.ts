@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { DevEncryptor } from '../src/encryptor.js';
 import { RelationClient } from '../src/client.js';
 import { dmCid, Kind, type ImIncoming, type ImResumeReport } from '../src/im.js';
-import type { WebSocketCtor } from '../src/live.js';
+import type { WebSocketCtor, WebSocketLike } from '../src/live.js';
 import { privateKeySigner } from '../src/signer.js';
 import { MemoryStorage } from '../src/storage.js';
 import { startDemo, until, type Demo } from './support.js';
@@ -21,6 +22,40 @@ function droppable(): { Ctor: WebSocketCtor; dropAll(): void } {
     }
   }
   return { Ctor: D as unknown as WebSocketCtor, dropAll: () => { for (const w of open) w.terminate(); } };
+}
+
+/** A `ws` WebSocket that loses the PUSH of one event (mid) once, as a lost push would: the socket stays up. */
+function lossy(): { Ctor: WebSocketCtor; lose: { mid: number | null } } {
+  const lose: { mid: number | null } = { mid: null };
+  const unpackr = new Unpackr({ mapsAsObjects: false, useRecords: false });
+  class L implements WebSocketLike {
+    readonly inner: WebSocket;
+    onopen: WebSocketLike['onopen'] = null;
+    onmessage: WebSocketLike['onmessage'] = null;
+    onclose: WebSocketLike['onclose'] = null;
+    onerror: WebSocketLike['onerror'] = null;
+    constructor(url: string) {
+      const inner = (this.inner = new WebSocket(url));
+      inner.onopen = (e) => this.onopen?.(e);
+      inner.onmessage = (e) => {
+        const env = unpackr.unpack(Buffer.from(e.data as ArrayBuffer)) as Map<number, unknown>;
+        const body = env.get(4) as Map<number, unknown> | undefined;
+        if (env.get(1) === 4 && lose.mid !== null && body?.get(3) === lose.mid) {
+          lose.mid = null;
+          return;
+        }
+        this.onmessage?.({ data: e.data });
+      };
+      inner.onclose = (e) => this.onclose?.({ code: e.code, reason: e.reason });
+      inner.onerror = (e) => this.onerror?.(e);
+    }
+    get readyState(): number { return this.inner.readyState; }
+    get binaryType(): string { return this.inner.binaryType; }
+    set binaryType(v: string) { this.inner.binaryType = v as 'arraybuffer'; }
+    send(d: string | Uint8Array | ArrayBuffer): void { this.inner.send(d); }
+    close(code?: number, reason?: string): void { this.inner.close(code, reason); }
+  }
+  return { Ctor: L as unknown as WebSocketCtor, lose };
 }
 
 describe('SDK on the /im MsgPack face against the real server', () => {
@@ -87,5 +122,32 @@ describe('SDK on the /im MsgPack face against the real server', () => {
     expect(r.gap).toBe(false);
     expect(r.chats.find((c) => c.cid === cid)).toBeDefined();
     expect(await b.ack(cid, more.at(-1)!)).toBe(more.at(-1));
+  }, 60_000);
+
+  it('a lost PUSH is fetched (QUERY from the cursor) before the next one is delivered: the cursor never skips it', async () => {
+    const l = lossy();
+    const carol = new RelationClient({ encryptor: new DevEncryptor(), baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.carol), storage: new MemoryStorage(), WebSocket: l.Ctor, live });
+    try {
+      const a = alice.im();
+      const c = carol.im();
+      const got: ImIncoming[] = [];
+      c.on('event', (e) => got.push(e));
+      a.start();
+      c.start();
+      await until(() => a.connected && c.connected, 20_000, 'carol /im connected');
+      const cid = dmCid(alice.address, carol.address);
+      const first = await a.sendText(cid, 'one');
+      await until(() => got.some((e) => e.event.mid === first.mid), 10_000, 'carol got the first');
+      l.lose.mid = first.mid + 1;
+      const second = await a.sendText(cid, 'two (its push is lost)');
+      expect(second.mid).toBe(first.mid + 1);
+      const third = await a.sendText(cid, 'three');
+      await until(() => got.some((e) => e.event.mid === third.mid), 10_000, 'carol got the third');
+      expect(l.lose.mid).toBeNull();
+      expect(got.map((e) => e.event.mid)).toEqual([first.mid, second.mid, third.mid]);
+      expect(got[1]).toMatchObject({ recovered: true, event: { text: 'two (its push is lost)' } });
+    } finally {
+      carol.close();
+    }
   }, 60_000);
 });
