@@ -77,6 +77,8 @@ export class MlsEncryptor implements MessageEncryptor {
   private readonly lastSeq = new Map<string, number>();
   private uploading: Promise<void> | null = null;
   private externalSenderTrusted = false;
+  private indexCache: string[] | null = null;
+  private storeChange: Promise<void> | null = null;
 
   constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
@@ -193,6 +195,17 @@ export class MlsEncryptor implements MessageEncryptor {
     this.groups.set(cid, g);
     if (g) await this.c.storage.set(this.key(`group:${cid}`), b64(e.serialize(g)));
     else await this.c.storage.remove(this.key(`group:${cid}`));
+    const index = await this.groupIndex();
+    if (g ? !index.includes(cid) : index.includes(cid)) {
+      this.indexCache = g ? [...index, cid] : index.filter((x) => x !== cid);
+      await setJson(this.c.storage, this.key('groups'), this.indexCache);
+    }
+  }
+
+  /** The conversations this device holds a group state for (`…:groups`: storage cannot list its keys). */
+  private async groupIndex(): Promise<string[]> {
+    this.indexCache ??= (await getJson<string[]>(this.c.storage, this.key('groups'))) ?? [];
+    return this.indexCache;
   }
 
   /** The current epoch of this device's group for a conversation (null: not a member). */
@@ -631,6 +644,57 @@ export class MlsEncryptor implements MessageEncryptor {
       this.rejoinWanted.add(cid);
       await this.ensureGroup(cid, receiver, kind);
     });
+  }
+
+  /** The store epoch this device last worked with (docs/e2ee.md section 8), null before the first connection. */
+  async storeEpochSeen(): Promise<string | null> {
+    return (await this.c.storage.get(this.key('storeEpoch'))) ?? null;
+  }
+
+  /**
+   * The client calls this with the store epoch of every connection (the `ready` frame). When it differs
+   * from the one this device worked with, the proxy was rebuilt from the archive (docs/archive.md): the
+   * archive held every message (handshakes included) but not the Delivery Service's directory, so this
+   * device uploads again what the archive does not carry: its KeyPackages (a new last-resort one too) and,
+   * for every group it is a member of, the GroupInfo of its epoch and its epoch-authenticator report.
+   * The new epoch is recorded only once all of it was done, so a failure is retried on the next connection.
+   */
+  onStoreEpoch(epoch: string | null): Promise<void> {
+    if (epoch === null) return Promise.resolve();
+    this.storeChange ??= (async () => {
+      try {
+        const seen = await this.storeEpochSeen();
+        if (seen === epoch) return;
+        if (seen !== null) await this.reupload();
+        await this.c.storage.set(this.key('storeEpoch'), epoch);
+      } finally {
+        this.storeChange = null;
+      }
+    })();
+    return this.storeChange;
+  }
+
+  private async reupload(): Promise<void> {
+    await this.c.storage.remove(this.key('lastResort'));
+    await this.uploadKeyPackages();
+    for (const cid of [...(await this.groupIndex())]) {
+      await this.queue.run(cid, async () => {
+        const g = await this.loadGroup(cid);
+        if (!g) return;
+        // The rebuilt store ordered the same commits, so its epoch is this device's (unless this device is
+        // behind: then the commits it misses arrive in the resync and their committers' GroupInfo is newer).
+        const info = await this.c.rest.mlsGroup(cid).catch((err: unknown) => {
+          if (isImError(err, 'NOT_MEMBER')) return null;
+          throw err;
+        });
+        if (!info || info.epoch !== Number(g.epoch)) return;
+        if (!cid.startsWith('dm:')) {
+          // A DAO group names the proxy's external sender (for removals); the rebuilt store's key is new.
+          await this.trustExternalSender();
+        }
+        await this.afterEpochChange(cid, g, true);
+      });
+    }
   }
 
   /** The client calls this when the server's `mls.keyPackagesLow` push arrives. */
