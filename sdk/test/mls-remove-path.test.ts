@@ -9,7 +9,9 @@ import {
  * ts-mls 2.0.0-rc.10 committed a single Remove without an UpdatePath (it asked for a path only from two
  * Removes on), so the removed member could still derive the next epoch's secrets. patches/ applies the
  * RFC 9420 rule (section 12.4.2: a path whenever the commit covers an Update or a Remove). This test
- * fails without the patch: the removed member reads the first message sent after its removal.
+ * fails without the patch: the removed member reads the first message sent after its removal. The patch
+ * also stops a member at a commit that removes it before the UpdatePath (it cannot decrypt it; rc.10 then
+ * looped on a truncated leaf until the process died).
  */
 describe('ts-mls with the project patch: removing one member', () => {
   it('the removed member cannot read what follows (the commit carries an UpdatePath)', async () => {
@@ -53,5 +55,19 @@ describe('ts-mls with the project patch: removing one member', () => {
       bobRead = null;
     }
     expect(bobRead).toBeNull();
+
+    // carol, the last leaf, is removed too: the tree shrinks past her leaf. Processing her own removal must
+    // neither crash (rc.10 with the path rule above walked her truncated leaf's path until V8 aborted the
+    // process; the patch stops a removed member before the path) nor move her to the next epoch.
+    const second = await createCommit({ context, state: alice, extraProposals: [{ proposalType: defaultProposalTypes.remove, remove: { removed: carol.privatePath.leafIndex } }] });
+    alice = second.newState;
+    const r3 = await processMessage({ context, state: carol, message: second.commit });
+    expect(r3.kind).toBe('newState');
+    if (r3.kind === 'newState') {
+      expect(r3.newState.groupActiveState.kind).toBe('removedFromGroup');
+      expect(r3.newState.groupContext.epoch).toBe(carol.groupContext.epoch);
+    }
+    const later = await createApplicationMessage({ context, state: alice, message: new TextEncoder().encode('after carol left') });
+    await expect(processMessage({ context, state: r3.kind === 'newState' ? { ...r3.newState, groupActiveState: { kind: 'active' } } : carol, message: later.message })).rejects.toThrow();
   });
 });

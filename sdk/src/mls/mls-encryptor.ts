@@ -525,8 +525,10 @@ export class MlsEncryptor implements MessageEncryptor {
         return { handshake };
       }
       await this.saveGroup(cid, g);
-      // A Remove proposed by the proxy (a token left its holder): commit it at once.
-      if (r.external) await this.commitPending(cid, m);
+      // A Remove proposed by the proxy (a token left its holder): commit it at once. A refused commit (this
+      // device is itself no member any more, or the network failed) leaves the proposal pending: the next
+      // send commits it first, and the proposal itself was processed, so nothing is reported.
+      if (r.external) await this.commitPending(cid, m).catch(() => undefined);
       return { handshake };
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
