@@ -1,12 +1,15 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { importChain } from '../../src/archive/reader/import.js';
 import { findHead } from '../../src/archive/reader/walk.js';
 import { SqliteArchiveStore } from '../../src/archive/sqlite/archive-store.js';
 import { testConfig } from '../../src/config/config.js';
+import { RelationActions } from '../../src/roles/relations/chain/demo.js';
+import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { newVerifier, startGateway } from '../../test/support/archive.js';
@@ -118,6 +121,9 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
     const archive = new SqliteArchiveStore(file);
     const report = await importChain(gw.source, head!, { store, archive, verifier: newVerifier(), commitBatchMax: 64 });
     expect(report.imported).toBeGreaterThan(0);
+    // The rebuilt store ordered the same commits: the group epochs are where the clients are.
+    expect((await store.mlsGroup(dm)).epoch).toBe(Number(epochs.dm));
+    expect((await store.mlsGroup(dao.toLowerCase())).epoch).toBe(Number(epochs.dao));
     await archive.close();
     await store.close();
     srv = await startServer({ ...archiveConfig(), port, dataDir }, { relations: chain.reader });
@@ -139,9 +145,10 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
         return g !== null && g.groupInfo !== null && g.groupInfoEpoch === g.epoch;
       }, 30_000, `GroupInfo of ${cid} uploaded again`);
     }
-    // The rebuilt store ordered the same commits: the group epochs are where the clients are.
+    // The DM did not move; the DAO group moved by one commit, the members' replacement of its external
+    // sender (exactly one: the store's compare-and-set took one member's, the other caught up).
     expect((await alice.client.rest.mlsGroup(dm)).epoch).toBe(Number(epochs.dm));
-    expect((await alice.client.rest.mlsGroup(dao)).epoch).toBe(Number(epochs.dao));
+    expect((await alice.client.rest.mlsGroup(dao)).epoch).toBe(Number(epochs.dao) + 1);
 
     // The old history is served by the rebuilt store and reads on both sides.
     expect(await history(alice, bob.client.address)).toEqual(expect.arrayContaining([old.dm1, old.dm2]));
@@ -171,5 +178,23 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
     expect(await alice.mls.epochAuthHash(dao)).toBe(await carol.mls.epochAuthHash(dao));
     // Nothing the members could read was reported unreadable (carol and bob2 joined later: not members then).
     expect(alice.bad.concat(bob.bad)).toEqual([]);
+
+    // Removal still works on the rebuilt proxy, whose external-sender key is new (it lives in the store's
+    // metadata, not in the archive): the members replaced the group's external_senders entry when they
+    // saw the store epoch change, so the new key's Remove proposal is accepted and committed.
+    const ext = await alice.client.rest.mlsExternalSender();
+    expect(await alice.mls.externalSenderKeys(dao)).toEqual([ext.signatureKey]);
+    const provider = ethersProvider(chain.chain!, chain.chain!.chainId);
+    const carolAddr = new Wallet(keys.carol!).address;
+    await new RelationActions(chain.addresses).remove(new Wallet(keys.carol!, provider), dao, carolAddr);
+    await until(async () => !((await alice.mls.members(dao)) ?? []).some((m) => m.wallet === carolAddr.toLowerCase()), 30_000, 'carol removed on the rebuilt proxy');
+    const g3 = `group after carol left ${Date.now()}`;
+    await until(async () => {
+      await alice.client.send(dao, g3, { kind: 1 });
+      return true;
+    }, 30_000, 'alice sends after the removal');
+    await until(() => reads(bob, g3), 30_000, 'bob reads after the removal');
+    expect(await reads(carol, g3)).toBe(false);
+    expect(await carol.mls.epochAuthHash(dao)).not.toBe(await alice.mls.epochAuthHash(dao));
   }, 150_000);
 });

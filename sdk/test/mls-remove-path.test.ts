@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  createApplicationMessage, createCommit, createGroup, defaultCredentialTypes, defaultProposalTypes,
+  createApplicationMessage, createCommit, createGroup, defaultCredentialTypes, defaultExtensionTypes, defaultProposalTypes,
   generateKeyPackage, getCiphersuiteImpl, joinGroup, processMessage, unsafeTestingAuthenticationService,
   type ClientState, type MlsContext,
 } from 'ts-mls';
@@ -69,5 +69,31 @@ describe('ts-mls with the project patch: removing one member', () => {
     }
     const later = await createApplicationMessage({ context, state: alice, message: new TextEncoder().encode('after carol left') });
     await expect(processMessage({ context, state: r3.kind === 'newState' ? { ...r3.newState, groupActiveState: { kind: 'active' } } : carol, message: later.message })).rejects.toThrow();
+  });
+
+  it('a GroupContextExtensions commit (which now carries a path) is processed by the other members', async () => {
+    // rc.10 encrypted such a commit's path secrets under the GroupContext with the old extensions while
+    // members decrypt under the new ones (RFC 9420 section 12.4.2: the provisional context), so nobody could
+    // open it (HPKE OpenError). The SDK sends one when the proxy's external sender changes (a rebuild).
+    const cs = await getCiphersuiteImpl('MLS_256_XWING_AES256GCM_SHA512_Ed25519');
+    const context: MlsContext = { cipherSuite: cs, authService: unsafeTestingAuthenticationService };
+    const kp = (name: string) => generateKeyPackage({ credential: { credentialType: defaultCredentialTypes.basic, identity: new TextEncoder().encode(name) }, cipherSuite: cs });
+    const [a, b] = await Promise.all([kp('alice'), kp('bob')]);
+    let alice: ClientState = await createGroup({ context, groupId: new TextEncoder().encode('g2'), keyPackage: a.publicPackage, privateKeyPackage: a.privatePackage });
+    const add = await createCommit({ context, state: alice, ratchetTreeExtension: true, extraProposals: [{ proposalType: defaultProposalTypes.add, add: { keyPackage: b.publicPackage } }] });
+    alice = add.newState;
+    let bob = await joinGroup({ context, welcome: add.welcome!.welcome, keyPackage: b.publicPackage, privateKeys: b.privatePackage });
+    const sender = await cs.signature.keygen();
+    const extensions = [{ extensionType: defaultExtensionTypes.external_senders, extensionData: { signaturePublicKey: sender.publicKey, credential: { credentialType: defaultCredentialTypes.basic, identity: new TextEncoder().encode('proxy') } } }];
+    const gce = await createCommit({ context, state: alice, extraProposals: [{ proposalType: defaultProposalTypes.group_context_extensions, groupContextExtensions: { extensions } }] });
+    alice = gce.newState;
+    const r = await processMessage({ context, state: bob, message: gce.commit });
+    expect(r.kind).toBe('newState');
+    if (r.kind === 'newState') bob = r.newState;
+    expect(bob.groupContext.epoch).toBe(alice.groupContext.epoch);
+    expect(bob.groupContext.extensions.some((x) => x.extensionType === defaultExtensionTypes.external_senders)).toBe(true);
+    const m = await createApplicationMessage({ context, state: alice, message: new TextEncoder().encode('after the extensions changed') });
+    const read = await processMessage({ context, state: bob, message: m.message });
+    expect(read.kind === 'applicationMessage' && new TextDecoder().decode(read.message)).toBe('after the extensions changed');
   });
 });

@@ -508,7 +508,13 @@ export class MlsEncryptor implements MessageEncryptor {
       return fail('future-epoch', `message at epoch ${epoch}, this device at ${g.epoch}`);
     }
     try {
-      const r = await e.process(g, bytes.slice(0, h.length));
+      const r = await e.process(g, bytes.slice(0, h.length)).catch(async (err: unknown) => {
+        // A DAO group's commit may name an external sender this device does not trust yet (members replace
+        // it after a rebuild from the archive, docs/e2ee.md section 8): trust the proxy's current one, retry once.
+        if (!handshake || cid.startsWith('dm:')) throw err;
+        await this.trustExternalSender();
+        return e.process(g!, bytes.slice(0, h.length));
+      });
       g = r.group;
       if (r.kind === 'application') {
         await this.saveGroup(cid, g);
@@ -691,12 +697,32 @@ export class MlsEncryptor implements MessageEncryptor {
         });
         if (!info || info.epoch !== Number(g.epoch)) return;
         if (!cid.startsWith('dm:')) {
-          // A DAO group names the proxy's external sender (for removals); the rebuilt store's key is new.
-          await this.trustExternalSender();
+          // A DAO group names the proxy's external sender (for removals); the rebuilt store's key is new
+          // (it is kept in the store, never archived). The group's entry is replaced by a commit, or the
+          // rebuilt proxy's Remove proposals would fail every member's signature check.
+          const ext = await this.trustExternalSender();
+          const e = await this.engine();
+          if (!e.externalSenders(g).some((k) => b64(k) === b64(ext.signatureKey))) {
+            const c = await e.commit(g, { externalSenders: [ext] });
+            const receiver = this.restId(cid);
+            if ((await this.sendHandshake(cid, receiver, 1, c.commit)) === 'ok') {
+              await this.saveGroup(cid, c.group);
+              await this.afterEpochChange(cid, c.group, true);
+            } else await this.catchUp(cid, g); // another member replaced it first: its commit is in the history
+            return;
+          }
         }
         await this.afterEpochChange(cid, g, true);
       });
     }
+  }
+
+  /** The signature keys (base64) of the external senders this device's group of a conversation names. */
+  async externalSenderKeys(cid: string): Promise<string[] | null> {
+    return this.queue.run(cid, async () => {
+      const g = await this.loadGroup(cid);
+      return g ? (await this.engine()).externalSenders(g).map(b64) : null;
+    });
   }
 
   /** The client calls this when the server's `mls.keyPackagesLow` push arrives. */
