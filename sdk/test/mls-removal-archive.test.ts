@@ -106,6 +106,8 @@ describe('MLS: a removed member cannot decrypt from the Arweave archive', () => 
     await expect(carol.mls.update(demo.dao, 1)).rejects.toMatchObject({ code: 'NOT_MEMBER' });
     await expect(carol.mls.rejoin(demo.dao, demo.dao, 1)).rejects.toMatchObject({ code: 'NOT_MEMBER' });
     expect((await alice.client.rest.mlsGroup(demo.dao)).epoch).toBe(epochBefore);
+    // The refused rejoin did not cost her device its state.
+    expect(await carol.mls.epochOf(demo.dao)).toBe(carolEpoch);
 
     // Everything is in confirmed bundles; anyone fetches them from the gateway, as carol does here.
     let status: { unarchived: { messages: number }; lastBundle: { status: string } | null; gateway: string; owner: string } | null = null;

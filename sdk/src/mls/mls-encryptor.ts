@@ -290,7 +290,13 @@ export class MlsEncryptor implements MessageEncryptor {
       this.rejoinWanted.delete(cid);
       const g = await this.loadGroup(cid);
       await this.saveGroup(cid, null);
-      return this.joinExisting(cid, receiver, kind, g !== null);
+      try {
+        return await this.joinExisting(cid, receiver, kind, g !== null);
+      } catch (err) {
+        // The rejoin failed (refused, or the network): the state this device had is kept, not lost with it.
+        if (g && !(await this.loadGroup(cid))) await this.saveGroup(cid, g);
+        throw err;
+      }
     }
     const have = await this.loadGroup(cid);
     if (have) return have;
