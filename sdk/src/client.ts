@@ -92,6 +92,10 @@ export class RelationClient {
         undecryptable: (u) => this.connection.reportUndecryptable(u),
       });
       this.connection.on('keyPackagesLow', () => encryptor.onKeyPackagesLow?.());
+      // A proxy rebuilt from the archive has a new store epoch: the encryptor uploads again what the
+      // archive does not hold (docs/e2ee.md section 8).
+      const onEpoch = encryptor.onStoreEpoch?.bind(encryptor);
+      if (onEpoch) this.connection.on('connected', (c) => void onEpoch(c.epoch).catch((err: unknown) => this.connection.reportError(err)));
     }
   }
 

@@ -115,6 +115,11 @@ export class Connection extends LiveSocket<ConnectionEvents> {
     this.emitEvent('undecryptable', u);
   }
 
+  /** Emits an `error` (work the client does beside the connection failed: it is retried on the next one). */
+  reportError(e: unknown): void {
+    this.emitEvent('error', e instanceof ImError ? e : new ImError('BAD_RESPONSE', String(e)));
+  }
+
   protected token(): Promise<string> { return this.opts.auth.token(); }
   protected dropToken(token: string): Promise<void> { return this.opts.auth.invalidate(token); }
   protected socketUrl(token: string): string { return `${this.opts.url}?token=${encodeURIComponent(token)}`; }

@@ -53,6 +53,8 @@ export interface MessageEncryptor extends Encryptor {
   /** Called once by `start()` (uploads KeyPackages). */
   uploadKeyPackages?(): Promise<void>;
   onKeyPackagesLow?(): void;
+  /** Called with the store epoch of every connection; a change means a proxy rebuilt from the archive. */
+  onStoreEpoch?(epoch: string | null): Promise<void>;
 }
 
 export function isMessageEncryptor(e: Encryptor): e is MessageEncryptor {

@@ -21,12 +21,13 @@ export const LOOPBACK = ['127.0.0.1', '::1'];
 
 /** Boots the real app on port 0 with its own SQLite file in a temporary DATA_DIR. */
 export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}, opts: { log?: Logger } = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-test-'));
+  // A given DATA_DIR (a store built beforehand, e.g. by the archive import) is used as it is.
+  const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'rim-test-'));
   // Tests talk to the server from loopback in bursts: they exempt it themselves (the default exempts
   // nothing); a test of the limits passes rateLimitExempt: [].
-  const config = testConfig({ port: 0, host: '127.0.0.1', dataDir, verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false, rateLimitExempt: LOOPBACK,
+  const config = testConfig({ port: 0, host: '127.0.0.1', verifyWorkers: 1, sqliteSynchronous: 'NORMAL', chain: deps.relations ? 'embedded' : 'none', archiveEnabled: false, rateLimitExempt: LOOPBACK,
     // The SDK's tests still send the development plaintext; a test of the refusal overrides this.
-    allowDevPlaintext: true, ...overrides });
+    allowDevPlaintext: true, ...overrides, dataDir });
   const app = buildApp(config, opts.log ?? createLogger('silent'), deps);
   const port = await app.listen();
   return {

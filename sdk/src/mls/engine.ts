@@ -60,10 +60,13 @@ export interface MlsEngine {
   /** A new group at epoch 0 with only this device. */
   createGroup(groupId: string, device: MlsDevice, kp: KeyPackagePair, opts?: { externalSenders?: ExternalSenderEntry[] }): Promise<MlsGroup>;
   /**
-   * Commits adds (KeyPackage MLSMessages), removes (leaf indexes) and every pending proposal. Returns the
+   * Commits adds (KeyPackage MLSMessages), removes (leaf indexes), a replacement of the group's external
+   * senders (a GroupContextExtensions proposal) and every pending proposal. Returns the
    * group as it will be once the commit is accepted, the commit and (when it adds) the Welcome.
    */
-  commit(group: MlsGroup, opts?: { add?: Uint8Array[]; remove?: number[] }): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }>;
+  commit(group: MlsGroup, opts?: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[] }): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }>;
+  /** The signature keys of the group's external senders. */
+  externalSenders(group: MlsGroup): Uint8Array[];
   /** Joins from a Welcome with one of this device's KeyPackages; null when none of them is addressed. */
   joinWelcome(welcome: Uint8Array, candidates: KeyPackagePair[]): Promise<{ group: MlsGroup; used: KeyPackagePair } | null>;
   /** Joins by external commit from a GroupInfo (with the ratchet tree); resync removes this device's old leaf. */

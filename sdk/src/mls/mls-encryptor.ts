@@ -77,6 +77,8 @@ export class MlsEncryptor implements MessageEncryptor {
   private readonly lastSeq = new Map<string, number>();
   private uploading: Promise<void> | null = null;
   private externalSenderTrusted = false;
+  private indexCache: string[] | null = null;
+  private storeChange: Promise<void> | null = null;
 
   constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
@@ -193,6 +195,17 @@ export class MlsEncryptor implements MessageEncryptor {
     this.groups.set(cid, g);
     if (g) await this.c.storage.set(this.key(`group:${cid}`), b64(e.serialize(g)));
     else await this.c.storage.remove(this.key(`group:${cid}`));
+    const index = await this.groupIndex();
+    if (g ? !index.includes(cid) : index.includes(cid)) {
+      this.indexCache = g ? [...index, cid] : index.filter((x) => x !== cid);
+      await setJson(this.c.storage, this.key('groups'), this.indexCache);
+    }
+  }
+
+  /** The conversations this device holds a group state for (`…:groups`: storage cannot list its keys). */
+  private async groupIndex(): Promise<string[]> {
+    this.indexCache ??= (await getJson<string[]>(this.c.storage, this.key('groups'))) ?? [];
+    return this.indexCache;
   }
 
   /** The current epoch of this device's group for a conversation (null: not a member). */
@@ -277,7 +290,13 @@ export class MlsEncryptor implements MessageEncryptor {
       this.rejoinWanted.delete(cid);
       const g = await this.loadGroup(cid);
       await this.saveGroup(cid, null);
-      return this.joinExisting(cid, receiver, kind, g !== null);
+      try {
+        return await this.joinExisting(cid, receiver, kind, g !== null);
+      } catch (err) {
+        // The rejoin failed (refused, or the network): the state this device had is kept, not lost with it.
+        if (g && !(await this.loadGroup(cid))) await this.saveGroup(cid, g);
+        throw err;
+      }
     }
     const have = await this.loadGroup(cid);
     if (have) return have;
@@ -495,7 +514,13 @@ export class MlsEncryptor implements MessageEncryptor {
       return fail('future-epoch', `message at epoch ${epoch}, this device at ${g.epoch}`);
     }
     try {
-      const r = await e.process(g, bytes.slice(0, h.length));
+      const r = await e.process(g, bytes.slice(0, h.length)).catch(async (err: unknown) => {
+        // A DAO group's commit may name an external sender this device does not trust yet (members replace
+        // it after a rebuild from the archive, docs/e2ee.md section 8): trust the proxy's current one, retry once.
+        if (!handshake || cid.startsWith('dm:')) throw err;
+        await this.trustExternalSender();
+        return e.process(g!, bytes.slice(0, h.length));
+      });
       g = r.group;
       if (r.kind === 'application') {
         await this.saveGroup(cid, g);
@@ -512,8 +537,10 @@ export class MlsEncryptor implements MessageEncryptor {
         return { handshake };
       }
       await this.saveGroup(cid, g);
-      // A Remove proposed by the proxy (a token left its holder): commit it at once.
-      if (r.external) await this.commitPending(cid, m);
+      // A Remove proposed by the proxy (a token left its holder): commit it at once. A refused commit (this
+      // device is itself no member any more, or the network failed) leaves the proposal pending: the next
+      // send commits it first, and the proposal itself was processed, so nothing is reported.
+      if (r.external) await this.commitPending(cid, m).catch(() => undefined);
       return { handshake };
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
@@ -630,6 +657,77 @@ export class MlsEncryptor implements MessageEncryptor {
     await this.queue.run(cid, async () => {
       this.rejoinWanted.add(cid);
       await this.ensureGroup(cid, receiver, kind);
+    });
+  }
+
+  /** The store epoch this device last worked with (docs/e2ee.md section 8), null before the first connection. */
+  async storeEpochSeen(): Promise<string | null> {
+    return (await this.c.storage.get(this.key('storeEpoch'))) ?? null;
+  }
+
+  /**
+   * The client calls this with the store epoch of every connection (the `ready` frame). When it differs
+   * from the one this device worked with, the proxy was rebuilt from the archive (docs/archive.md): the
+   * archive held every message (handshakes included) but not the Delivery Service's directory, so this
+   * device uploads again what the archive does not carry: its KeyPackages (a new last-resort one too) and,
+   * for every group it is a member of, the GroupInfo of its epoch and its epoch-authenticator report.
+   * The new epoch is recorded only once all of it was done, so a failure is retried on the next connection.
+   */
+  onStoreEpoch(epoch: string | null): Promise<void> {
+    if (epoch === null) return Promise.resolve();
+    this.storeChange ??= (async () => {
+      try {
+        const seen = await this.storeEpochSeen();
+        if (seen === epoch) return;
+        if (seen !== null) await this.reupload();
+        await this.c.storage.set(this.key('storeEpoch'), epoch);
+      } finally {
+        this.storeChange = null;
+      }
+    })();
+    return this.storeChange;
+  }
+
+  private async reupload(): Promise<void> {
+    await this.c.storage.remove(this.key('lastResort'));
+    await this.uploadKeyPackages();
+    for (const cid of [...(await this.groupIndex())]) {
+      await this.queue.run(cid, async () => {
+        const g = await this.loadGroup(cid);
+        if (!g) return;
+        // The rebuilt store ordered the same commits, so its epoch is this device's (unless this device is
+        // behind: then the commits it misses arrive in the resync and their committers' GroupInfo is newer).
+        const info = await this.c.rest.mlsGroup(cid).catch((err: unknown) => {
+          if (isImError(err, 'NOT_MEMBER')) return null;
+          throw err;
+        });
+        if (!info || info.epoch !== Number(g.epoch)) return;
+        if (!cid.startsWith('dm:')) {
+          // A DAO group names the proxy's external sender (for removals); the rebuilt store's key is new
+          // (it is kept in the store, never archived). The group's entry is replaced by a commit, or the
+          // rebuilt proxy's Remove proposals would fail every member's signature check.
+          const ext = await this.trustExternalSender();
+          const e = await this.engine();
+          if (!e.externalSenders(g).some((k) => b64(k) === b64(ext.signatureKey))) {
+            const c = await e.commit(g, { externalSenders: [ext] });
+            const receiver = this.restId(cid);
+            if ((await this.sendHandshake(cid, receiver, 1, c.commit)) === 'ok') {
+              await this.saveGroup(cid, c.group);
+              await this.afterEpochChange(cid, c.group, true);
+            } else await this.catchUp(cid, g); // another member replaced it first: its commit is in the history
+            return;
+          }
+        }
+        await this.afterEpochChange(cid, g, true);
+      });
+    }
+  }
+
+  /** The signature keys (base64) of the external senders this device's group of a conversation names. */
+  async externalSenderKeys(cid: string): Promise<string[] | null> {
+    return this.queue.run(cid, async () => {
+      const g = await this.loadGroup(cid);
+      return g ? (await this.engine()).externalSenders(g).map(b64) : null;
     });
   }
 

@@ -88,7 +88,7 @@ type LeafTest = (credential: Credential, signaturePublicKey: Uint8Array) => bool
  * content type stays readable for the Delivery Service), external commits as public ones (RFC 9420).
  */
 export class TsMlsEngine implements MlsEngine {
-  private constructor(readonly suite: string, private readonly cs: CiphersuiteImpl, private readonly ctx: MlsContext, private readonly externalSenders: ExternalSenderEntry[]) {}
+  private constructor(readonly suite: string, private readonly cs: CiphersuiteImpl, private readonly ctx: MlsContext, private readonly trusted: ExternalSenderEntry[]) {}
 
   static async create(o: TsMlsOptions): Promise<TsMlsEngine> {
     const suite = o.suite ?? DEFAULT_SUITE;
@@ -134,7 +134,7 @@ export class TsMlsEngine implements MlsEngine {
 
   /** Trusts an external sender (signature key and credential) in the Authentication Service. */
   trustExternalSender(e: ExternalSenderEntry): void {
-    if (!this.externalSenders.some((t) => eq(t.signatureKey, e.signatureKey))) this.externalSenders.push(e);
+    if (!this.trusted.some((t) => eq(t.signatureKey, e.signatureKey))) this.trusted.push(e);
   }
 
   async generateSignatureKey(): Promise<{ publicKey: Uint8Array; privateKey: Uint8Array }> {
@@ -175,7 +175,14 @@ export class TsMlsEngine implements MlsEngine {
     return new TsGroup(state);
   }
 
-  async commit(group: MlsGroup, opts: { add?: Uint8Array[]; remove?: number[] } = {}): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }> {
+  /** The signature keys of the group's external senders (its `external_senders` extension). */
+  externalSenders(group: MlsGroup): Uint8Array[] {
+    return st(group).groupContext.extensions
+      .filter((x) => x.extensionType === defaultExtensionTypes.external_senders)
+      .map((x) => (x.extensionData as { signaturePublicKey: Uint8Array }).signaturePublicKey);
+  }
+
+  async commit(group: MlsGroup, opts: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[] } = {}): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }> {
     const extraProposals: Proposal[] = [];
     for (const b of opts.add ?? []) {
       const m = decode(mlsMessageDecoder, b);
@@ -183,6 +190,17 @@ export class TsMlsEngine implements MlsEngine {
       extraProposals.push({ proposalType: defaultProposalTypes.add, add: { keyPackage: m.keyPackage } });
     }
     for (const leaf of opts.remove ?? []) extraProposals.push({ proposalType: defaultProposalTypes.remove, remove: { removed: leaf } });
+    if (opts.externalSenders) {
+      // A GroupContextExtensions proposal: every extension of the group kept, the external senders replaced.
+      const extensions: GroupContextExtension[] = st(group).groupContext.extensions.filter((x) => x.extensionType !== defaultExtensionTypes.external_senders);
+      for (const e of opts.externalSenders) {
+        const credential = decodeCredential(e.credential);
+        if (!credential) throw new Error('unreadable external sender credential');
+        this.trustExternalSender(e);
+        extensions.push({ extensionType: defaultExtensionTypes.external_senders, extensionData: { signaturePublicKey: e.signatureKey, credential } });
+      }
+      extraProposals.push({ proposalType: defaultProposalTypes.group_context_extensions, groupContextExtensions: { extensions } });
+    }
     const r = await createCommit({ context: this.groupContext(st(group)), state: st(group), extraProposals, ratchetTreeExtension: true });
     return { group: new TsGroup(r.newState), commit: encode(mlsMessageEncoder, r.commit), welcome: r.welcome ? encode(mlsMessageEncoder, r.welcome) : null };
   }
