@@ -78,6 +78,23 @@ function slope(ys: number[]): number {
   return num / den;
 }
 
+/** The cluster started, stopped on any way out (its processes run in a group of their own). */
+let activeCluster: SoakCluster | null = null;
+
+/** A login through HAProxy on a loaded machine may meet a reset connection: tried five times, the cause printed. */
+async function login(url: string, id: BenchIdentity): Promise<string> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await loginToken(url, id.wallet);
+    } catch (e) {
+      const cause = e instanceof Error && e.cause ? ` (${String(e.cause)})` : '';
+      if (attempt === 5) throw new Error(`login failed 5 times: ${String(e)}${cause}`);
+      out(`soak: login attempt ${attempt} failed: ${String(e)}${cause}; again`);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'rim-soak-'));
   const soakEnv = { CHAIN: 'none', ARCHIVE_ENABLED: 'false', REQUIRE_NAME: 'false', WS_MAX_FRAMES_PER_SEC: '10000' };
@@ -85,6 +102,7 @@ async function main(): Promise<void> {
   let server: { url: string; pid: number; stop(): void };
   if (CLUSTER >= 2) {
     cluster = await startSoakCluster(CLUSTER, dataDir, soakEnv, out);
+    activeCluster = cluster;
     server = { url: cluster.url, pid: 0, stop: () => undefined };
   } else {
     server = await startBenchServer(dataDir, soakEnv, out);
@@ -103,7 +121,7 @@ async function main(): Promise<void> {
   const ids = Array.from({ length: USERS }, () => benchIdentity());
   for (let i = 0; i < USERS; i++) {
     const id = ids[i] as BenchIdentity;
-    const token = await loginToken(server.url, id.wallet);
+    const token = await login(server.url, id);
     const u = { id, address: id.address.toLowerCase(), peer: i ^ 1, token, imSeq: 1, floor: 0, above: new Set<number>() } as User;
     const onPushKey = (key: string): void => {
       if (awaiting.get(key) === i) awaiting.delete(key);
@@ -235,7 +253,12 @@ async function main(): Promise<void> {
   process.exit(sound ? 0 : 1);
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`soak failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => { void (activeCluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130)); });
+}
+
+main().catch(async (e: unknown) => {
+  process.stderr.write(`soak failed: ${e instanceof Error ? `${e.stack}${e.cause ? ` (cause: ${String(e.cause)})` : ''}` : String(e)}\n`);
+  await activeCluster?.stop();
   process.exit(1);
 });
