@@ -67,16 +67,32 @@ function sample(text: string, name: string): number {
   return line ? Number(line.slice(name.length + 1)) : Number.NaN;
 }
 
-function slope(ys: number[]): number {
-  const n = ys.length;
+/** A process's /metrics; on a loaded machine a read may meet a closed connection: three tries, then '' (the minute's figures NaN). */
+async function metricsText(url: string): Promise<string> {
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(20_000) })).text();
+    } catch (e) {
+      out(`soak: reading ${url}/metrics failed (${String(e)}${e instanceof Error && e.cause ? `: ${String(e.cause)}` : ''})${attempt < 3 ? '; again' : ''}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  return '';
+}
+
+/** Least squares over the minutes whose reading succeeded (a NaN is a minute without one). */
+function slope(all: number[]): number {
+  const pts = all.map((y, x) => [x, y] as const).filter(([, y]) => Number.isFinite(y));
+  const n = pts.length;
   if (n < 2) return 0;
-  const xm = (n - 1) / 2;
-  const ym = ys.reduce((a, b) => a + b, 0) / n;
+  const xm = pts.reduce((a, [x]) => a + x, 0) / n;
+  const ym = pts.reduce((a, [, y]) => a + y, 0) / n;
   let num = 0;
   let den = 0;
-  ys.forEach((y, x) => { num += (x - xm) * (y - ym); den += (x - xm) ** 2; });
+  for (const [x, y] of pts) { num += (x - xm) * (y - ym); den += (x - xm) ** 2; }
   return num / den;
 }
+
 
 /** The cluster started, stopped on any way out (its processes run in a group of their own). */
 let activeCluster: SoakCluster | null = null;
@@ -205,7 +221,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 60_000));
     const mem: string[] = [];
     for (const [k, url] of metricsUrls.entries()) {
-      const text = await (await fetch(`${url}/metrics`)).text();
+      const text = await metricsText(url);
       const r = sample(text, 'process_resident_memory_bytes') / 1048576;
       const h = sample(text, 'nodejs_heap_size_used_bytes') / 1048576;
       (rss[k] as number[]).push(r);
@@ -230,7 +246,7 @@ async function main(): Promise<void> {
   stopping = true;
   const tail = (xs: number[]): number[] => (xs.length > 2 ? xs.slice(1) : xs);
   for (const [k, name] of names.entries()) {
-    out(`${cluster ? `${name}: ` : ''}RSS slope ${slope(tail(rss[k] as number[])).toFixed(2)} MiB/min, heap slope ${slope(tail(heap[k] as number[])).toFixed(2)} MiB/min (minutes 2..${MINUTES}; RSS ${Math.min(...(rss[k] as number[])).toFixed(0)}-${Math.max(...(rss[k] as number[])).toFixed(0)} MiB)`);
+    out(`${cluster ? `${name}: ` : ''}RSS slope ${slope(tail(rss[k] as number[])).toFixed(2)} MiB/min, heap slope ${slope(tail(heap[k] as number[])).toFixed(2)} MiB/min (minutes 2..${MINUTES}; RSS ${Math.min(...(rss[k] as number[]).filter(Number.isFinite)).toFixed(0)}-${Math.max(...(rss[k] as number[]).filter(Number.isFinite)).toFixed(0)} MiB)`);
   }
   out(`acknowledged ${acked} in ${seconds.toFixed(0)} s (${(acked / seconds).toFixed(0)}/s), errors ${errors}${errorKinds.size > 0 ? ` ${JSON.stringify([...errorKinds])}` : ''}, lost ${awaiting.size}, duplicates ${duplicates}`);
   let sound = awaiting.size === 0 && errors === 0 && duplicates === 0;
