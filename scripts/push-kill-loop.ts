@@ -3,7 +3,8 @@
  * killed with SIGKILL per round (in turn), alice sending to bob on both faces through every process, a
  * child spinning on the CPU; every acknowledged message must reach each of bob's live connections as a
  * live push, once. Prints one JSON report (missing must be [], duplicates 0; latencyMs from the answer to
- * the push on bob's socket).
+ * the push on bob's socket) and a summary line: acknowledged lost (the acknowledged seq does not hold the
+ * message) 0, stored twice 0, seqs gap-free. Exit 1 otherwise.
  *
  *   npx tsx scripts/push-kill-loop.ts --rounds 60 [--perProcess 12] [--busy 1]
  *
@@ -63,7 +64,12 @@ try {
     log: (s) => console.error(s),
   });
   console.log(JSON.stringify({ ...report, seconds: Math.round((Date.now() - started) / 1000) }));
-  if (report.missing.length > 0 || report.duplicates > 0 || !report.store.gapFree || report.store.ackedNotStored > 0 || report.store.duplicateIds > 0) process.exitCode = 1;
+  const s = report.store;
+  const acked = report.acked.rest + report.acked.im;
+  console.log(`${report.kills} kill -9 over 3 processes; acknowledged ${acked} (REST ${report.acked.rest}, /im ${report.acked.im}; ${report.acked.byKilled} by the process then killed);`
+    + ` acknowledged lost ${s.ackedNotStored}, stored twice ${s.duplicateMessages} (R1 ids ${s.duplicateIds}), seqs 1..${s.events} ${s.gapFree ? 'gap-free' : 'WITH GAPS'};`
+    + ` live pushes ${report.delivered}/${report.expected}, missing ${report.missing.length}, pushed twice ${report.duplicates}`);
+  if (report.missing.length > 0 || report.duplicates > 0 || !s.gapFree || s.ackedNotStored > 0 || s.duplicateIds > 0 || s.duplicateMessages > 0) process.exitCode = 1;
 } finally {
   await nats.down();
   await chain.close();

@@ -422,12 +422,13 @@ export class ClusterHub implements Hub {
     if (arm) this.armCatchup(cid);
     for (const s of todo) {
       const e = s === seq && inline ? inline : await this.deps.store.getEventBySeq(cid, s);
-      if (!this.tracker.claim(cid, s)) continue; // delivered meanwhile by this process's own commit
       if (!e) {
-        this.deps.log.warn({ cid, seq: s }, 'bus: rung event not in the store');
+        if (this.tracker.claim(cid, s)) this.deps.log.warn({ cid, seq: s }, 'bus: rung event not in the store');
         continue;
       }
-      await this.deliver(e, s === seq ? muted : undefined);
+      const send = await this.prepare(e, s === seq ? muted : undefined);
+      if (!this.tracker.claim(cid, s)) continue; // delivered meanwhile by this process's own commit
+      send();
     }
   }
 
@@ -438,15 +439,23 @@ export class ClusterHub implements Hub {
     return this.local.isOnline(m[1] as string) || this.local.isOnline(m[2] as string);
   }
 
-  private async deliver(e: StoredEvent, muted: string[] | undefined): Promise<void> {
+  /**
+   * Reads what delivering `e` needs (recipients, who muted the chat, the /im rendering of a file) and
+   * returns the delivery itself, synchronous. The caller claims the seq between the two: a read that
+   * fails (STORE_UNAVAILABLE on a pool timeout) must leave the seq unclaimed, so that the sweep the
+   * failure requests fills it; claimed first, it was marked delivered and lost (issue 19, cluster soak).
+   */
+  private async prepare(e: StoredEvent, muted: string[] | undefined): Promise<() => void> {
     const users = (await this.deps.recipients(e)).filter((u) => this.local.isOnline(u));
-    if (users.length === 0) return;
+    if (users.length === 0) return () => {};
     const quiet = new Set(muted ?? (await this.deps.store.mutedUsers(e.cid)));
     const extra = this.deps.render ? await this.deps.render(e) : {};
-    const loud = users.filter((u) => !quiet.has(u));
-    const hushed = users.filter((u) => quiet.has(u));
-    if (loud.length > 0) this.local.publish(loud, { ...extra, event: e, cid: e.cid, seq: e.seq, alert: true });
-    if (hushed.length > 0) this.local.publish(hushed, { ...extra, event: e, cid: e.cid, seq: e.seq, alert: false });
+    return () => {
+      const loud = users.filter((u) => !quiet.has(u));
+      const hushed = users.filter((u) => quiet.has(u));
+      if (loud.length > 0) this.local.publish(loud, { ...extra, event: e, cid: e.cid, seq: e.seq, alert: true });
+      if (hushed.length > 0) this.local.publish(hushed, { ...extra, event: e, cid: e.cid, seq: e.seq, alert: false });
+    };
   }
 
   // --- health: self-ping, loss and recovery
@@ -618,7 +627,8 @@ export class ClusterHub implements Hub {
       events.push(e);
     }
     for (const e of events.reverse()) {
-      if (this.tracker.claim(cid, e.seq)) await this.deliver(e, undefined);
+      const send = await this.prepare(e, undefined);
+      if (this.tracker.claim(cid, e.seq)) send();
     }
   }
 

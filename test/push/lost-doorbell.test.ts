@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClusterHub } from '../../src/bus/cluster-hub.js';
 import { MemoryBroker } from '../../src/bus/memory.js';
 import type { BusHandlers, BusTransport } from '../../src/bus/transport.js';
+import { AppError } from '../../src/errors/app-error.js';
 import { createLogger } from '../../src/log/logger.js';
 import { dmCid, dmParticipants } from '../../src/roles/chat/ids.js';
 import { Face, type NewEvent, type StoredEvent } from '../../src/store/port.js';
@@ -65,8 +66,27 @@ describe('ClusterHub: a doorbell lost at the end of a burst still arrives live',
   let store: SqliteStore;
   let hubs: ClusterHub[] = [];
 
+  /** Store reads the hubs make that fail as PostgreSQL's do when the pool times out (STORE_UNAVAILABLE), by method: how many more. */
+  let failing: Partial<Record<keyof SqliteStore, number>> = {};
+
   async function cluster(count: number, catchupMs = 0): Promise<{ hubs: ClusterHub[]; transports: FaultyTransport[] }> {
     store = new SqliteStore({ file: ':memory:', synchronous: 'FULL' });
+    failing = {};
+    // The hubs' view of the store: the real one, except reads a test has told to fail.
+    const hubStore = new Proxy(store, {
+      get(target, key, receiver) {
+        const v = Reflect.get(target, key, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          const left = failing[key as keyof SqliteStore] ?? 0;
+          if (left > 0) {
+            failing[key as keyof SqliteStore] = left - 1;
+            return Promise.reject(new AppError('STORE_UNAVAILABLE', undefined, { cause: 'Error: timeout exceeded when trying to connect' }));
+          }
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
     const broker = new MemoryBroker();
     const transports: FaultyTransport[] = [];
     const made: ClusterHub[] = [];
@@ -74,7 +94,7 @@ describe('ClusterHub: a doorbell lost at the end of a burst still arrives live',
       const t = new FaultyTransport(broker);
       transports.push(t);
       const hub = new ClusterHub({
-        transport: t, store, log: createLogger('silent'),
+        transport: t, store: hubStore, log: createLogger('silent'),
         recipients: async (e: StoredEvent) => dmParticipants(e.cid) ?? [],
         readPush: (_user, cid, seq) => ({ read: { cid, seq } }),
       }, { pingMs: 50, deadAfterMs: 400, inlineMaxBytes: 1024, trackMax: 100, catchupMs });
@@ -117,6 +137,30 @@ describe('ClusterHub: a doorbell lost at the end of a burst still arrives live',
     publish(b!, await commit(dmEvent(bob, alice)));
     await until(() => onB.seqs(cid).includes(2), 'seq 2 on B');
     expect([...onB.seqs(cid)].sort()).toEqual([1, 2, 3]);
+  });
+
+  it('fills a lost seq again when the store fails a read of the fill after the event was read (issue 19, the cluster soak)', async () => {
+    // The 3-process soak on a loaded machine: PostgreSQL's pool timed out (STORE_UNAVAILABLE) inside a gap
+    // fill, after the missing event was read but while its muted members were; the seq had been marked
+    // delivered before that read, so no later sweep or catch-up filled it and the push was lost.
+    const { hubs: [a, b], transports: [ta] } = await cluster(2);
+    const alice = addr();
+    const bob = addr();
+    const onB = new Sub(bob);
+    b!.add(onB);
+    await until(() => a!.isOnline(bob), 'presence');
+    const cid = dmCid(alice, bob);
+    publish(a!, await commit(dmEvent(alice, bob)));
+    await until(() => onB.seqs(cid).length === 1, 'the first push');
+    // A's doorbell of seq 2 is lost; its doorbell of seq 3 makes B fill seq 2 from the store, and the
+    // first read of who muted the chat fails.
+    failing = { mutedUsers: 1 };
+    ta!.dropNextDoorbell = true;
+    publish(a!, await commit(dmEvent(alice, bob)));
+    publish(a!, await commit(dmEvent(alice, bob)));
+    await until(() => failing.mutedUsers === 0, 'the failed read');
+    await until(() => onB.seqs(cid).includes(2) && onB.seqs(cid).includes(3), 'seqs 2 and 3 on B', 5_000);
+    expect(onB.seqs(cid)).toEqual([1, 2, 3]);
   });
 
   it('lets the peers fill what a process rang while its driver was reconnecting', async () => {

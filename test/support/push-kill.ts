@@ -50,8 +50,12 @@ export interface PushKillReport {
   duplicates: number;
   /** From the answer to the push on the recipient's socket. */
   latencyMs: { p50: number; p99: number; max: number };
-  /** What the database holds at the end (read from DATABASE_URL): acknowledged seqs not stored must be none. */
-  store: { events: number; gapFree: boolean; ackedNotStored: number; duplicateIds: number };
+  /**
+   * What the database holds at the end (read from DATABASE_URL): `ackedNotStored` acknowledged messages
+   * whose acknowledged seq does not hold them (lost) must be none; `duplicateIds` Relation ONE ids and
+   * `duplicateMessages` payloads of either face stored more than once must be none.
+   */
+  store: { events: number; gapFree: boolean; ackedNotStored: number; duplicateIds: number; duplicateMessages: number };
 }
 
 interface Conn {
@@ -131,9 +135,10 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
 
   const report: PushKillReport = {
     rounds: 0, kills: 0, acked: { rest: 0, im: 0, byKilled: 0 }, expected: 0, delivered: 0, missing: [], duplicates: 0,
-    latencyMs: { p50: 0, p99: 0, max: 0 }, store: { events: 0, gapFree: false, ackedNotStored: 0, duplicateIds: 0 },
+    latencyMs: { p50: 0, p99: 0, max: 0 }, store: { events: 0, gapFree: false, ackedNotStored: 0, duplicateIds: 0, duplicateMessages: 0 },
   };
-  const everyAck = new Set<number>();
+  /** seq -> the payload its acknowledgement was for. */
+  const everyAck = new Map<number, string>();
   const latencies: number[] = [];
   try {
     await start(0); // creates the schema; the others find it migrated
@@ -143,7 +148,7 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
 
     for (let round = 0; round < o.rounds; round++) {
       const victim = round % 3;
-      const acked: { seq: number; at: number; face: string; proc: number }[] = [];
+      const acked: { seq: number; at: number; face: string; proc: number; key: string }[] = [];
       let killed = false;
       const loop = async (i: number): Promise<void> => {
         const p = procs[i] as ServerProcess;
@@ -151,18 +156,20 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
         for (let k = 0; k < perProcess; k++) {
           if (killed && i === victim) return;
           const face = k % 2 === 0 ? 'rest' : 'im';
+          // Bracketed so that one payload is never a substring of another when the store is read back.
+          const key = `<${face === 'rest' ? 'r' : 'm'}${round}.${i}.${k}>`;
           try {
             let seq: number;
             if (face === 'rest') {
-              const r = await http(p.url, 'POST', '/message/send', { body: signedMessage(o.alice, { receiver: o.bob.address, payload: `r${round}.${i}.${k}` }) });
+              const r = await http(p.url, 'POST', '/message/send', { body: signedMessage(o.alice, { receiver: o.bob.address, payload: key }) });
               if (r.status !== 200) throw new Error(`send: ${r.status} ${r.text}`);
               seq = (r.json as { seq: number }).seq;
             } else {
-              const r = await im.request(3, { 1: cid, 2: 1, 7: { 0: `m${round}.${i}.${k}` } });
+              const r = await im.request(3, { 1: cid, 2: 1, 7: { 0: key } });
               if (r.cmd !== 3) throw new Error(`SEND: ${String(r.body.get(1))}`);
               seq = r.body.get(0) as number;
             }
-            acked.push({ seq, at: Date.now(), face, proc: i });
+            acked.push({ seq, at: Date.now(), face, proc: i, key });
           } catch (err) {
             if (i === victim) return; // in flight when its process died: not acknowledged
             throw err;
@@ -183,7 +190,7 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
       const live = conns.filter((c) => c.proc !== victim);
       await until(() => live.every((c) => acked.every((a) => c.seen.has(a.seq))), `round ${round}: every ack on every live connection`, waitMs);
       for (const a of acked) {
-        everyAck.add(a.seq);
+        everyAck.set(a.seq, a.key);
         report.acked[a.face as 'rest' | 'im']++;
         if (a.proc === victim) report.acked.byKilled++;
         for (const c of live) {
@@ -218,13 +225,16 @@ export async function runPushKill(o: PushKillOptions): Promise<PushKillReport> {
     const c = new pg.Client({ connectionString: o.env['DATABASE_URL'] });
     await c.connect();
     try {
-      const rows = (await c.query<{ seq: string; id: string | null }>('SELECT seq, id FROM events WHERE cid = $1 ORDER BY seq', [cid])).rows;
+      const rows = (await c.query<{ seq: string; id: string | null; body: string }>('SELECT seq, id, body FROM events WHERE cid = $1 ORDER BY seq', [cid])).rows;
       const seqs = rows.map((r) => Number(r.seq));
       const ids = rows.flatMap((r) => (r.id ? [r.id] : []));
-      const have = new Set(seqs);
+      const bodyAt = new Map(rows.map((r) => [Number(r.seq), r.body]));
+      // Every payload any stored event carries (both faces), to find one stored twice at different seqs.
+      const keys = rows.flatMap((r) => r.body.match(/<[rm]\d+\.\d+\.\d+>/g) ?? []);
       report.store = {
         events: rows.length, gapFree: seqs.every((s, i) => s === i + 1),
-        ackedNotStored: [...everyAck].filter((s) => !have.has(s)).length, duplicateIds: ids.length - new Set(ids).size,
+        ackedNotStored: [...everyAck].filter(([s, key]) => !(bodyAt.get(s) ?? '').includes(key)).length,
+        duplicateIds: ids.length - new Set(ids).size, duplicateMessages: keys.length - new Set(keys).size,
       };
     } finally {
       await c.end();
