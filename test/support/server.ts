@@ -22,6 +22,7 @@ export const LOOPBACK = ['127.0.0.1', '::1'];
 /** Boots the real app on port 0 with its own SQLite file in a temporary DATA_DIR. */
 export async function startServer(overrides: Partial<Config> = {}, deps: AppOverrides = {}, opts: { log?: Logger } = {}): Promise<TestServer> {
   // A given DATA_DIR (a store built beforehand, e.g. by the archive import) is used as it is.
+  const own = overrides.dataDir === undefined;
   const dataDir = overrides.dataDir ?? mkdtempSync(path.join(tmpdir(), 'rim-test-'));
   // Tests talk to the server from loopback in bursts: they exempt it themselves (the default exempts
   // nothing); a test of the limits passes rateLimitExempt: [].
@@ -34,7 +35,8 @@ export async function startServer(overrides: Partial<Config> = {}, deps: AppOver
     app, dataDir, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`,
     async close() {
       await app.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      // A DATA_DIR the caller gave is the caller's (a restart on the same store reuses it).
+      if (own) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
