@@ -265,11 +265,11 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
         await loopLag(servers); // prom-client resets its event-loop histogram at every scrape
         const ownLag = monitorEventLoopDelay({ resolution: 1 });
         ownLag.enable();
-        const l0 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu() };
+        const l0 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
         const sentL = await send(lat.bodies, 64, RATE);
         ownLag.disable();
         await waitForPushes(lat.ids, 30_000);
-        const l1 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu() };
+        const l1 = { server: serverCpu(), written: serverWritten(), db: await store.backendCpu(), threads: servers.map((s) => threadCpuSeconds(s.pid)) };
         const delays = lat.ids.map((id, i) => (received.get(id) ?? NaN) - (sentL.sentAt[i] ?? NaN)).filter((d) => Number.isFinite(d)).sort((a, b) => a - b);
         log(`  answers: ${JSON.stringify(Object.fromEntries(sentL.statuses))}; delivered ${delays.length}/${lat.ids.length}`);
         log(`  send-to-push latency p50 ${pct(delays, 50).toFixed(1)} ms, p99 ${pct(delays, 99).toFixed(1)} ms, max ${pct(delays, 100).toFixed(1)} ms`);
@@ -277,6 +277,7 @@ async function runOn(kind: StoreKind, c: { nativePerSec: number }, cores: number
         log(`  at ${RATE}/s: server CPU ${(atRate.cpu * 1e6).toFixed(0)} us per message (${(atRate.cpu / saturated.cpu).toFixed(2)}x the throughput phase's ${(saturated.cpu * 1e6).toFixed(0)} us), `
           + `wrote ${(atRate.written / 1024).toFixed(1)} KiB to storage per message (throughput phase ${(saturated.written / 1024).toFixed(1)} KiB)`
           + `${kind === 'postgres' ? `; PostgreSQL backends ${((backendCpuBetween(l0.db, l1.db) / lat.ids.length) * 1e6).toFixed(0)} us per message` : ''}; load average ${loadavg()[0]?.toFixed(2)}`);
+        servers.forEach((s, k) => log(`  server${servers.length > 1 ? ` ${k + 1}` : ''} per message at ${RATE}/s: ${threadCpuLine(s.pid, l0.threads[k] as Map<number, number>, l1.threads[k] as Map<number, number>, lat.ids.length)}`));
         atRates.push(atRate.cpu / saturated.cpu);
         atWrites.push(atRate.written);
         log(`  load generator's own receiving thread during the phase: event-loop delay p99 ${(ownLag.percentile(99) / 1e6 - 1).toFixed(1)} ms, max ${(ownLag.max / 1e6 - 1).toFixed(1)} ms (a push it reads late counts as late)`);

@@ -18,6 +18,7 @@ import type { ImWire } from '../../roles/im/events.js';
 import type { ImHandlers, ImSession } from '../../roles/im/handlers.js';
 import type { ImService } from '../../roles/im/im-service.js';
 import type { AccessCache } from './access-cache.js';
+import { StaggeredHeartbeat } from '../ws/heartbeat.js';
 import { PresenceWatch, type PresenceWatcher } from './presence-watch.js';
 import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
@@ -222,7 +223,7 @@ export class ImGateway {
   readonly connections = new Set<ImConnection>();
   /** Presence watches of this gateway's connections; told by the hub when a user comes online or goes offline. */
   readonly presence: PresenceWatch;
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: StaggeredHeartbeat<ImConnection>;
 
   constructor(readonly deps: ImGatewayDeps, readonly opts: ImGatewayOptions) {
     this.presence = new PresenceWatch(opts.maxWatchedUsers ?? 1000);
@@ -230,10 +231,8 @@ export class ImGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false,
       // ws's own cut of a peer that does not answer a close (ws >= 8.18; not in @types/ws yet): no earlier than the slow-consumer grace.
       ...({ closeTimeout: Math.max(opts.slowConsumerGraceMs ?? 0, 2000) } as object) });
-    this.heartbeat = setInterval(() => {
-      for (const c of this.connections) c.heartbeat();
-    }, opts.heartbeatMs);
-    this.heartbeat.unref();
+    // Each connection is pinged once per interval, in slices over the interval (not all in one callback).
+    this.heartbeat = new StaggeredHeartbeat(this.connections, opts.heartbeatMs, (c) => c.heartbeat());
   }
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -245,7 +244,7 @@ export class ImGateway {
   }
 
   close(): void {
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     // Sockets already closing (a slow consumer in its grace, a peer that has not answered a close) do
     // not hold the shutdown up; the live ones get 1001.
     for (const w of this.wss.clients) if (w.readyState === w.CLOSING) w.terminate();

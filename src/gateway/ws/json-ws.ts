@@ -17,6 +17,7 @@ import { CHAT_ID } from '../http/query.js';
 import { requestAddress } from '../edge/address.js';
 import type { RateLimits } from '../edge/rate-limits.js';
 import { Face } from '../../store/port.js';
+import { StaggeredHeartbeat } from './heartbeat.js';
 
 export interface JsonWsOptions {
   maxFrameBytes: number;
@@ -215,7 +216,7 @@ function refOf(f: unknown): string | undefined {
 export class JsonWsGateway {
   readonly wss: WebSocketServer;
   readonly connections = new Set<JsonConnection>();
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: StaggeredHeartbeat<JsonConnection>;
 
   get sends(): SendMeter | undefined {
     return this.deps.sends;
@@ -225,10 +226,8 @@ export class JsonWsGateway {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: opts.maxFrameBytes, perMessageDeflate: false,
       // ws's own cut of a peer that does not answer a close (ws >= 8.18; not in @types/ws yet): no earlier than the slow-consumer grace.
       ...({ closeTimeout: Math.max(opts.slowConsumerGraceMs ?? 0, 2000) } as object) });
-    this.heartbeat = setInterval(() => {
-      for (const c of this.connections) c.heartbeat();
-    }, opts.heartbeatMs);
-    this.heartbeat.unref();
+    // Each connection is pinged once per interval, in slices over the interval (not all in one callback).
+    this.heartbeat = new StaggeredHeartbeat(this.connections, opts.heartbeatMs, (c) => c.heartbeat());
   }
 
   handleUpgrade(req: IncomingMessage, socket: import('node:stream').Duplex, head: Buffer): void {
@@ -250,7 +249,7 @@ export class JsonWsGateway {
   }
 
   close(): void {
-    clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     // Sockets already closing (a slow consumer in its grace, a peer that has not answered a close) do
     // not hold the shutdown up; the live ones get 1001.
     for (const w of this.wss.clients) if (w.readyState === w.CLOSING) w.terminate();
