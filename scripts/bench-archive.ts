@@ -89,7 +89,8 @@ await (await fetch(`${url}/mint/${await uplink.owner()}/1000000000000000000`)).a
 
 const file = path.join(dir, 'relation-im.sqlite');
 const store = new SqliteStore({ file, synchronous: 'FULL' });
-const archive = new SqliteArchiveStore(file);
+// As the server does: the archive's state is read and written on the store's writer thread.
+const archive = new SqliteArchiveStore(file, { writer: store.writerClient() });
 const alice = makeSigner();
 const bob = makeSigner();
 const cid = `dm:${[alice.address, bob.address].map((a) => a.toLowerCase()).sort().join(':')}`;

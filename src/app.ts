@@ -107,7 +107,7 @@ export function buildApp(config: Config, log: Logger, overrides: AppOverrides = 
   // background (the embedded gateway takes a moment) and a failure to start it stops no message: the
   // backlog stays in the store until an archiver runs.
   const archive: Promise<ArchiveComponent> | null = config.archiveEnabled && !overrides.store
-    ? createArchive(config, storeFile, log, { clock }) : null;
+    ? createArchive(config, storeFile, log, { clock, ...(store instanceof SqliteStore ? { writer: store.writerClient() } : {}) }) : null;
   archive?.then((a) => a.archiver.start(), (err: unknown) => log.error({ err }, 'archive failed to start'));
   const archiveHttp = archive
     // `gateway` tells archive readers where this proxy's bundles are (the embedded arlocal's port changes each start).

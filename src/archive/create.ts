@@ -11,6 +11,7 @@ import type { ArchiveStore } from './port.js';
 import { archiveRoutes } from './routes.js';
 import { PostgresArchiveStore } from './postgres/archive-store.js';
 import { SqliteArchiveStore } from './sqlite/archive-store.js';
+import type { WriterClient } from '../store/sqlite/writer-client.js';
 
 export interface ArchiveComponent {
   archiver: Archiver;
@@ -26,6 +27,8 @@ export interface ArchiveComponent {
 
 export interface ArchiveOverrides {
   clock?: Clock;
+  /** The SQLite store's writer: the archive's state is then read and written on its thread. */
+  writer?: WriterClient;
   store?: ArchiveStore;
   hook?: ArchiverHook;
   holder?: string;
@@ -55,7 +58,7 @@ export async function createArchive(config: Config, storeFile: string, log: Logg
   // process of a cluster shares (its lease row then elects the one archiver among them).
   const store = overrides.store ?? (config.store === 'postgres'
     ? await PostgresArchiveStore.open({ url: config.databaseUrl, onIdleError: (err) => alog.warn({ err }, 'archive: PostgreSQL connection lost; the pool reconnects') })
-    : new SqliteArchiveStore(storeFile));
+    : new SqliteArchiveStore(storeFile, overrides.writer ? { writer: overrides.writer } : {}));
   const archiver = new Archiver(store, uplink, overrides.clock ?? systemClock, alog, {
     dataDir: config.dataDir,
     cron: config.archiveCron,

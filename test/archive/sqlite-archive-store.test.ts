@@ -8,11 +8,11 @@ import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { tempDir } from '../support/archive.js';
 import { archiveStoreContract } from './archive-store-contract.js';
 
-archiveStoreContract('SQLite (same file as the store, own connection)', async () => {
+for (const through of ['own connection', 'the store\'s writer thread'] as const) archiveStoreContract(`SQLite (same file as the store, ${through})`, async () => {
   const dir = tempDir('archive-contract-');
   const file = path.join(dir, 'relation-im.sqlite');
   const store = new SqliteStore({ file, synchronous: 'NORMAL' });
-  const archive = new SqliteArchiveStore(file);
+  const archive = new SqliteArchiveStore(file, through === 'own connection' ? {} : { writer: store.writerClient() });
   let n = 0;
   return {
     archive,

@@ -4,6 +4,8 @@ import type {
 } from '../port.js';
 import { ChainConflictError, FencedError } from '../port.js';
 import { ARCHIVE_MIGRATIONS } from './schema.js';
+import { createArchiveState, type ArchiveState, type ArchiveStateOp } from './archive-state.js';
+import type { WriterClient } from '../../store/sqlite/writer-client.js';
 
 interface BundleRow {
   seq: number; status: string; prev_tx: string | null; first_pos: number; last_pos: number; count: number;
@@ -19,26 +21,30 @@ const toBundle = (r: BundleRow): BundleRecord => ({
   confirmations: r.confirmations, confirmedAt: r.confirmed_at, reposts: r.reposts, replacedTxids: JSON.parse(r.replaced_txids) as string[],
 });
 
-const LEASE = 'archiver';
 /** How long a write waits for the store's writer to let go of the database before it fails (SQLITE_BUSY). */
 const BUSY_MS = 10_000;
 
 const isBusy = (e: unknown): boolean => typeof e === 'object' && e !== null && String((e as { code?: unknown }).code).startsWith('SQLITE_BUSY');
 
 /**
- * The archive state in the embedded store's SQLite file (WAL mode), through a connection of its own:
- * it reads the `events` table the store writes and owns the `archive_*` tables. The store must have
- * created its schema first (it does when it opens).
+ * The archive state in the embedded store's SQLite file (WAL mode): it reads the `events` table the store
+ * writes and owns the `archive_*` tables. The store must have created its schema first (it does when it
+ * opens). The bundle records and the lease (archive-state.js) are read and written on the store's writer
+ * thread when `writer` is given (the server does so), else on a connection of this store's own.
  */
 export class SqliteArchiveStore implements ArchiveStore {
   private readonly db: Database.Database;
   private readonly s;
+  private readonly writer: WriterClient | null;
+  private local: ArchiveState | null = null;
 
   /**
    * `reader`: a second connection for the archive's worker thread, which only reads (the archiver's own
    * connection has already migrated the tables): no migration, no write at open.
+   * `writer`: the store's writer (SqliteStore.writerClient()), which then runs every state operation.
    */
-  constructor(private readonly file: string, opts: { reader?: boolean } = {}) {
+  constructor(private readonly file: string, opts: { reader?: boolean; writer?: WriterClient } = {}) {
+    this.writer = opts.writer ?? null;
     this.db = new Database(file);
     if (!opts.reader) {
       this.db.pragma('journal_mode = WAL');
@@ -58,36 +64,6 @@ export class SqliteArchiveStore implements ArchiveStore {
         WHERE face = 0 AND pos > ? AND pos <= ? ORDER BY pos LIMIT ?`),
       sizes: db.prepare<[number], { pos: number; ts: number; len: number }>(`SELECT pos, ts, body_bytes AS len
         FROM events WHERE face = 0 AND pos > ? ORDER BY pos`),
-      countBetween: db.prepare<[number, number], { n: number }>('SELECT COUNT(*) AS n FROM events WHERE face = 0 AND pos > ? AND pos < ?'),
-      latest: db.prepare<[], BundleRow>('SELECT * FROM archive_bundles ORDER BY seq DESC LIMIT 1'),
-      get: db.prepare<[number], BundleRow>('SELECT * FROM archive_bundles WHERE seq = ?'),
-      head: db.prepare<[], BundleRow>(`SELECT * FROM archive_bundles WHERE status = 'confirmed' ORDER BY seq DESC LIMIT 1`),
-      insert: db.prepare(`INSERT INTO archive_bundles (seq, status, prev_tx, first_pos, last_pos, count, first_ts, last_ts,
-        bytes, sha256, file, cut_at) VALUES (@seq, 'cut', @prevTx, @firstPos, @lastPos, @count, @firstTs, @lastTs,
-        @bytes, @sha256, @file, @cutAt)`),
-      adopt: db.prepare(`UPDATE archive_bundles SET status = 'confirmed', txid = ?, accepted_at = ?, confirmed_at = ? WHERE seq = ?`),
-      sign: db.prepare(`UPDATE archive_bundles SET status = 'signed', txid = ?, tx_json = ? WHERE seq = ? AND status = 'cut'`),
-      resign: db.prepare(`UPDATE archive_bundles SET status = 'signed', txid = @txid, tx_json = @txJson, upload_state = NULL,
-        replaced_txids = json_insert(replaced_txids, '$[#]', @oldTxid)
-        WHERE seq = @seq AND txid = @oldTxid AND status IN ('signed', 'uploading', 'dropped')`),
-      upload: db.prepare(`UPDATE archive_bundles SET status = 'uploading', upload_state = ?
-        WHERE seq = ? AND status IN ('signed', 'uploading', 'dropped')`),
-      toPending: db.prepare(`UPDATE archive_bundles SET status = 'pending', accepted_at = coalesce(accepted_at, ?)
-        WHERE seq = ? AND status IN ('signed', 'uploading')`),
-      confirmations: db.prepare(`UPDATE archive_bundles SET confirmations = ? WHERE seq = ? AND status = 'pending'`),
-      drop: db.prepare(`UPDATE archive_bundles SET status = 'dropped', reposts = reposts + 1, upload_state = NULL, confirmations = 0
-        WHERE seq = ? AND status = 'pending'`),
-      confirm: db.prepare(`UPDATE archive_bundles SET status = 'confirmed', confirmations = ?, confirmed_at = ?
-        WHERE seq = ? AND status = 'pending'`),
-      takeLease: db.prepare<{ name: string; holder: string; expiresAt: number; now: number }, { token: number }>(`INSERT INTO archive_lease
-        (name, holder, expires_at, token) VALUES (@name, @holder, @expiresAt, 1)
-        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,
-          token = CASE WHEN archive_lease.holder = excluded.holder AND archive_lease.expires_at > 0 THEN archive_lease.token
-                       ELSE archive_lease.token + 1 END
-        WHERE (archive_lease.holder = excluded.holder AND archive_lease.expires_at > 0) OR archive_lease.expires_at <= @now
-        RETURNING token`),
-      dropLease: db.prepare('UPDATE archive_lease SET expires_at = 0 WHERE name = ? AND holder = ?'),
-      getLease: db.prepare<[string], { holder: string; expires_at: number; token: number }>('SELECT holder, expires_at, token FROM archive_lease WHERE name = ?'),
     };
   }
 
@@ -129,18 +105,36 @@ export class SqliteArchiveStore implements ArchiveStore {
     return plan;
   }
 
+  /**
+   * Runs one of the archive state's operations (archive-state.js): on the store's writer thread when
+   * there is one (queued with its commits, no SQLite on this thread), else on this connection, waiting
+   * on timers (not inside SQLite) while another connection holds the write lock. Named errors come back
+   * as this module's classes.
+   */
+  private async state<K extends ArchiveStateOp>(op: K, ...args: Parameters<ArchiveState[K]>): Promise<ReturnType<ArchiveState[K]>> {
+    try {
+      if (this.writer) return (await this.writer.call('archive', op, args)) as ReturnType<ArchiveState[K]>;
+      const local = (this.local ??= createArchiveState(this.db));
+      return await this.busy(() => (local[op] as (...a: unknown[]) => ReturnType<ArchiveState[K]>)(...args));
+    } catch (e) {
+      if (e instanceof Error && e.name === 'FencedError') throw new FencedError(e.message);
+      if (e instanceof Error && e.name === 'ChainConflictError') throw new ChainConflictError(e.message);
+      throw e;
+    }
+  }
+
   async latestBundle(): Promise<BundleRecord | null> {
-    const r = this.s.latest.get();
+    const r = await this.state('latestBundle');
     return r ? toBundle(r) : null;
   }
 
   async getBundle(seq: number): Promise<BundleRecord | null> {
-    const r = this.s.get.get(seq);
+    const r = await this.state('getBundle', seq);
     return r ? toBundle(r) : null;
   }
 
   async head(): Promise<BundleRecord | null> {
-    const r = this.s.head.get();
+    const r = await this.state('head');
     return r ? toBundle(r) : null;
   }
 
@@ -157,109 +151,52 @@ export class SqliteArchiveStore implements ArchiveStore {
     }
   }
 
-  /** Runs `fn` in a write transaction after checking that `token` is the lease's current fencing token. */
-  private fenced<T>(token: number, fn: () => T): Promise<T> {
-    return this.busy(() => this.db.transaction(() => {
-      const lease = this.s.getLease.get(LEASE);
-      if (!lease || lease.token !== token || lease.expires_at <= 0) {
-        throw new FencedError(`archive write with fencing token ${token} refused: the lease's token is ${lease && lease.expires_at > 0 ? lease.token : 'none (released)'}`);
-      }
-      return fn();
-    }).immediate());
-  }
-
   async insertBundle(b: NewBundle, token: number): Promise<BundleRecord> {
-    await this.fenced(token, () => this.insertChecked(b));
-    return toBundle(this.s.get.get(b.seq) as BundleRow);
+    return toBundle(await this.state('insertBundle', b, token));
   }
 
   async adoptBundle(b: NewBundle, txid: string, at: number, token: number): Promise<BundleRecord> {
-    await this.fenced(token, () => {
-      const existing = this.s.get.get(b.seq);
-      if (existing?.txid === txid) return;
-      this.insertChecked(b);
-      this.s.adopt.run(txid, at, at, b.seq);
-    });
-    return toBundle(this.s.get.get(b.seq) as BundleRow);
-  }
-
-  /** The chain rules of insertBundle; runs inside a write transaction. */
-  private insertChecked(b: NewBundle): void {
-    const last = this.s.latest.get();
-    const expectSeq = (last?.seq ?? 0) + 1;
-    if (b.seq !== expectSeq) throw new ChainConflictError(`bundle ${b.seq} cannot follow bundle ${last?.seq ?? 0}`);
-    if (last && last.status !== 'confirmed') throw new ChainConflictError(`bundle ${last.seq} is not confirmed yet`);
-    if ((last?.txid ?? null) !== b.prevTx) throw new ChainConflictError(`bundle ${b.seq} must link to ${last?.txid ?? 'nothing'}`);
-    if (last && b.firstPos <= last.last_pos) throw new ChainConflictError(`bundle ${b.seq} overlaps bundle ${last.seq}`);
-    const between = this.s.countBetween.get(last?.last_pos ?? 0, b.firstPos);
-    if ((between?.n ?? 0) > 0) throw new ChainConflictError(`bundle ${b.seq} would leave events unarchived`);
-    this.s.insert.run(b);
+    return toBundle(await this.state('adoptBundle', b, txid, at, token));
   }
 
   async markSigned(seq: number, txid: string, txJson: string, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.sign.run(txid, txJson, seq).changes === 1) return;
-      const b = this.s.get.get(seq);
-      if (b?.txid === txid) return;
-      throw new ChainConflictError(`bundle ${seq} is not waiting to be signed (status ${b?.status ?? 'missing'})`);
-    });
+    await this.state('markSigned', seq, txid, txJson, token);
   }
 
   async resign(seq: number, oldTxid: string, txid: string, txJson: string, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.resign.run({ seq, oldTxid, txid, txJson }).changes === 1) return;
-      const b = this.s.get.get(seq);
-      throw new ChainConflictError(`bundle ${seq} cannot be re-signed: its transaction is ${b?.txid ?? 'none'} (status ${b?.status ?? 'missing'}), not ${oldTxid}`);
-    });
+    await this.state('resign', seq, oldTxid, txid, txJson, token);
   }
 
   async saveUploadState(seq: number, state: string, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.upload.run(state, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not signed, uploading or dropped`);
-    });
+    await this.state('saveUploadState', seq, state, token);
   }
 
   async markPending(seq: number, at: number, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.toPending.run(at, seq).changes === 1) return;
-      const status = this.s.get.get(seq)?.status;
-      if (status === 'pending' || status === 'confirmed') return;
-      throw new ChainConflictError(`bundle ${seq} is not signed or uploading (status ${status ?? 'missing'})`);
-    });
+    await this.state('markPending', seq, at, token);
   }
 
   async saveConfirmations(seq: number, confirmations: number, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.confirmations.run(confirmations, seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
-    });
+    await this.state('saveConfirmations', seq, confirmations, token);
   }
 
   async markDropped(seq: number, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.drop.run(seq).changes !== 1) throw new ChainConflictError(`bundle ${seq} is not pending`);
-    });
+    await this.state('markDropped', seq, token);
   }
 
   async markConfirmed(seq: number, confirmations: number, at: number, token: number): Promise<void> {
-    await this.fenced(token, () => {
-      if (this.s.confirm.run(confirmations, at, seq).changes === 1) return;
-      const status = this.s.get.get(seq)?.status;
-      if (status === 'confirmed') return;
-      throw new ChainConflictError(`bundle ${seq} is not pending (status ${status ?? 'missing'})`);
-    });
+    await this.state('markConfirmed', seq, confirmations, at, token);
   }
 
   async acquireLease(holder: string, now: number, ttlMs: number): Promise<number | null> {
-    return (await this.busy(() => this.s.takeLease.get({ name: LEASE, holder, expiresAt: now + ttlMs, now })))?.token ?? null;
+    return this.state('acquireLease', holder, now, ttlMs);
   }
 
   async releaseLease(holder: string): Promise<void> {
-    await this.busy(() => this.s.dropLease.run(LEASE, holder));
+    await this.state('releaseLease', holder);
   }
 
   async lease(): Promise<Lease | null> {
-    const r = this.s.getLease.get(LEASE);
-    return r && r.expires_at > 0 ? { holder: r.holder, expiresAt: r.expires_at, token: r.token } : null;
+    return this.state('lease');
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,11 @@ export class SqliteStore implements Store {
   private readonly listCache = new Map<string, Database.Statement<Record<string, unknown>, EventRow>>();
   private readonly epochValue: string;
 
+  /** The writer every write of this file goes through; the archive's state operations use it too (archive-state.js). */
+  writerClient(): WriterClient {
+    return this.writer;
+  }
+
   constructor(opts: SqliteOptions) {
     const memory = opts.file === ':memory:';
     if (!memory) mkdirSync(path.dirname(opts.file), { recursive: true });

@@ -23,7 +23,7 @@ export class InlineWriter implements WriterClient {
   async close(): Promise<void> {}
 }
 
-interface Reply { id: number; ok: boolean; value?: unknown; error?: string }
+interface Reply { id: number; ok: boolean; value?: unknown; error?: string; name?: string }
 
 /**
  * Writes on a dedicated thread, in the order they were called. If the thread dies, the calls under way
@@ -50,7 +50,8 @@ export class ThreadWriter implements WriterClient {
         if (!p) continue;
         this.pending.delete(m.id);
         if (m.ok) p.resolve(m.value);
-        else p.reject(new Error(`store write failed: ${m.error}`));
+        // A named error (the archive's FencedError, ChainConflictError) keeps its name and message.
+        else p.reject(m.name !== undefined ? Object.assign(new Error(m.error), { name: m.name }) : new Error(`store write failed: ${m.error}`));
       }
     });
     const fail = (err: Error): void => {

@@ -5,6 +5,8 @@
  * reads use their own connection (WAL lets them run beside the writer).
  */
 
+import { createArchiveState } from '../../archive/sqlite/archive-state.js';
+
 /**
  * @typedef {import('../port.js').NewEvent} NewEvent
  * @typedef {import('../port.js').StoredEvent} StoredEvent
@@ -32,6 +34,8 @@ export function toEvent(r) {
  * @param {import('better-sqlite3').Database} db a connection prepared by schema.js
  */
 export function createWriter(db) {
+  /** @type {import('../../archive/sqlite/archive-state.js').ArchiveState | null} */
+  let archiveState = null;
   const s = {
     byId: db.prepare('SELECT * FROM events WHERE id = ?'),
     conv: db.prepare('SELECT last_seq, last_post_at FROM conversations WHERE cid = ?'),
@@ -281,6 +285,18 @@ export function createWriter(db) {
     putBan: (b) => { s.putBan.run(b.address, b.reason, b.createdAt); },
     /** @param {string} address @returns {boolean} */
     deleteBan: (address) => s.deleteBan.run(address).changes === 1,
+    /**
+     * The archive's state reads and fenced writes (archive-state.js), queued with the commits on this
+     * connection. Its statements are prepared at the first call: the archive creates its tables after
+     * the store opened.
+     * @param {import('../../archive/sqlite/archive-state.js').ArchiveStateOp} op
+     * @param {unknown[]} args
+     * @returns {unknown}
+     */
+    archive: (op, args) => {
+      archiveState ??= createArchiveState(db);
+      return /** @type {(...a: unknown[]) => unknown} */ (archiveState[op])(...args);
+    },
   };
 }
 

@@ -22,9 +22,11 @@ const writer = createWriter(db);
 const ops = /** @type {Record<string, (...args: unknown[]) => unknown>} */ (/** @type {unknown} */ (writer));
 
 /** @typedef {{ id: number, op: string, args: unknown[] }} Call */
-/** @typedef {{ id: number, ok: boolean, value?: unknown, error?: string }} Reply */
+/** @typedef {{ id: number, ok: boolean, value?: unknown, error?: string, name?: string }} Reply */
 
 const message = (/** @type {unknown} */ e) => (e instanceof Error ? e.message : String(e));
+/** The error's class name where it is one a caller tells apart (the archive's FencedError, ChainConflictError). */
+const nameOf = (/** @type {unknown} */ e) => (e instanceof Error && e.name !== 'Error' && e.name !== 'SqliteError' ? { name: e.name } : {});
 
 /**
  * Runs the calls in order. Consecutive appendEvents calls become one transaction, so one fsync makes
@@ -67,7 +69,7 @@ function run(calls) {
       if (!fn) throw new Error(`unknown write op ${c.op}`);
       replies.push({ id: c.id, ok: true, value: fn(...c.args) });
     } catch (e) {
-      replies.push({ id: c.id, ok: false, error: message(e) });
+      replies.push({ id: c.id, ok: false, error: message(e), ...nameOf(e) });
     }
     i++;
   }
