@@ -10,7 +10,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 /**
  * `npm start` as an operator runs it (default configuration: the in-process chain with demo identities
  * and the embedded arlocal archive gateway), as a child process through tsx: every line it writes to
- * stdout, from start to shutdown, is one JSON object (arlocal's own `arlocal started on port N` included).
+ * stdout, from start to shutdown, is one JSON object (arlocal's own `arlocal started on port N`, printed in the gateway's child process, included).
  */
 describe('the JSON log', () => {
   it('is pure JSON on stdout through start, archive start and shutdown', async () => {
@@ -55,8 +55,12 @@ describe('the JSON log', () => {
     });
     expect(notJson).toEqual([]);
     const records = lines.map((l) => JSON.parse(l) as { msg?: string; component?: string });
-    // the arlocal line is there, as a record of the console component
-    expect(records).toContainEqual(expect.objectContaining({ component: 'console', msg: expect.stringMatching(/^arlocal started on port \d+$/) }));
+    // the arlocal line is there, as a record (arlocal runs in a child process that hands its console lines to the log)
+    expect(records).toContainEqual(expect.objectContaining({ gateway: 'arlocal', msg: expect.stringMatching(/^arlocal started on port \d+$/) }));
+    // the gateway's child process ended with the server
+    const started = records.find((r) => r.msg === 'embedded arlocal gateway started') as { pid?: number } | undefined;
+    expect(typeof started?.pid).toBe('number');
+    expect(() => process.kill(started?.pid as number, 0)).toThrow();
     for (const msg of ['relation-im-proxy listening on', 'embedded arlocal gateway started', 'archive ready', 'shutting down']) {
       expect(records.some((r) => r.msg?.startsWith(msg)), msg).toBe(true);
     }

@@ -1,68 +1,64 @@
-import ArLocalModule from 'arlocal';
-import { createServer, type Server } from 'node:http';
-import { createServer as netServer, type AddressInfo } from 'node:net';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../log/logger.js';
-
-type ArLocalClass = typeof ArLocalModule.default;
-// arlocal is CommonJS with `exports.default`: Node hands us the exports object, some loaders (vitest) the class.
-const ArLocal: ArLocalClass = (ArLocalModule as { default?: ArLocalClass }).default ?? (ArLocalModule as unknown as ArLocalClass);
-type ArLocalInstance = InstanceType<ArLocalClass>;
-/** Internals of arlocal we have to reach (its API offers no way to stop without dropping persisted tables). */
-interface ArLocalInternals {
-  log: { logInFile(args: unknown): void };
-  apollo?: { stop(): Promise<void> };
-}
 
 /** Winston minted for the embedded wallet whenever its balance runs low (arlocal charges real prices). */
 const MINT = '1000000000000000000';
 const LOW = 100_000_000_000_000_000n;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = netServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** How long the gateway's process may take to listen (it loads arlocal and opens its database). */
+const START_MS = 60_000;
 
 /**
- * The embedded default: an arlocal gateway in this process, its database under `dir` (kept across
- * restarts), on a free loopback port. Blocks are mined after every accepted bundle and, when
- * `mineEveryMs` > 0, on that interval.
+ * The embedded default: an arlocal gateway in a child process of this one (arlocal-child.js), its
+ * database under `dir` (kept across restarts), on a free loopback port. Blocks are mined after every
+ * accepted bundle and, when `mineEveryMs` > 0, on that interval. The child ends with this process (its
+ * IPC channel closes), however this one ends.
  */
 export class EmbeddedGateway {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  private constructor(private readonly arlocal: ArLocalInstance, readonly url: string, private readonly log: Logger) {}
+  private constructor(private readonly child: ChildProcess, readonly url: string, private readonly log: Logger) {}
 
   static async start(dir: string, log: Logger, mineEveryMs: number): Promise<EmbeddedGateway> {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const arlocal = new ArLocal(port, false, dir, true);
-      // arlocal appends a request log to ./logs in the working directory; nothing of ours should write there
-      (arlocal as unknown as ArLocalInternals).log.logInFile = () => {};
-      await arlocal.start();
-      const server: Server = arlocal.getServer() ?? createServer();
-      const ok = await new Promise<boolean>((resolve) => {
-        if (server.listening) resolve(true);
-        server.once('listening', () => resolve(true));
-        server.once('error', () => resolve(false));
+    const child = fork(fileURLToPath(new URL('./arlocal-child.js', import.meta.url)), [dir], {
+      // not the parent's loaders or flags (tsx, --cpu-prof, --inspect): the child is plain JavaScript
+      execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json',
+    });
+    // arlocal's console lines, as records of the log (stdout stays pure JSON)
+    const clog = log.child({ gateway: 'arlocal' });
+    child.on('message', (m: { console?: string; line?: string }) => {
+      if (m.console === undefined) return;
+      if (m.console === 'error') clog.error(m.line);
+      else if (m.console === 'warn') clog.warn(m.line);
+      else if (m.console === 'debug') clog.debug(m.line);
+      else clog.info(m.line);
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error('the embedded arlocal gateway did not start in time')); }, START_MS);
+      child.on('message', (m: { url?: string; error?: string; console?: string }) => {
+        if (m.console !== undefined) return;
+        clearTimeout(timer);
+        if (m.url) resolve(m.url);
+        else reject(new Error(`the embedded arlocal gateway failed to start: ${m.error ?? 'unknown'}`));
       });
-      if (ok) {
-        const gw = new EmbeddedGateway(arlocal, `http://127.0.0.1:${port}`, log);
-        if (mineEveryMs > 0) {
-          gw.timer = setInterval(() => void gw.mine().catch(() => {}), mineEveryMs);
-          gw.timer.unref();
-        }
-        log.info({ url: gw.url, dir }, 'embedded arlocal gateway started');
-        return gw;
-      }
-      if (attempt >= 5) throw new Error('could not find a free port for the embedded arlocal gateway');
+      child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`the embedded arlocal gateway exited at start (${signal ?? code})`)); });
+      child.once('error', (err) => { clearTimeout(timer); reject(err); });
+    });
+    child.removeAllListeners('exit');
+    child.removeAllListeners('error');
+    child.on('error', (err) => log.warn({ err }, 'embedded arlocal gateway process error'));
+    // The gateway is a helper: it never keeps this process alive.
+    child.unref();
+    child.channel?.unref();
+    const gw = new EmbeddedGateway(child, url, log);
+    child.on('exit', (code, signal) => { if (!gw.stopped) log.error({ code, signal }, 'embedded arlocal gateway process ended; uploads fail until a restart'); });
+    if (mineEveryMs > 0) {
+      gw.timer = setInterval(() => void gw.mine().catch(() => {}), mineEveryMs);
+      gw.timer.unref();
     }
+    log.info({ url, dir, pid: child.pid }, 'embedded arlocal gateway started');
+    return gw;
   }
 
   /** Mines the pending transactions into a block. */
@@ -83,21 +79,19 @@ export class EmbeddedGateway {
     await mint.arrayBuffer();
   }
 
-  /**
-   * Stops serving. The database connection is deliberately left open: arlocal's own stop() drops its
-   * tables when persisting, and its route modules cache handles to that connection, so a gateway started
-   * again in this process on the same directory keeps working.
-   */
+  /** Stops serving: ends the gateway's process (its database stays in `dir`). */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    const server = this.arlocal.getServer();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-    await (this.arlocal as unknown as ArLocalInternals).apollo?.stop().catch(() => {});
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+      if (this.child.connected) this.child.send('stop');
+      else this.child.kill('SIGKILL');
+      const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
     this.log.info({ url: this.url }, 'embedded arlocal gateway stopped');
   }
 }
