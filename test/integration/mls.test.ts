@@ -5,7 +5,7 @@ import { createGroupInfoWithExternalPubAndRatchetTree, encode, mlsMessageEncoder
 import { dmCid } from '../../src/roles/chat/ids.js';
 import type { RelationMessage } from '../../src/protocol/message.js';
 import { makeIdentity, resign, signedMessage, type Identity } from '../support/messages.js';
-import { application, bytesB64, commit, device, keyPackage, proposal, soloGroup, suite, type CredentialParts } from '../support/mls.js';
+import { application, badKeyPackages, bytesB64, commit, device, keyPackage, proposal, soloGroup, suite, type CredentialParts } from '../support/mls.js';
 import { http, login, startServer, WsClient, type TestServer } from '../support/server.js';
 
 /**
@@ -196,6 +196,73 @@ describe.each(['sqlite', 'postgres'] as const)('MLS Delivery Service (%s store)'
     expect((await http(srv.url, 'DELETE', `/mls/devices/${d1.deviceId}`, { token: tokenA })).status).toBe(204);
     expect(((await http(srv.url, 'GET', `/mls/devices/${alice.address}`, { token: tokenA })).json as typeof devices).devices).toHaveLength(9);
   }, 120_000);
+
+  describe('KeyPackage signatures (RFC 9420 section 10.1): refused with MLS_INVALID_KEY_PACKAGE, nothing stored', () => {
+    let who: Identity;
+    let token: string;
+    let d: Awaited<ReturnType<typeof device>>;
+    let bad: Awaited<ReturnType<typeof badKeyPackages>>;
+    let badX: Awaited<ReturnType<typeof badKeyPackages>>;
+    let good: Awaited<ReturnType<typeof keyPackage>>[];
+    let more: Awaited<ReturnType<typeof keyPackage>>[];
+    const upload = (body: unknown): ReturnType<typeof http> => http(srv.url, 'POST', '/mls/key-packages', { token, body });
+    const directory = async (): Promise<{ deviceId: string; available: number; lastResort: boolean }[]> =>
+      ((await http(srv.url, 'GET', `/mls/devices/${who.address}`, { token: tokenB })).json as { devices: { deviceId: string; available: number; lastResort: boolean }[] }).devices;
+    const KP_SIG = /KeyPackage signature \(KeyPackageTBS.*does not verify/;
+    const LEAF_SIG = /leaf node signature \(LeafNodeTBS.*does not verify/;
+
+    beforeAll(async () => {
+      who = makeIdentity();
+      token = await login(srv.url, who);
+      d = await device({ wallet: who.wallet, session: who.session });
+      bad = await badKeyPackages(d);
+      const dx = await device({ wallet: who.wallet, session: who.session }, 'MLS_256_XWING_AES256GCM_SHA512_Ed25519');
+      badX = await badKeyPackages(dx, 'MLS_256_XWING_AES256GCM_SHA512_Ed25519');
+      good = await Promise.all([0, 1].map(() => keyPackage(d)));
+      more = await Promise.all([0, 1].map(() => keyPackage(d)));
+    }, 60_000);
+
+    it('a device whose first upload is a package with a flipped signature byte does not enter the directory', async () => {
+      const r = await upload({ keyPackages: [bad.flippedSignature] });
+      expect(r.json, r.text).toMatchObject({ error: { code: 'MLS_INVALID_KEY_PACKAGE', message: expect.stringMatching(KP_SIG) } });
+      expect(await directory()).toEqual([]);
+      const up = await upload({ keyPackages: good.map((p) => p.b64) });
+      expect(up.json, up.text).toEqual({ deviceId: d.deviceId, available: 2, lastResort: false });
+    });
+
+    const cases: [string, () => unknown, string, RegExp][] = [
+      ['one byte of the KeyPackage signature flipped', () => ({ keyPackages: [bad.flippedSignature] }), 'MLS_INVALID_KEY_PACKAGE', KP_SIG],
+      ['a valid KeyPackage signature by another key than the leaf\'s', () => ({ keyPackages: [bad.signedByOtherKey] }), 'MLS_INVALID_KEY_PACKAGE', KP_SIG],
+      ['a broken leaf node signature (the KeyPackage signature over it good)', () => ({ keyPackages: [bad.leafSignatureBroken] }), 'MLS_INVALID_KEY_PACKAGE', LEAF_SIG],
+      ['an init key equal to the encryption key (both signatures good)', () => ({ keyPackages: [bad.initKeyIsEncryptionKey] }), 'MLS_INVALID_KEY_PACKAGE', /init key equals the leaf node's encryption key/],
+      ['a signature length in a longer form than needed (verifies over the re-encoding, not the bytes claimers would get)', () => ({ keyPackages: [bad.nonMinimalLength] }), 'MLS_MALFORMED', /canonical encoding/],
+      ['one bad package between two good ones (the whole call)', () => ({ keyPackages: [more[0]?.b64, bad.signedByOtherKey, more[1]?.b64] }), 'MLS_INVALID_KEY_PACKAGE', KP_SIG],
+      ['a bad last-resort package', () => ({ keyPackages: [more[0]?.b64], lastResort: bad.flippedSignature }), 'MLS_INVALID_KEY_PACKAGE', KP_SIG],
+      ['an X-Wing package with a flipped signature byte', () => ({ keyPackages: [badX.flippedSignature] }), 'MLS_INVALID_KEY_PACKAGE', KP_SIG],
+      ['an X-Wing package with a broken leaf node signature', () => ({ keyPackages: [badX.leafSignatureBroken] }), 'MLS_INVALID_KEY_PACKAGE', LEAF_SIG],
+    ];
+    for (const [what, body, code, message] of cases) {
+      it(`refuses ${what}; the device's count is unchanged`, async () => {
+        const r = await upload(body());
+        expect(r.status, r.text).toBe(400);
+        expect(r.json, r.text).toMatchObject({ error: { code, message: expect.stringMatching(message) } });
+        expect(await directory()).toEqual([expect.objectContaining({ deviceId: d.deviceId, available: 2, lastResort: false })]);
+      });
+    }
+
+    it('still accepts good packages, and a claim hands out only what was accepted', async () => {
+      const up = await upload({ keyPackages: more.map((p) => p.b64), lastResort: (await keyPackage(d)).b64 });
+      expect(up.json, up.text).toEqual({ deviceId: d.deviceId, available: 4, lastResort: true });
+      const handed: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const c = (await http(srv.url, 'POST', '/mls/key-packages/claim', { token: tokenB, body: { addresses: [who.address] } })).json as { keyPackages: { keyPackage: string; lastResort: boolean }[] };
+        expect(c.keyPackages).toHaveLength(1);
+        expect(c.keyPackages[0]?.lastResort).toBe(false);
+        handed.push(c.keyPackages[0]?.keyPackage as string);
+      }
+      expect(handed.sort()).toEqual([...good, ...more].map((p) => p.b64).sort());
+    });
+  });
 
   it('refuses the development plaintext unless ALLOW_DEV_PLAINTEXT', async () => {
     const strict = await startServer({ requireName: false, allowDevPlaintext: false });

@@ -6,6 +6,8 @@ import {
   getCiphersuiteImpl, mlsMessageEncoder, protocolVersions, unsafeTestingAuthenticationService, wireformats,
   type CiphersuiteImpl, type ClientState, type Credential, type MlsContext, type MlsMessage, type Proposal,
 } from 'ts-mls';
+import { signWithLabel } from 'ts-mls/dist/src/crypto/signature.js';
+import { keyPackageTBSEncoder } from 'ts-mls/dist/src/keyPackage.js';
 
 /**
  * Real MLS bytes for the Delivery Service's tests, made with ts-mls itself (the SDK's engine), and
@@ -106,4 +108,42 @@ export async function application(state: ClientState, text: string, name?: Suite
 export async function proposal(state: ClientState, name?: Suite): Promise<{ bytes: Uint8Array; state: ClientState }> {
   const r = await createProposal({ context: await context(name), state, wireAsPublicMessage: true, proposal: { proposalType: defaultProposalTypes.group_context_extensions, groupContextExtensions: { extensions: [] } } });
   return { bytes: enc(r.message), state: r.newState };
+}
+
+type PublicPackage = Awaited<ReturnType<typeof generateKeyPackage>>['publicPackage'];
+const kpMessage = (kp: PublicPackage): string => b64({ wireformat: wireformats.mls_key_package, version: protocolVersions.mls10, keyPackage: kp });
+/** The KeyPackage signature (over KeyPackageTBS, RFC 9420 section 10.1) made anew with `signKey`. */
+async function resignPackage(kp: PublicPackage, signKey: Uint8Array, name?: Suite): Promise<PublicPackage> {
+  const impl = await suite(name);
+  return { ...kp, signature: await signWithLabel(signKey, 'KeyPackageTBS', encode(keyPackageTBSEncoder, kp), impl.signature) };
+}
+const flipped = (b: Uint8Array, at = 7): Uint8Array => {
+  const c = Uint8Array.from(b);
+  c[at % c.length] = (c[at % c.length] as number) ^ 0x01;
+  return c;
+};
+
+/**
+ * KeyPackages of a genuine device (its credential binds the wallet) that a member must refuse (RFC 9420
+ * section 10.1): each breaks one signature rule and nothing else.
+ */
+export async function badKeyPackages(d: Device, name?: Suite): Promise<Record<'flippedSignature' | 'signedByOtherKey' | 'leafSignatureBroken' | 'initKeyIsEncryptionKey' | 'nonMinimalLength', string>> {
+  const impl = await suite(name);
+  const base = (await keyPackage(d, name)).pkg.publicPackage;
+  const other = await impl.signature.keygen();
+  // the leaf's signature broken, the KeyPackage signed again over it with the device's own key: only the leaf check fails
+  const leafBroken = await resignPackage({ ...base, leafNode: { ...base.leafNode, signature: flipped(base.leafNode.signature) } }, d.signaturePrivateKey, name);
+  const sameInit = await resignPackage({ ...base, initKey: base.leafNode.hpkePublicKey }, d.signaturePrivateKey, name);
+  // the signature's length (64) in four bytes instead of two: ts-mls decodes it, and the signature still verifies
+  const raw = Buffer.from(kpMessage(base), 'base64');
+  const at = raw.length - base.signature.length - 2;
+  if (raw[at] !== 0x40 || raw[at + 1] !== base.signature.length) throw new Error('unexpected signature length prefix');
+  const nonMinimal = Buffer.concat([raw.subarray(0, at), Buffer.from([0x80, 0, 0, base.signature.length]), raw.subarray(at + 2)]);
+  return {
+    flippedSignature: kpMessage({ ...base, signature: flipped(base.signature) }),
+    signedByOtherKey: kpMessage(await resignPackage(base, other.signKey, name)),
+    leafSignatureBroken: kpMessage(leafBroken),
+    initKeyIsEncryptionKey: kpMessage(sameInit),
+    nonMinimalLength: nonMinimal.toString('base64'),
+  };
 }

@@ -1,5 +1,9 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mlsMessageDecoder, wireformats, type MlsMessage } from 'ts-mls';
+import {
+  ciphersuites, encode, getCiphersuiteImpl, mlsMessageDecoder, mlsMessageEncoder, wireformats, type CiphersuiteName, type KeyPackage, type MlsMessage, type Signature,
+} from 'ts-mls';
+import { verifyKeyPackage } from 'ts-mls/dist/src/keyPackage.js';
+import { verifyLeafNodeSignatureKeyPackage } from 'ts-mls/dist/src/leafNode.js';
 import { AppError } from '../../errors/app-error.js';
 import type { Clock } from '../../clock.js';
 import type { PushBus } from '../../bus/hub.js';
@@ -14,6 +18,10 @@ import type { MlsClaimed, Store } from '../../store/port.js';
  * proxy never holds a key that opens a message: the external sender only signs proposals.
  */
 export const SUITES: ReadonlySet<number> = new Set([0xf00d, 0x0001]);
+/** ts-mls's name of each accepted suite (for its signature scheme). */
+const SUITE_NAMES: ReadonlyMap<number, CiphersuiteName> = new Map(
+  (Object.entries(ciphersuites) as [CiphersuiteName, number][]).filter(([, id]) => SUITES.has(id)).map(([name, id]) => [id, name]),
+);
 const BASIC = 1;
 const MAX_PER_CALL = 100;
 const MAX_PER_DEVICE = 200;
@@ -54,6 +62,8 @@ interface CheckedPackage { deviceId: string; credential: string; signatureKey: s
 
 export class MlsService {
   private externalSender: Promise<{ signatureKey: string; credential: string }> | null = null;
+  /** Each accepted suite's signature scheme (ts-mls's own implementation), made on first use. */
+  private readonly signatures = new Map<number, Promise<Signature>>();
 
   constructor(private readonly deps: MlsServiceDeps) {}
 
@@ -88,7 +98,45 @@ export class MlsService {
     if (now < delegation.createdAt || now > delegation.expiresAt) throw mismatch('expired', 'the credential\'s delegation is outside its window');
   }
 
-  private checkPackage(b64: unknown, wallet: string, now: number): CheckedPackage {
+  private signatureOf(suite: number): Promise<Signature> {
+    let p = this.signatures.get(suite);
+    if (!p) {
+      const name = SUITE_NAMES.get(suite);
+      if (!name) throw new AppError('MLS_UNSUPPORTED_SUITE');
+      p = getCiphersuiteImpl(name).then((impl) => impl.signature);
+      p.catch(() => { this.signatures.delete(suite); });
+      this.signatures.set(suite, p);
+    }
+    return p;
+  }
+
+  /**
+   * RFC 9420 section 10.1 as a member would check it on add or join, with ts-mls's own functions: the
+   * leaf node's signature (LeafNodeTBS, source key_package, section 7.3), the KeyPackage's signature
+   * (KeyPackageTBS), both with the leaf's signature key, and an init key other than the encryption key.
+   * Two Ed25519 verifications over at most the package's own bytes: bounded by the body limit.
+   */
+  private async checkSignatures(kp: KeyPackage): Promise<void> {
+    const s = await this.signatureOf(kp.cipherSuite);
+    const verified = async (f: () => Promise<boolean>): Promise<boolean> => {
+      try {
+        return (await f()) === true;
+      } catch {
+        return false; // a signature key or signature the scheme cannot even read
+      }
+    };
+    if (!(await verified(() => verifyLeafNodeSignatureKeyPackage(kp.leafNode, s)))) {
+      throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the leaf node signature (LeafNodeTBS, RFC 9420 section 7.3) does not verify with the leaf\'s signature key');
+    }
+    if (!(await verified(() => verifyKeyPackage(kp, s)))) {
+      throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the KeyPackage signature (KeyPackageTBS, RFC 9420 section 10.1) does not verify with the leaf node\'s signature key');
+    }
+    if (Buffer.from(kp.initKey).equals(Buffer.from(kp.leafNode.hpkePublicKey))) {
+      throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the init key equals the leaf node\'s encryption key (RFC 9420 section 10.1)');
+    }
+  }
+
+  private async checkPackage(b64: unknown, wallet: string, now: number): Promise<CheckedPackage> {
     if (typeof b64 !== 'string') throw new AppError('INVALID_FIELD', 'a KeyPackage must be a base64 string', { field: 'keyPackages' });
     let bytes: Buffer;
     try {
@@ -105,10 +153,22 @@ export class MlsService {
       throw new AppError('MLS_MALFORMED', 'a KeyPackage is not one well-formed MLSMessage');
     }
     if (msg.wireformat !== wireformats.mls_key_package) throw new AppError('MLS_INVALID_KEY_PACKAGE', 'not an MLSMessage of wire format mls_key_package');
+    // The signatures are verified over ts-mls's re-encoding of what it decoded; the bytes stored and handed
+    // to claimers must be those bytes (the decoder also takes non-minimal vector lengths, RFC 9420 section 2.1.2).
+    let canonical: boolean;
+    try {
+      canonical = Buffer.from(encode(mlsMessageEncoder, msg)).equals(bytes);
+    } catch {
+      canonical = false;
+    }
+    if (!canonical) throw new AppError('MLS_MALFORMED', 'a KeyPackage is not in its canonical encoding (minimal vector lengths, RFC 9420 section 2.1.2)');
     const kp = msg.keyPackage;
     if (!SUITES.has(kp.cipherSuite)) throw new AppError('MLS_UNSUPPORTED_SUITE');
     const cred = kp.leafNode.credential;
     if (cred.credentialType !== BASIC || !('identity' in cred)) throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the credential is not basic');
+    // Before the credential's two EIP-191 recoveries, which cost more: the binding only means something
+    // for a package its signature key did sign.
+    await this.checkSignatures(kp);
     const identity = (cred as { identity: Uint8Array }).identity;
     this.checkIdentity(identity, kp.leafNode.signaturePublicKey, wallet, now);
     return {
@@ -125,8 +185,9 @@ export class MlsService {
     const last = o['lastResort'];
     if (list.length === 0 && last === undefined) throw new AppError('INVALID_FIELD', 'nothing to upload', { field: 'keyPackages' });
     const now = this.deps.clock.now();
-    const checked = list.map((p: unknown) => this.checkPackage(p, wallet, now));
-    const lastChecked = last === undefined || last === null ? null : this.checkPackage(last, wallet, now);
+    const checked: CheckedPackage[] = [];
+    for (const p of list as unknown[]) checked.push(await this.checkPackage(p, wallet, now)); // in order: the first bad one is the answer
+    const lastChecked = last === undefined || last === null ? null : await this.checkPackage(last, wallet, now);
     const all = lastChecked ? [...checked, lastChecked] : checked;
     const first = all[0] as CheckedPackage;
     if (all.some((c) => c.signatureKey !== first.signatureKey || c.credential !== first.credential)) {
