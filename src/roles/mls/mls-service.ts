@@ -136,7 +136,7 @@ export class MlsService {
     }
   }
 
-  private async checkPackage(b64: unknown, wallet: string, now: number): Promise<CheckedPackage> {
+  private async checkPackage(b64: unknown, wallet: string, now: number, identities?: Set<string>): Promise<CheckedPackage> {
     if (typeof b64 !== 'string') throw new AppError('INVALID_FIELD', 'a KeyPackage must be a base64 string', { field: 'keyPackages' });
     let bytes: Buffer;
     try {
@@ -170,7 +170,12 @@ export class MlsService {
     // for a package its signature key did sign.
     await this.checkSignatures(kp);
     const identity = (cred as { identity: Uint8Array }).identity;
-    this.checkIdentity(identity, kp.leafNode.signaturePublicKey, wallet, now);
+    // The packages of one call share one credential (checked below): its two recoveries run once per call.
+    const key = `${Buffer.from(identity).toString('base64')}:${Buffer.from(kp.leafNode.signaturePublicKey).toString('hex')}`;
+    if (!identities?.has(key)) {
+      this.checkIdentity(identity, kp.leafNode.signaturePublicKey, wallet, now);
+      identities?.add(key);
+    }
     return {
       deviceId: deviceIdOf(kp.leafNode.signaturePublicKey),
       credential: encodeBasicCredential(identity).toString('base64'),
@@ -186,8 +191,9 @@ export class MlsService {
     if (list.length === 0 && last === undefined) throw new AppError('INVALID_FIELD', 'nothing to upload', { field: 'keyPackages' });
     const now = this.deps.clock.now();
     const checked: CheckedPackage[] = [];
-    for (const p of list as unknown[]) checked.push(await this.checkPackage(p, wallet, now)); // in order: the first bad one is the answer
-    const lastChecked = last === undefined || last === null ? null : await this.checkPackage(last, wallet, now);
+    const identities = new Set<string>();
+    for (const p of list as unknown[]) checked.push(await this.checkPackage(p, wallet, now, identities)); // in order: the first bad one is the answer
+    const lastChecked = last === undefined || last === null ? null : await this.checkPackage(last, wallet, now, identities);
     const all = lastChecked ? [...checked, lastChecked] : checked;
     const first = all[0] as CheckedPackage;
     if (all.some((c) => c.signatureKey !== first.signatureKey || c.credential !== first.credential)) {
