@@ -380,7 +380,7 @@ export class MlsEncryptor implements MessageEncryptor {
       for (const it of items) {
         if ('im' in it) continue;
         after = it.seq;
-        if (it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+        if (it.encryptedBy !== MLS_ENCRYPTED_BY || (!g && it.type !== 'MLS')) continue;
         const bytes = safeB64(it.payload);
         if (!bytes) continue;
         if (!g) {
@@ -393,9 +393,14 @@ export class MlsEncryptor implements MessageEncryptor {
           }
           continue;
         }
-        // Later handshakes of the group after the Welcome.
+        // Later messages of the group after the Welcome: handshakes, and the application messages of each
+        // epoch (sent while this device was a member: opened now, at their epoch, and kept).
         const h = e.header(bytes);
         if (!h || h.header.epoch === null || h.header.epoch < g.epoch) continue;
+        if (h.header.contentType === 'application') {
+          if (h.header.epoch === g.epoch) g = await this.openInPassing(g, it, bytes.slice(0, h.length));
+          continue;
+        }
         try {
           g = (await e.process(g, bytes.slice(0, h.length))).group;
         } catch {
@@ -438,7 +443,13 @@ export class MlsEncryptor implements MessageEncryptor {
     return c.group;
   }
 
-  /** Processes handshakes this device has not seen yet (after a stale commit). */
+  /**
+   * Processes what this device has not seen yet of the conversation (after a stale commit): the
+   * handshakes, and interleaved with them in seq order the application messages of each epoch they pass
+   * through. Those are opened at their epoch and kept as every opened message is (`remember`), so they
+   * are delivered readable when they arrive in seq order: once the group moved past their epoch, the
+   * engine keeps only a few epochs' keys and they could not be opened later (docs/e2ee.md section 6).
+   */
   private async catchUp(cid: string, g: MlsGroup): Promise<MlsGroup> {
     const e = await this.engine();
     let cur = g;
@@ -450,10 +461,15 @@ export class MlsEncryptor implements MessageEncryptor {
       after = page[page.length - 1]!.seq;
     }
     for (const it of items) {
-      if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+      if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY) continue;
       const bytes = safeB64(it.payload);
       const h = bytes && e.header(bytes);
-      if (!bytes || !h || h.header.epoch !== cur.epoch || this.ownHandshakes.has(it.payload)) continue;
+      if (!bytes || !h || h.header.epoch !== cur.epoch) continue;
+      if (h.header.contentType === 'application') {
+        cur = await this.openInPassing(cur, it, bytes.slice(0, h.length));
+        continue;
+      }
+      if (this.ownHandshakes.has(it.payload)) continue;
       try {
         cur = (await e.process(cur, bytes.slice(0, h.length))).group;
       } catch {
@@ -462,6 +478,25 @@ export class MlsEncryptor implements MessageEncryptor {
     }
     await this.saveGroup(cid, cur);
     return cur;
+  }
+
+  /**
+   * Opens an application message of the group's current epoch met while catching up, and keeps its text
+   * (`remember`: in memory and in storage, as for any opened message), so that `receiveNow` delivers it
+   * readable when it arrives. One this device sent or opened already is left alone; one that does not
+   * open is left to `receiveNow`, which reports it. Returns the group state after it.
+   */
+  private async openInPassing(g: MlsGroup, m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>, framed: Uint8Array): Promise<MlsGroup> {
+    if (this.opened.has(m.payload) || (await this.decrypt(m)) !== null) return g;
+    const e = await this.engine();
+    try {
+      const r = await e.process(g, framed);
+      if (r.kind !== 'application') return g;
+      await this.remember(m.payload, new TextDecoder().decode(r.plaintext));
+      return r.group;
+    } catch {
+      return g;
+    }
   }
 
   // ---------------------------------------------------------------- receiving
