@@ -6,7 +6,7 @@ import { ImError, isImError } from '../errors.js';
 import type { MessageKind, RelationMessage, ServedMessage } from '../message.js';
 import type { SessionKey } from '../session.js';
 import { getJson, setJson } from '../storage.js';
-import { buildIdentity, checkIdentity, deviceId, fingerprint, parseIdentity } from './credential.js';
+import { buildIdentity, checkIdentity, deviceId, fingerprint, parseDelegation, parseIdentity } from './credential.js';
 import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
 import { TsMlsEngine } from './tsmls.js';
 
@@ -79,6 +79,7 @@ export class MlsEncryptor implements MessageEncryptor {
   private externalSenderTrusted = false;
   private indexCache: string[] | null = null;
   private storeChange: Promise<void> | null = null;
+  private refreshing: Promise<void> | null = null;
 
   constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
@@ -122,7 +123,71 @@ export class MlsEncryptor implements MessageEncryptor {
     }
     const pub = unb64(saved.publicKey);
     this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session as SessionKey, pub), id: deviceId(pub), session: session.address };
+    // The session key the directory's packages and this device's leaves were made with (`…:credentialSession`):
+    // another one means the session key was renewed since, and they carry the old delegation.
+    const carried = await this.c.storage.get(this.key('credentialSession'));
+    if (carried === null) await this.c.storage.set(this.key('credentialSession'), session.address);
+    else if (carried !== session.address) void this.refreshCredential().catch(() => undefined);
     return this.device;
+  }
+
+  /**
+   * After a renewal of the session key (docs/e2ee.md section 2): this device's KeyPackages and its leaf in
+   * every group it is a member of carry the new delegation. The directory keeps a device's credential
+   * from its first upload and its packages until they are claimed, so the device leaves it and uploads a
+   * fresh batch and a new last-resort package; then, in each group, it commits an update of its own leaf
+   * with the new credential (a commit with a path; a stale one catches up and tries again). Runs by itself
+   * when `ensureDevice` sees a new session key (every send checks); the session key it was done for is
+   * recorded only once all of it succeeded, so a failure is retried at the next send or start.
+   */
+  refreshCredential(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const dev = await this.ensureDevice();
+        const session = await this.c.sessions.get();
+        if ((await this.c.storage.get(this.key('credentialSession'))) !== session.address) {
+          await this.uploading?.catch(() => undefined);
+          await this.c.rest.mlsRemoveDevice(dev.id).catch((err: unknown) => {
+            if (!isImError(err, 'MLS_NO_KEY_PACKAGE')) throw err;
+          });
+          await this.c.storage.remove(this.key('lastResort'));
+          await this.uploadKeyPackages();
+        }
+        let failed: unknown = null;
+        for (const cid of [...(await this.groupIndex())]) {
+          await this.queue.run(cid, () => this.refreshLeaf(cid, session.delegationMessage)).catch((err: unknown) => { failed ??= err; });
+        }
+        if (failed !== null) throw failed;
+        await this.c.storage.set(this.key('credentialSession'), session.address);
+      } catch (err) {
+        this.device = null; // the next ensureDevice checks again
+        throw err;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Commits an update of this device's leaf with the current credential, unless it carries it already. */
+  private async refreshLeaf(cid: string, delegationMessage: string): Promise<void> {
+    const e = await this.engine();
+    const dev = await this.ensureDevice();
+    const kind: MessageKind = cid.startsWith('dm:') ? 0 : 1;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const g = await this.loadGroup(cid);
+      if (!g) return;
+      const own = e.members(g).find((m) => m.leafIndex === e.ownLeaf(g));
+      if (!own || parseIdentity(own.identity)?.delegationMessage === delegationMessage) return;
+      const c = await e.commit(g, { identity: dev.identity });
+      if ((await this.sendHandshake(cid, this.restId(cid), kind, c.commit)) === 'ok') {
+        await this.saveGroup(cid, c.group);
+        await this.afterEpochChange(cid, c.group, true);
+        return;
+      }
+      await this.catchUp(cid, g); // another member committed first: its commit is in the history
+    }
+    throw new ImError('MLS_STALE_EPOCH', `could not update this device's leaf in ${cid}`);
   }
 
   get deviceId(): string | null {
@@ -234,6 +299,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   async encrypt(plaintext: string, to: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted> {
     const cid = conversationId(to.sender, to.receiver, to.kind);
+    await this.ensureDevice(); // notices a renewed session key (refreshCredential)
     return this.queue.run(cid, async () => {
       let g = await this.ensureGroup(cid, to.receiver, to.kind);
       if (to.kind === 0) g = await this.addMissingDevices(cid, g, to.receiver);
@@ -652,16 +718,22 @@ export class MlsEncryptor implements MessageEncryptor {
    * its credential names and the fingerprint computed here from the leaf's signature key (docs/e2ee.md
    * section 2), so a person verifies what the group holds, not what the server says.
    */
-  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean }[] | null> {
+  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean; session: string; expiresAt: number }[] | null> {
     return this.queue.run(cid, async () => {
       const g = await this.loadGroup(cid);
       if (!g) return null;
       const e = await this.engine();
       const own = e.ownLeaf(g);
-      return e.members(g).map((m) => ({
-        wallet: parseIdentity(m.identity)?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
-        fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
-      }));
+      return e.members(g).map((m) => {
+        const id = parseIdentity(m.identity);
+        const d = id ? parseDelegation(id.delegationMessage) : null;
+        return {
+          wallet: id?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
+          fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
+          // The session key (and its expiry) the leaf's credential carries: a renewal shows here.
+          session: d?.session ?? '', expiresAt: d?.expiresAt ?? 0,
+        };
+      });
     });
   }
 
