@@ -1,44 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
-import { conversationId, MlsEncryptor } from '../src/mls/mls-encryptor.js';
-import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { conversationId } from '../src/mls/mls-encryptor.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // A commit that goes stale makes the device catch up from the conversation's history (catchUp). The
 // application messages sent at the epochs it passes through must be opened then, at their epoch: once
 // its group is past them, the engine keeps only the last few epochs' keys (ts-mls: 4), and they would
 // be reported `old-epoch` when they arrive. Real server, real chain, no ALLOW_DEV_PLAINTEXT.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
 /** Epochs the others go through while alice's device is away: more than the engine's key retention. */
 const EPOCHS = 7;
 
-interface Dev { client: RelationClient; mls: MlsEncryptor; storage: MemoryStorage; got: IncomingMessage[]; bad: UndecryptableInfo[] }
-
 describe('MLS: catching up after a stale commit', () => {
   let demo: Demo;
-  const all: Dev[] = [];
-
-  async function dev(who: keyof Demo['keys'], storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-  const reads = async (d: Dev, t: string): Promise<boolean> => (await Promise.all(d.got.map((m) => d.client.decrypt(m.message)))).includes(t);
+  const { dev, reads, closeAll } = demoDevices(() => demo);
 
   beforeAll(async () => {
     demo = await startDemo({ allowDevPlaintext: false });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     await demo?.close();
   });
 
@@ -57,7 +36,7 @@ describe('MLS: catching up after a stale commit', () => {
     // the group through more epochs (key updates), each sending a message at every epoch.
     const bob2 = await dev('bob');
     const sent: { id: string; seq: number; text: string; epoch: bigint }[] = [];
-    const say = async (d: Dev, text: string): Promise<void> => {
+    const say = async (d: MlsDev, text: string): Promise<void> => {
       const r = await d.client.send(alice.client.address, text, { kind: 0 });
       sent.push({ id: r.id, seq: r.seq, text, epoch: (await d.mls.epochOf(cid))! });
     };

@@ -1,45 +1,24 @@
 import { base64ToBytes } from 'ts-mls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
 import { parseDelegation, parseIdentity } from '../src/mls/credential.js';
-import { conversationId, MlsEncryptor } from '../src/mls/mls-encryptor.js';
+import { conversationId } from '../src/mls/mls-encryptor.js';
 import { decodeCredential } from '../src/mls/tsmls.js';
-import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // A renewed session key (a new delegation) reaches the device's KeyPackages and its leaf in every group:
 // the directory serves packages of the new credential only, the device commits an update of its own leaf
 // carrying it, members see the new session in the member list, and a member joining afterwards validates
 // it. Real server, real chain, no ALLOW_DEV_PLAINTEXT.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
-
-interface Dev { client: RelationClient; mls: MlsEncryptor; storage: MemoryStorage; got: IncomingMessage[]; bad: UndecryptableInfo[] }
 
 describe('MLS: a renewed session key refreshes the device credential', () => {
   let demo: Demo;
-  const all: Dev[] = [];
-
-  async function dev(who: keyof Demo['keys'], storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-  const reads = async (d: Dev, t: string): Promise<boolean> => (await Promise.all(d.got.map((m) => d.client.decrypt(m.message)))).includes(t);
+  const { all, dev, reads, closeAll } = demoDevices(() => demo);
 
   beforeAll(async () => {
     demo = await startDemo({ allowDevPlaintext: false });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     await demo?.close();
   });
 
@@ -54,7 +33,7 @@ describe('MLS: a renewed session key refreshes the device credential', () => {
     await until(() => reads(bob, hello), 30_000, 'bob reads');
 
     const bobId = bob.mls.deviceId!;
-    const leafOf = async (d: Dev, c: string) => ((await d.mls.members(c)) ?? []).find((m) => m.deviceId === bobId);
+    const leafOf = async (d: MlsDev, c: string) => ((await d.mls.members(c)) ?? []).find((m) => m.deviceId === bobId);
     const old = await bob.client.sessions.get();
     const before = (await leafOf(alice, cid))!;
     expect(before.session).toBe(old.address.toLowerCase());
@@ -72,7 +51,7 @@ describe('MLS: a renewed session key refreshes the device credential', () => {
     const dir = await alice.client.rest.mlsDevices(bob.client.address);
     const entry = dir.devices.find((x) => x.deviceId === bobId)!;
     expect(entry).toBeDefined();
-    const listed = parseIdentity(decodeCredential(base64ToBytes(entry.credential))!.identity as Uint8Array)!;
+    const listed = parseIdentity((decodeCredential(base64ToBytes(entry.credential)) as { identity: Uint8Array }).identity)!;
     expect(parseDelegation(listed.delegationMessage)!.session).toBe(renewed.address.toLowerCase());
     expect(entry.available).toBeGreaterThan(0);
     expect(entry.lastResort).toBe(true);
