@@ -80,6 +80,7 @@ export class MlsEncryptor implements MessageEncryptor {
   private indexCache: string[] | null = null;
   private storeChange: Promise<void> | null = null;
   private refreshing: Promise<void> | null = null;
+  private deviceBuilding: Promise<MlsDevice & { id: string }> | null = null;
 
   constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
@@ -114,6 +115,12 @@ export class MlsEncryptor implements MessageEncryptor {
   async ensureDevice(): Promise<MlsDevice & { id: string }> {
     const session = await this.c.sessions.get();
     if (this.device && this.device.session === session.address) return this.device;
+    // One build at a time: two concurrent first calls would each make a signature key.
+    this.deviceBuilding ??= this.buildDevice(session as SessionKey).finally(() => { this.deviceBuilding = null; });
+    return this.deviceBuilding;
+  }
+
+  private async buildDevice(session: SessionKey): Promise<MlsDevice & { id: string }> {
     const e = await this.engine();
     let saved = await getJson<SavedDevice>(this.c.storage, this.key('device'));
     if (!saved) {
@@ -122,13 +129,13 @@ export class MlsEncryptor implements MessageEncryptor {
       await setJson(this.c.storage, this.key('device'), saved);
     }
     const pub = unb64(saved.publicKey);
-    this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session as SessionKey, pub), id: deviceId(pub), session: session.address };
+    this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session, pub), id: deviceId(pub), session: session.address };
     // The session key the directory's packages and this device's leaves were made with (`…:credentialSession`):
     // another one means the session key was renewed since, and they carry the old delegation.
     const carried = await this.c.storage.get(this.key('credentialSession'));
     if (carried === null) await this.c.storage.set(this.key('credentialSession'), session.address);
     else if (carried !== session.address) void this.refreshCredential().catch(() => undefined);
-    return this.device;
+    return this.device!;
   }
 
   /**
@@ -137,7 +144,7 @@ export class MlsEncryptor implements MessageEncryptor {
    * from its first upload and its packages until they are claimed, so the device leaves it and uploads a
    * fresh batch and a new last-resort package; then, in each group, it commits an update of its own leaf
    * with the new credential (a commit with a path; a stale one catches up and tries again). Runs by itself
-   * when `ensureDevice` sees a new session key (every send checks); the session key it was done for is
+   * when `ensureDevice` sees a new session key (every send and every connection check); the session key it was done for is
    * recorded only once all of it succeeded, so a failure is retried at the next send or start.
    */
   refreshCredential(): Promise<void> {
@@ -781,6 +788,8 @@ export class MlsEncryptor implements MessageEncryptor {
    * The new epoch is recorded only once all of it was done, so a failure is retried on the next connection.
    */
   onStoreEpoch(epoch: string | null): Promise<void> {
+    // Every connection also notices a session key renewed since the device credential was built.
+    if (this.ctx) void this.ensureDevice().catch(() => undefined);
     if (epoch === null) return Promise.resolve();
     this.storeChange ??= (async () => {
       try {
