@@ -1,47 +1,25 @@
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { RelationActions } from '../../src/roles/relations/chain/demo.js';
 import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
-import { MlsEncryptor } from '../src/mls/mls-encryptor.js';
-import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // Issue 17, "a client offline across many epochs: each ends readable or reported, never silently
 // dropped". carol's device is offline while the others take the DAO group through more than 20 epochs
 // (key updates, two members added by external commit, one removed by the chain watcher's proposal) and
 // send a message at every epoch; when it comes back it resumes, processes every handshake in seq order,
 // and each message sent meanwhile is either read or reported. Real server, real chain.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
 const EPOCHS = 20;
-
-interface Dev { client: RelationClient; mls: MlsEncryptor; storage: MemoryStorage; got: IncomingMessage[]; bad: UndecryptableInfo[] }
 
 describe('MLS: a device offline across many epochs', () => {
   let demo: Demo;
-  const all: Dev[] = [];
-
-  async function dev(who: keyof Demo['keys'], storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-  const reads = async (d: Dev, t: string): Promise<boolean> => (await Promise.all(d.got.map((m) => d.client.decrypt(m.message)))).includes(t);
+  const { dev, reads, closeAll } = demoDevices(() => demo);
 
   beforeAll(async () => {
     demo = await startDemo({ allowDevPlaintext: false, relationsRefreshMs: 200 });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     await demo?.close();
   });
 
@@ -60,9 +38,9 @@ describe('MLS: a device offline across many epochs', () => {
     const provider = ethersProvider(demo.chain.chain!, demo.chain.chain!.chainId);
     const actions = new RelationActions(demo.chain.addresses);
     const daveAddr = new Wallet(demo.keys.dave).address;
-    const senders: Dev[] = [alice, bob];
+    const senders: MlsDev[] = [alice, bob];
     const sent: { id: string; seq: number; text: string }[] = [];
-    let dave: Dev | null = null;
+    let dave: MlsDev | null = null;
     const serverEpoch = async (): Promise<number> => (await alice.client.rest.mlsGroup(dao)).epoch;
     const start = await serverEpoch();
     for (let step = 0; (await serverEpoch()) - start < EPOCHS; step++) {

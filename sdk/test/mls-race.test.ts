@@ -1,55 +1,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
-import { MlsEncryptor } from '../src/mls/mls-encryptor.js';
-import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // Concurrent commits at one epoch, against the real server (its MLS Delivery Service), the in-process
 // chain and the demo identities. The server runs WITHOUT ALLOW_DEV_PLAINTEXT: only MLS gets through.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
-
-interface Dev {
-  client: RelationClient;
-  mls: MlsEncryptor;
-  storage: MemoryStorage;
-  got: IncomingMessage[];
-  bad: UndecryptableInfo[];
-}
 
 describe('MLS: concurrent commits (real server)', () => {
   let demo: Demo;
-  const all: Dev[] = [];
+  const { all, dev, texts, closeAll } = demoDevices(() => demo);
 
-  async function dev(who: keyof Demo['keys'], storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-
-  const texts = async (d: Dev): Promise<(string | null)[]> => Promise.all(d.got.map((m) => d.client.decrypt(m.message)));
-  const hasText = async (d: Dev, t: string): Promise<boolean> => (await texts(d)).includes(t);
+  const hasText = async (d: MlsDev, t: string): Promise<boolean> => (await texts(d)).includes(t);
 
   beforeAll(async () => {
     demo = await startDemo({ allowDevPlaintext: false });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     await demo?.close();
   });
 
   it('randomized: N devices commit at the same epoch of a DAO group, exactly one wins, all converge', async () => {
     const who: (keyof Demo['keys'])[] = ['alice', 'bob', 'carol'];
     const n = 2 + Math.floor(Math.random() * 7); // 2..8 (bounded for npm test on a loaded machine)
-    const devs: Dev[] = [];
+    const devs: MlsDev[] = [];
     for (let i = 0; i < n; i++) devs.push(await dev(who[i % who.length]!));
     const cid = demo.dao.toLowerCase();
     // Each joins (the first creates it with the proxy's external sender) by sending a message.

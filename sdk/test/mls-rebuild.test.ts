@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { importChain } from '../../src/archive/reader/import.js';
 import { findHead } from '../../src/archive/reader/walk.js';
 import { SqliteArchiveStore } from '../../src/archive/sqlite/archive-store.js';
@@ -14,21 +13,13 @@ import { startChainRelations, type StartedRelations } from '../../src/roles/rela
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.js';
 import { newVerifier, startGateway } from '../../test/support/archive.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
-import { conversationId, MlsEncryptor } from '../src/mls/mls-encryptor.js';
-import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { until } from './support.js';
+import { conversationId } from '../src/mls/mls-encryptor.js';
+import { mlsDevices, until, type MlsDev } from './support.js';
 
 // Issue 17 / docs/e2ee.md section 8: handshakes are archived like every message, so a proxy rebuilt from
 // Arweave (`archive import`: a new store with a new store epoch, same archive wallet) keeps every
 // conversation readable for its members; what the archive does not hold (KeyPackages, GroupInfo) the
 // clients upload again when they see the store epoch change. Real server, real chain, real arlocal.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
-
-interface Dev { client: RelationClient; mls: MlsEncryptor; storage: MemoryStorage; got: IncomingMessage[]; bad: UndecryptableInfo[] }
 
 describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', () => {
   let chain: StartedRelations;
@@ -36,7 +27,6 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
   let walletFile: string;
   let srv: TestServer | null = null;
   let mining: ReturnType<typeof setInterval>;
-  const all: Dev[] = [];
   const keys: Record<string, string> = {};
   let dao = '';
 
@@ -46,20 +36,9 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
     archiveCron: '* * * * * *', archivePollMs: 200, archiveConfirmations: 1,
   });
 
-  async function dev(who: string, storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: srv!.url, signer: privateKeySigner(keys[who]!), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-  const texts = async (d: Dev): Promise<(string | null)[]> => Promise.all(d.got.map((m) => d.client.decrypt(m.message)));
-  const reads = async (d: Dev, t: string): Promise<boolean> => (await texts(d)).includes(t);
+  const { dev, texts, reads, closeAll } = mlsDevices(() => ({ url: srv!.url, key: (who) => keys[who]! }));
   /** Every text the rebuilt store serves for a chat, as this device opens it. */
-  const history = async (d: Dev, chatId: string): Promise<(string | null)[]> => {
+  const history = async (d: MlsDev, chatId: string): Promise<(string | null)[]> => {
     const items = (await d.client.rest.list({ chatId, limit: 200 })).filter((m) => 'id' in m && m.type !== 'MLS');
     return Promise.all(items.map((m) => d.client.decrypt(m as never)));
   };
@@ -79,7 +58,7 @@ describe('MLS: a conversation goes on after the proxy is rebuilt from Arweave', 
     srv = await startServer(archiveConfig(), { relations: chain.reader });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     clearInterval(mining);
     await srv?.close();
     await gw?.gateway.stop();

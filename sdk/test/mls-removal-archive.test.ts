@@ -1,27 +1,20 @@
 import { base64ToBytes, decode, mlsMessageDecoder, processMessage, wireformats, type ClientState, type MlsContext } from 'ts-mls';
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { GatewaySource } from '../../src/archive/reader/source.js';
 import { findHead, walkChain } from '../../src/archive/reader/walk.js';
 import { RelationActions } from '../../src/roles/relations/chain/demo.js';
 import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
-import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
 import type { ServedMessage } from '../src/message.js';
 import { checkIdentity } from '../src/mls/credential.js';
-import { MlsEncryptor } from '../src/mls/mls-encryptor.js';
 import { TsMlsEngine } from '../src/mls/tsmls.js';
-import { privateKeySigner } from '../src/signer.js';
 import type { KeyValueStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // Issue 17: "a holder whose token left cannot decrypt anything sent after the removal, live or from the
 // archive; its handshake messages are refused". The archive is public: anyone, the removed member included,
 // can fetch every bundle from the gateway. Here the removed member's own device state is fed every
 // ciphertext of the bundles. Real server, real in-process chain, real (embedded) arlocal.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
 
 /** A storage whose content can be copied (a backup of the device, as a removed member may keep one). */
 class CopyableStorage implements KeyValueStorage {
@@ -32,28 +25,22 @@ class CopyableStorage implements KeyValueStorage {
   copy(): CopyableStorage { return new CopyableStorage(new Map(this.map)); }
 }
 
-interface Dev { client: RelationClient; mls: MlsEncryptor; storage: CopyableStorage; got: IncomingMessage[]; bad: UndecryptableInfo[] }
-
 describe('MLS: a removed member cannot decrypt from the Arweave archive', () => {
   let demo: Demo;
-  const all: Dev[] = [];
-
-  function device(who: keyof Demo['keys'], storage = new CopyableStorage()): Dev {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    client.on('error', () => undefined);
-    all.push(d);
+  const pool = demoDevices(() => demo);
+  /** A device on a copyable storage (not started), with an `error` listener. */
+  function device(who: keyof Demo['keys'], storage = new CopyableStorage()): MlsDev<CopyableStorage> {
+    const d = pool.device(who, storage);
+    d.client.on('error', () => undefined);
     return d;
   }
-  async function dev(who: keyof Demo['keys']): Promise<Dev> {
+  async function dev(who: keyof Demo['keys']): Promise<MlsDev<CopyableStorage>> {
     const d = device(who);
     await d.client.start();
     await until(() => d.client.connection.connected, 30_000, `${who} connected`);
     return d;
   }
-  const reads = async (d: Dev, t: string): Promise<boolean> => (await Promise.all(d.got.map((m) => d.client.decrypt(m.message)))).includes(t);
+  const { reads } = pool;
 
   beforeAll(async () => {
     // As `npm start` runs it (no development plaintext, the archive on with its embedded gateway), with a
@@ -64,7 +51,7 @@ describe('MLS: a removed member cannot decrypt from the Arweave archive', () => 
     });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    pool.closeAll();
     await demo?.close();
   });
 
@@ -131,7 +118,7 @@ describe('MLS: a removed member cannot decrypt from the Arweave archive', () => 
 
     // 1. Her device as it is (stored state at the epoch before her removal), fed every ciphertext of the
     // bundles in order: nothing after the removal opens, each is reported, none throws.
-    const feed = async (d: Dev): Promise<Map<string, string | undefined>> => {
+    const feed = async (d: MlsDev<CopyableStorage>): Promise<Map<string, string | undefined>> => {
       const verdicts = new Map<string, string | undefined>();
       for (const m of items) verdicts.set(m.id, (await d.mls.receive(demo.dao, m)).undecryptable);
       return verdicts;

@@ -1,51 +1,26 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { RelationClient } from '../src/client.js';
-import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
-import type { WebSocketCtor } from '../src/live.js';
 import { conversationId, MlsEncryptor } from '../src/mls/mls-encryptor.js';
 import { privateKeySigner } from '../src/signer.js';
-import { MemoryStorage } from '../src/storage.js';
-import { startDemo, until, type Demo } from './support.js';
+import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
 
 // End-to-end encryption by default, against the real server (its MLS Delivery Service), the in-process
 // chain and the demo identities. The server runs WITHOUT ALLOW_DEV_PLAINTEXT: only MLS gets through.
-const live = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
-
-interface Dev {
-  client: RelationClient;
-  mls: MlsEncryptor;
-  storage: MemoryStorage;
-  got: IncomingMessage[];
-  bad: UndecryptableInfo[];
-}
 
 describe('MLS by default (real server)', () => {
   let demo: Demo;
-  const all: Dev[] = [];
+  const { all, dev, texts, closeAll } = demoDevices(() => demo);
 
-  async function dev(who: keyof Demo['keys'], storage = new MemoryStorage()): Promise<Dev> {
-    const client = new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys[who]), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live });
-    const d: Dev = { client, mls: client.encryptor as MlsEncryptor, storage, got: [], bad: [] };
-    client.on('message', (m) => d.got.push(m));
-    client.on('undecryptable', (u) => d.bad.push(u));
-    all.push(d);
-    await client.start();
-    await until(() => client.connection.connected, 30_000, `${who} connected`);
-    return d;
-  }
-
-  const texts = async (d: Dev): Promise<(string | null)[]> => Promise.all(d.got.map((m) => d.client.decrypt(m.message)));
-  const hasText = async (d: Dev, t: string): Promise<boolean> => (await texts(d)).includes(t);
-  const dm = (a: Dev, b: Dev): string => conversationId(a.client.address, b.client.address, 0);
+  const hasText = async (d: MlsDev, t: string): Promise<boolean> => (await texts(d)).includes(t);
+  const dm = (a: MlsDev, b: MlsDev): string => conversationId(a.client.address, b.client.address, 0);
 
   beforeAll(async () => {
     demo = await startDemo({ allowDevPlaintext: false });
   }, 120_000);
   afterAll(async () => {
-    for (const d of all) d.client.close();
+    closeAll();
     await demo?.close();
   });
 

@@ -2,7 +2,12 @@ import WebSocket from 'ws';
 import { testConfig, type Config } from '../../src/config/config.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
+import { RelationClient } from '../src/client.js';
+import type { IncomingMessage, UndecryptableInfo } from '../src/connection.js';
 import type { WebSocketCtor, WebSocketLike } from '../src/live.js';
+import type { MlsEncryptor } from '../src/mls/mls-encryptor.js';
+import { privateKeySigner } from '../src/signer.js';
+import { MemoryStorage, type KeyValueStorage } from '../src/storage.js';
 
 export interface Demo {
   chain: StartedRelations;
@@ -78,6 +83,51 @@ export async function until(pred: () => boolean | Promise<boolean>, timeoutMs = 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The live-connection timings of the MLS SDK tests (quick heartbeats and reconnects). */
+export const mlsLive = { heartbeatMs: 2_000, backoffBaseMs: 50, backoffCapMs: 400 };
+
+/** A test device: a client with its MLS encryptor, what it received and what it reported undecryptable. */
+export interface MlsDev<S extends KeyValueStorage = KeyValueStorage> {
+  client: RelationClient;
+  mls: MlsEncryptor;
+  storage: S;
+  got: IncomingMessage[];
+  bad: UndecryptableInfo[];
+}
+
+/**
+ * The MLS SDK tests' devices against the server `target()` names when a device is made (a test that
+ * replaces its server passes a getter that follows it): `device` makes one (not started), `dev` makes,
+ * starts and waits for its connection; `all` holds every one made, `closeAll` closes them.
+ */
+export function mlsDevices(target: () => { url: string; key(who: string): string }) {
+  const all: MlsDev[] = [];
+  function device<S extends KeyValueStorage = MemoryStorage>(who: string, storage?: S): MlsDev<S> {
+    const t = target();
+    const st = (storage ?? new MemoryStorage()) as S;
+    const client = new RelationClient({ baseUrl: t.url, signer: privateKeySigner(t.key(who)), storage: st, WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive });
+    const d: MlsDev<S> = { client, mls: client.encryptor as MlsEncryptor, storage: st, got: [], bad: [] };
+    client.on('message', (m) => d.got.push(m));
+    client.on('undecryptable', (u) => d.bad.push(u));
+    all.push(d);
+    return d;
+  }
+  async function dev<S extends KeyValueStorage = MemoryStorage>(who: string, storage?: S): Promise<MlsDev<S>> {
+    const d = device(who, storage);
+    await d.client.start();
+    await until(() => d.client.connection.connected, 30_000, `${who} connected`);
+    return d;
+  }
+  const texts = async (d: MlsDev): Promise<(string | null)[]> => Promise.all(d.got.map((m) => d.client.decrypt(m.message)));
+  const reads = async (d: MlsDev, t: string): Promise<boolean> => (await texts(d)).includes(t);
+  return { all, device, dev, texts, reads, closeAll: (): void => { for (const d of all) d.client.close(); } };
+}
+
+/** `mlsDevices` against a demo (its server and identities). */
+export function demoDevices(demo: () => Demo) {
+  return mlsDevices(() => ({ url: demo().srv.url, key: (who) => demo().keys[who as keyof Demo['keys']] }));
 }
 
 export type { WebSocketLike };

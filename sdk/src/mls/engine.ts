@@ -63,8 +63,10 @@ export interface MlsEngine {
    * Commits adds (KeyPackage MLSMessages), removes (leaf indexes), a replacement of the group's external
    * senders (a GroupContextExtensions proposal) and every pending proposal. Returns the
    * group as it will be once the commit is accepted, the commit and (when it adds) the Welcome.
+   * `identity`: this device's leaf takes a new credential identity (same signature key) in the commit's
+   * UpdatePath; such a commit adds nothing and always carries a path (a renewed delegation, docs/e2ee.md section 2).
    */
-  commit(group: MlsGroup, opts?: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[] }): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }>;
+  commit(group: MlsGroup, opts?: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[]; identity?: Uint8Array }): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }>;
   /** The signature keys of the group's external senders. */
   externalSenders(group: MlsGroup): Uint8Array[];
   /** Joins from a Welcome with one of this device's KeyPackages; null when none of them is addressed. */

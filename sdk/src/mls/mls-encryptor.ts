@@ -6,7 +6,7 @@ import { ImError, isImError } from '../errors.js';
 import type { MessageKind, RelationMessage, ServedMessage } from '../message.js';
 import type { SessionKey } from '../session.js';
 import { getJson, setJson } from '../storage.js';
-import { buildIdentity, checkIdentity, deviceId, fingerprint, parseIdentity } from './credential.js';
+import { buildIdentity, checkIdentity, deviceId, fingerprint, parseDelegation, parseIdentity } from './credential.js';
 import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
 import { TsMlsEngine } from './tsmls.js';
 
@@ -79,6 +79,8 @@ export class MlsEncryptor implements MessageEncryptor {
   private externalSenderTrusted = false;
   private indexCache: string[] | null = null;
   private storeChange: Promise<void> | null = null;
+  private refreshing: Promise<void> | null = null;
+  private deviceBuilding: Promise<MlsDevice & { id: string }> | null = null;
 
   constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
 
@@ -113,6 +115,12 @@ export class MlsEncryptor implements MessageEncryptor {
   async ensureDevice(): Promise<MlsDevice & { id: string }> {
     const session = await this.c.sessions.get();
     if (this.device && this.device.session === session.address) return this.device;
+    // One build at a time: two concurrent first calls would each make a signature key.
+    this.deviceBuilding ??= this.buildDevice(session as SessionKey).finally(() => { this.deviceBuilding = null; });
+    return this.deviceBuilding;
+  }
+
+  private async buildDevice(session: SessionKey): Promise<MlsDevice & { id: string }> {
     const e = await this.engine();
     let saved = await getJson<SavedDevice>(this.c.storage, this.key('device'));
     if (!saved) {
@@ -121,8 +129,72 @@ export class MlsEncryptor implements MessageEncryptor {
       await setJson(this.c.storage, this.key('device'), saved);
     }
     const pub = unb64(saved.publicKey);
-    this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session as SessionKey, pub), id: deviceId(pub), session: session.address };
-    return this.device;
+    this.device = { signaturePublicKey: pub, signaturePrivateKey: unb64(saved.privateKey), identity: buildIdentity(session, pub), id: deviceId(pub), session: session.address };
+    // The session key the directory's packages and this device's leaves were made with (`…:credentialSession`):
+    // another one means the session key was renewed since, and they carry the old delegation.
+    const carried = await this.c.storage.get(this.key('credentialSession'));
+    if (carried === null) await this.c.storage.set(this.key('credentialSession'), session.address);
+    else if (carried !== session.address) void this.refreshCredential().catch(() => undefined);
+    return this.device!;
+  }
+
+  /**
+   * After a renewal of the session key (docs/e2ee.md section 2): this device's KeyPackages and its leaf in
+   * every group it is a member of carry the new delegation. The directory keeps a device's credential
+   * from its first upload and its packages until they are claimed, so the device leaves it and uploads a
+   * fresh batch and a new last-resort package; then, in each group, it commits an update of its own leaf
+   * with the new credential (a commit with a path; a stale one catches up and tries again). Runs by itself
+   * when `ensureDevice` sees a new session key (every send and every connection check); the session key it was done for is
+   * recorded only once all of it succeeded, so a failure is retried at the next send or start.
+   */
+  refreshCredential(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const dev = await this.ensureDevice();
+        const session = await this.c.sessions.get();
+        if ((await this.c.storage.get(this.key('credentialSession'))) !== session.address) {
+          await this.uploading?.catch(() => undefined);
+          await this.c.rest.mlsRemoveDevice(dev.id).catch((err: unknown) => {
+            if (!isImError(err, 'MLS_NO_KEY_PACKAGE')) throw err;
+          });
+          await this.c.storage.remove(this.key('lastResort'));
+          await this.uploadKeyPackages();
+        }
+        let failed: unknown = null;
+        for (const cid of [...(await this.groupIndex())]) {
+          await this.queue.run(cid, () => this.refreshLeaf(cid, session.delegationMessage)).catch((err: unknown) => { failed ??= err; });
+        }
+        if (failed !== null) throw failed;
+        await this.c.storage.set(this.key('credentialSession'), session.address);
+      } catch (err) {
+        this.device = null; // the next ensureDevice checks again
+        throw err;
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Commits an update of this device's leaf with the current credential, unless it carries it already. */
+  private async refreshLeaf(cid: string, delegationMessage: string): Promise<void> {
+    const e = await this.engine();
+    const dev = await this.ensureDevice();
+    const kind: MessageKind = cid.startsWith('dm:') ? 0 : 1;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const g = await this.loadGroup(cid);
+      if (!g) return;
+      const own = e.members(g).find((m) => m.leafIndex === e.ownLeaf(g));
+      if (!own || parseIdentity(own.identity)?.delegationMessage === delegationMessage) return;
+      const c = await e.commit(g, { identity: dev.identity });
+      if ((await this.sendHandshake(cid, this.restId(cid), kind, c.commit)) === 'ok') {
+        await this.saveGroup(cid, c.group);
+        await this.afterEpochChange(cid, c.group, true);
+        return;
+      }
+      await this.catchUp(cid, g); // another member committed first: its commit is in the history
+    }
+    throw new ImError('MLS_STALE_EPOCH', `could not update this device's leaf in ${cid}`);
   }
 
   get deviceId(): string | null {
@@ -234,6 +306,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   async encrypt(plaintext: string, to: { sender: string; receiver: string; kind: MessageKind }): Promise<Encrypted> {
     const cid = conversationId(to.sender, to.receiver, to.kind);
+    await this.ensureDevice(); // notices a renewed session key (refreshCredential)
     return this.queue.run(cid, async () => {
       let g = await this.ensureGroup(cid, to.receiver, to.kind);
       if (to.kind === 0) g = await this.addMissingDevices(cid, g, to.receiver);
@@ -380,7 +453,7 @@ export class MlsEncryptor implements MessageEncryptor {
       for (const it of items) {
         if ('im' in it) continue;
         after = it.seq;
-        if (it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+        if (it.encryptedBy !== MLS_ENCRYPTED_BY || (!g && it.type !== 'MLS')) continue;
         const bytes = safeB64(it.payload);
         if (!bytes) continue;
         if (!g) {
@@ -393,9 +466,14 @@ export class MlsEncryptor implements MessageEncryptor {
           }
           continue;
         }
-        // Later handshakes of the group after the Welcome.
+        // Later messages of the group after the Welcome: handshakes, and the application messages of each
+        // epoch (sent while this device was a member: opened now, at their epoch, and kept).
         const h = e.header(bytes);
         if (!h || h.header.epoch === null || h.header.epoch < g.epoch) continue;
+        if (h.header.contentType === 'application') {
+          if (h.header.epoch === g.epoch) g = await this.openInPassing(g, it, bytes.slice(0, h.length));
+          continue;
+        }
         try {
           g = (await e.process(g, bytes.slice(0, h.length))).group;
         } catch {
@@ -438,7 +516,13 @@ export class MlsEncryptor implements MessageEncryptor {
     return c.group;
   }
 
-  /** Processes handshakes this device has not seen yet (after a stale commit). */
+  /**
+   * Processes what this device has not seen yet of the conversation (after a stale commit): the
+   * handshakes, and interleaved with them in seq order the application messages of each epoch they pass
+   * through. Those are opened at their epoch and kept as every opened message is (`remember`), so they
+   * are delivered readable when they arrive in seq order: once the group moved past their epoch, the
+   * engine keeps only a few epochs' keys and they could not be opened later (docs/e2ee.md section 6).
+   */
   private async catchUp(cid: string, g: MlsGroup): Promise<MlsGroup> {
     const e = await this.engine();
     let cur = g;
@@ -450,10 +534,15 @@ export class MlsEncryptor implements MessageEncryptor {
       after = page[page.length - 1]!.seq;
     }
     for (const it of items) {
-      if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY || it.type !== 'MLS') continue;
+      if ('im' in it || it.encryptedBy !== MLS_ENCRYPTED_BY) continue;
       const bytes = safeB64(it.payload);
       const h = bytes && e.header(bytes);
-      if (!bytes || !h || h.header.epoch !== cur.epoch || this.ownHandshakes.has(it.payload)) continue;
+      if (!bytes || !h || h.header.epoch !== cur.epoch) continue;
+      if (h.header.contentType === 'application') {
+        cur = await this.openInPassing(cur, it, bytes.slice(0, h.length));
+        continue;
+      }
+      if (this.ownHandshakes.has(it.payload)) continue;
       try {
         cur = (await e.process(cur, bytes.slice(0, h.length))).group;
       } catch {
@@ -462,6 +551,25 @@ export class MlsEncryptor implements MessageEncryptor {
     }
     await this.saveGroup(cid, cur);
     return cur;
+  }
+
+  /**
+   * Opens an application message of the group's current epoch met while catching up, and keeps its text
+   * (`remember`: in memory and in storage, as for any opened message), so that `receiveNow` delivers it
+   * readable when it arrives. One this device sent or opened already is left alone; one that does not
+   * open is left to `receiveNow`, which reports it. Returns the group state after it.
+   */
+  private async openInPassing(g: MlsGroup, m: Pick<RelationMessage, 'encryptedBy' | 'payload' | 'encryptedSymmetricKey' | 'sender' | 'receiver' | 'kind'>, framed: Uint8Array): Promise<MlsGroup> {
+    if (this.opened.has(m.payload) || (await this.decrypt(m)) !== null) return g;
+    const e = await this.engine();
+    try {
+      const r = await e.process(g, framed);
+      if (r.kind !== 'application') return g;
+      await this.remember(m.payload, new TextDecoder().decode(r.plaintext));
+      return r.group;
+    } catch {
+      return g;
+    }
   }
 
   // ---------------------------------------------------------------- receiving
@@ -617,16 +725,22 @@ export class MlsEncryptor implements MessageEncryptor {
    * its credential names and the fingerprint computed here from the leaf's signature key (docs/e2ee.md
    * section 2), so a person verifies what the group holds, not what the server says.
    */
-  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean }[] | null> {
+  async members(cid: string): Promise<{ wallet: string; deviceId: string; fingerprint: string; self: boolean; session: string; expiresAt: number }[] | null> {
     return this.queue.run(cid, async () => {
       const g = await this.loadGroup(cid);
       if (!g) return null;
       const e = await this.engine();
       const own = e.ownLeaf(g);
-      return e.members(g).map((m) => ({
-        wallet: parseIdentity(m.identity)?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
-        fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
-      }));
+      return e.members(g).map((m) => {
+        const id = parseIdentity(m.identity);
+        const d = id ? parseDelegation(id.delegationMessage) : null;
+        return {
+          wallet: id?.wallet ?? '', deviceId: deviceId(m.signaturePublicKey),
+          fingerprint: fingerprint(m.signaturePublicKey), self: m.leafIndex === own,
+          // The session key (and its expiry) the leaf's credential carries: a renewal shows here.
+          session: d?.session ?? '', expiresAt: d?.expiresAt ?? 0,
+        };
+      });
     });
   }
 
@@ -674,6 +788,8 @@ export class MlsEncryptor implements MessageEncryptor {
    * The new epoch is recorded only once all of it was done, so a failure is retried on the next connection.
    */
   onStoreEpoch(epoch: string | null): Promise<void> {
+    // Every connection also notices a session key renewed since the device credential was built.
+    if (this.ctx) void this.ensureDevice().catch(() => undefined);
     if (epoch === null) return Promise.resolve();
     this.storeChange ??= (async () => {
       try {

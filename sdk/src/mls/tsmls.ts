@@ -182,7 +182,7 @@ export class TsMlsEngine implements MlsEngine {
       .map((x) => (x.extensionData as { signaturePublicKey: Uint8Array }).signaturePublicKey);
   }
 
-  async commit(group: MlsGroup, opts: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[] } = {}): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }> {
+  async commit(group: MlsGroup, opts: { add?: Uint8Array[]; remove?: number[]; externalSenders?: ExternalSenderEntry[]; identity?: Uint8Array } = {}): Promise<{ group: MlsGroup; commit: Uint8Array; welcome: Uint8Array | null }> {
     const extraProposals: Proposal[] = [];
     for (const b of opts.add ?? []) {
       const m = decode(mlsMessageDecoder, b);
@@ -201,7 +201,30 @@ export class TsMlsEngine implements MlsEngine {
       }
       extraProposals.push({ proposalType: defaultProposalTypes.group_context_extensions, groupContextExtensions: { extensions } });
     }
-    const r = await createCommit({ context: this.groupContext(st(group)), state: st(group), extraProposals, ratchetTreeExtension: true });
+    let state = st(group);
+    if (opts.identity) {
+      // ts-mls rc.10 has no option for a committer's new leaf credential: its UpdatePath's leaf node copies
+      // the credential of the committer's leaf in the tree it starts from (createUpdatePath). So the commit
+      // starts from a copy of the state whose own leaf carries the new credential; the path's leaf node is
+      // then signed with it, and every member validates it as a changed leaf (in full: the delegation window
+      // too). Only the credential of this device's own leaf differs, and that leaf is replaced by the path.
+      if (extraProposals.some((p) => p.proposalType === defaultProposalTypes.add)) throw new Error('a credential update commits no Add');
+      const i = state.privatePath.leafIndex * 2;
+      const node = state.ratchetTree[i];
+      if (!node || node.nodeType !== nodeTypes.leaf) throw new Error('this device has no leaf');
+      const tree = state.ratchetTree.slice();
+      tree[i] = { ...node, leaf: { ...node.leaf, credential: { credentialType: defaultCredentialTypes.basic, identity: opts.identity } } };
+      state = { ...state, ratchetTree: tree };
+    }
+    const r = await createCommit({ context: this.groupContext(st(group)), state, extraProposals, ratchetTreeExtension: true });
+    if (opts.identity) {
+      // Without a path (a commit of Adds only) the new credential would stay local: a fork. Refuse it.
+      const before = state.ratchetTree[state.privatePath.leafIndex * 2];
+      const after = r.newState.ratchetTree[r.newState.privatePath.leafIndex * 2];
+      if (!before || !after || before.nodeType !== nodeTypes.leaf || after.nodeType !== nodeTypes.leaf || eq(before.leaf.hpkePublicKey, after.leaf.hpkePublicKey)) {
+        throw new Error('the credential update commit carries no path');
+      }
+    }
     return { group: new TsGroup(r.newState), commit: encode(mlsMessageEncoder, r.commit), welcome: r.welcome ? encode(mlsMessageEncoder, r.welcome) : null };
   }
 
