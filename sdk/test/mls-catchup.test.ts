@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { conversationId } from '../src/mls/mls-encryptor.js';
-import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
+import { demoSuite, until, type Demo, type MlsDev } from './support.js';
 
 // A commit that goes stale makes the device catch up from the conversation's history (catchUp). The
 // application messages sent at the epochs it passes through must be opened then, at their epoch: once
@@ -11,15 +11,7 @@ const EPOCHS = 7;
 
 describe('MLS: catching up after a stale commit', () => {
   let demo: Demo;
-  const { dev, reads, closeAll } = demoDevices(() => demo);
-
-  beforeAll(async () => {
-    demo = await startDemo({ allowDevPlaintext: false });
-  }, 120_000);
-  afterAll(async () => {
-    closeAll();
-    await demo?.close();
-  });
+  const { dev, reads } = demoSuite({ allowDevPlaintext: false }, (d) => { demo = d; });
 
   it('a device whose commit went stale reads every message sent at the epochs it caught up through', async () => {
     const alice = await dev('alice');

@@ -1,8 +1,8 @@
 import { Wallet } from 'ethers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelationActions } from '../../src/roles/relations/chain/demo.js';
 import { ethersProvider } from '../../src/roles/relations/chain/eip1193.js';
-import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
+import { demoSuite, until, type Demo, type MlsDev } from './support.js';
 
 // Issue 17, "a client offline across many epochs: each ends readable or reported, never silently
 // dropped". carol's device is offline while the others take the DAO group through more than 20 epochs
@@ -13,15 +13,7 @@ const EPOCHS = 20;
 
 describe('MLS: a device offline across many epochs', () => {
   let demo: Demo;
-  const { dev, reads, closeAll } = demoDevices(() => demo);
-
-  beforeAll(async () => {
-    demo = await startDemo({ allowDevPlaintext: false, relationsRefreshMs: 200 });
-  }, 120_000);
-  afterAll(async () => {
-    closeAll();
-    await demo?.close();
-  });
+  const { dev, reads } = demoSuite({ allowDevPlaintext: false, relationsRefreshMs: 200 }, (d) => { demo = d; });
 
   it('comes back after 20+ epochs of updates, adds and a removal and reads (or reports) every message', async () => {
     const dao = demo.dao;

@@ -1,22 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { demoSuite, until, type Demo, type MlsDev } from './support.js';
 
 // Concurrent commits at one epoch, against the real server (its MLS Delivery Service), the in-process
 // chain and the demo identities. The server runs WITHOUT ALLOW_DEV_PLAINTEXT: only MLS gets through.
 
 describe('MLS: concurrent commits (real server)', () => {
   let demo: Demo;
-  const { all, dev, texts, closeAll } = demoDevices(() => demo);
+  const { all, dev, texts } = demoSuite({ allowDevPlaintext: false }, (d) => { demo = d; });
 
   const hasText = async (d: MlsDev, t: string): Promise<boolean> => (await texts(d)).includes(t);
-
-  beforeAll(async () => {
-    demo = await startDemo({ allowDevPlaintext: false });
-  }, 120_000);
-  afterAll(async () => {
-    closeAll();
-    await demo?.close();
-  });
 
   it('randomized: N devices commit at the same epoch of a DAO group, exactly one wins, all converge', async () => {
     const who: (keyof Demo['keys'])[] = ['alice', 'bob', 'carol'];

@@ -1,9 +1,9 @@
 import { base64ToBytes } from 'ts-mls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDelegation, parseIdentity } from '../src/mls/credential.js';
 import { conversationId } from '../src/mls/mls-encryptor.js';
 import { decodeCredential } from '../src/mls/tsmls.js';
-import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
+import { demoSuite, until, type Demo, type MlsDev } from './support.js';
 
 // A renewed session key (a new delegation) reaches the device's KeyPackages and its leaf in every group:
 // the directory serves packages of the new credential only, the device commits an update of its own leaf
@@ -12,15 +12,7 @@ import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support
 
 describe('MLS: a renewed session key refreshes the device credential', () => {
   let demo: Demo;
-  const { all, dev, reads, closeAll } = demoDevices(() => demo);
-
-  beforeAll(async () => {
-    demo = await startDemo({ allowDevPlaintext: false });
-  }, 120_000);
-  afterAll(async () => {
-    closeAll();
-    await demo?.close();
-  });
+  const { all, dev, reads } = demoSuite({ allowDevPlaintext: false }, (d) => { demo = d; });
 
   it('after a renewal: fresh KeyPackages, an updated leaf that members and a later joiner see and accept', async () => {
     const dao = demo.dao;

@@ -1,28 +1,20 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RelationClient } from '../src/client.js';
 import { conversationId, MlsEncryptor } from '../src/mls/mls-encryptor.js';
 import { privateKeySigner } from '../src/signer.js';
-import { demoDevices, startDemo, until, type Demo, type MlsDev } from './support.js';
+import { demoSuite, until, type Demo, type MlsDev } from './support.js';
 
 // End-to-end encryption by default, against the real server (its MLS Delivery Service), the in-process
 // chain and the demo identities. The server runs WITHOUT ALLOW_DEV_PLAINTEXT: only MLS gets through.
 
 describe('MLS by default (real server)', () => {
   let demo: Demo;
-  const { all, dev, texts, closeAll } = demoDevices(() => demo);
+  const { all, dev, texts } = demoSuite({ allowDevPlaintext: false }, (d) => { demo = d; });
 
   const hasText = async (d: MlsDev, t: string): Promise<boolean> => (await texts(d)).includes(t);
   const dm = (a: MlsDev, b: MlsDev): string => conversationId(a.client.address, b.client.address, 0);
-
-  beforeAll(async () => {
-    demo = await startDemo({ allowDevPlaintext: false });
-  }, 120_000);
-  afterAll(async () => {
-    closeAll();
-    await demo?.close();
-  });
 
   it('two wallets chat; neither the store file nor its WAL holds the text', async () => {
     expect(new RelationClient({ baseUrl: demo.srv.url, signer: privateKeySigner(demo.keys.alice) }).encryptor).toBeInstanceOf(MlsEncryptor);

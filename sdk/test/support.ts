@@ -1,3 +1,4 @@
+import { afterAll, beforeAll } from 'vitest';
 import WebSocket from 'ws';
 import { testConfig, type Config } from '../../src/config/config.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
@@ -128,6 +129,24 @@ export function mlsDevices(target: () => { url: string; key(who: string): string
 /** `mlsDevices` against a demo (its server and identities). */
 export function demoDevices(demo: () => Demo) {
   return mlsDevices(() => ({ url: demo().srv.url, key: (who) => demo().keys[who as keyof Demo['keys']] }));
+}
+
+/**
+ * A demo started before a file's tests (told to `started`) and closed after them with every device
+ * `demoDevices` opened on it.
+ */
+export function demoSuite(overrides: Partial<Config>, started: (demo: Demo) => void) {
+  let demo: Demo | undefined;
+  const devices = demoDevices(() => demo as Demo);
+  beforeAll(async () => {
+    demo = await startDemo(overrides);
+    started(demo);
+  }, 120_000);
+  afterAll(async () => {
+    devices.closeAll();
+    await demo?.close();
+  });
+  return devices;
 }
 
 export type { WebSocketLike };
