@@ -48,9 +48,8 @@ interface User {
   ws: WebSocket;
   im: WebSocket;
   imSeq: number;
-  /** Duplicate check of the pushes on this user's /im connection: every mid up to `floor` seen, and those above it. */
-  floor: number;
-  above: Set<number>;
+  /** Duplicate check of the pushes on this user's /im connection: every (cid, mid) it was pushed, exactly (a few MiB per 100,000). */
+  seen: Map<string, Set<number>>;
 }
 
 function open(url: string, onMessage: (data: Buffer) => void): Promise<WebSocket> {
@@ -138,7 +137,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < USERS; i++) {
     const id = ids[i] as BenchIdentity;
     const token = await login(server.url, id);
-    const u = { id, address: id.address.toLowerCase(), peer: i ^ 1, token, imSeq: 1, floor: 0, above: new Set<number>() } as User;
+    const u = { id, address: id.address.toLowerCase(), peer: i ^ 1, token, imSeq: 1, seen: new Map<string, Set<number>>() } as User;
     const onPushKey = (key: string): void => {
       if (awaiting.get(key) === i) awaiting.delete(key);
       else if (!awaiting.has(key)) pushedEarly.add(`${i}:${key}`);
@@ -158,20 +157,11 @@ async function main(): Promise<void> {
       const body = env.get(4) as M | undefined;
       if (cmd === 4 && body) {
         const mid = body.get(3) as number;
-        if (mid <= u.floor || u.above.has(mid)) duplicates++;
-        else {
-          u.above.add(mid);
-          while (u.above.delete(u.floor + 1)) u.floor++;
-          // Mids this socket is never pushed (if the user's own /im sends are not echoed to the socket they
-          // came from) would hold the floor back for ever: past 512 waiting above it, step over the gaps
-          // below the lowest 256 (a push later than 256 others of its conversation would count as a duplicate).
-          if (u.above.size > 512) {
-            const sorted = [...u.above].sort((a, b) => a - b);
-            u.floor = sorted[255] as number;
-            for (const m of sorted.slice(0, 256)) u.above.delete(m);
-            while (u.above.delete(u.floor + 1)) u.floor++;
-          }
-        }
+        const cid = body.get(1) as string;
+        let seen = u.seen.get(cid);
+        if (!seen) u.seen.set(cid, (seen = new Set<number>()));
+        if (seen.has(mid)) duplicates++;
+        else seen.add(mid);
         const text = (body.get(7) as M).get(0) as string;
         onPushKey(body.get(2) === 64 ? (JSON.parse(text) as { id: string }).id : text);
       } else if (cmd === 3 && body) {
