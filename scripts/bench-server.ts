@@ -35,17 +35,22 @@ export function startBenchServer(dataDir: string, env: Record<string, string>, l
       // The load comes from loopback: a benchmark measures the server, not its abuse limits (the default exempts nothing).
       RATE_LIMIT_EXEMPT: '127.0.0.1,::1', ...env },
   });
+  let stopping = false;
   return new Promise((resolve, reject) => {
     const tee = process.env['BENCH_SERVER_LOG'];
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       if (tee) appendFileSync(tee, `${line}\n`);
       const m = /"port":(\d+)/.exec(line);
-      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') });
+      if (m) resolve({ url: `http://127.0.0.1:${m[1]}`, pid: child.pid ?? 0, stop: () => { stopping = true; child.kill('SIGTERM'); } });
       if (/"level":(50|60)/.test(line)) log(`server error: ${line.slice(0, 2000)}`);
       const b = /"backend":"(\w+)","keccak":"(\w+)","verifyThreads":(\d+)/.exec(line);
       if (b) log(`server: recovery ${b[1]}, keccak ${b[2]}, ${b[3]} verify threads`);
     });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    child.once('exit', (code, signal) => {
+      // After the start a rejection goes nowhere: a server that dies under load must still be seen.
+      if (!stopping) log(`server exited unexpectedly: code ${code}, signal ${signal} (its stderr is above; BENCH_SERVER_LOG keeps its log lines)`);
+      reject(new Error(`server exited with ${code ?? signal}`));
+    });
   });
 }
 
