@@ -16,8 +16,8 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
-import { hashMessage, getBytes, computeAddress, hexlify } from 'ethers';
-import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, setCpuClock, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
+import { hashMessage, getBytes, computeAddress, hexlify, randomBytes, keccak256, getAddress, verifyMessage } from 'ethers';
+import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, newEipKey, setCpuClock, setKeyFactory, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,12 +30,18 @@ const { values } = parseArgs({
     browser: { type: 'boolean', default: false },
     'browser-only': { type: 'boolean', default: false },
     'browser-sizes': { type: 'string', default: '100,1000' },
+    /** the Authentication Service's recoveries in the Node measurements: ethers (pure JS, what a browser has) or native libsecp256k1 */
+    recover: { type: 'string', default: 'ethers' },
+    /** how fixture keys sign (setup only): native libsecp256k1 (default) or ethers */
+    'fixture-signer': { type: 'string', default: 'native' },
   },
 });
 const sizes = values.sizes.split(',').map(Number);
 const suites = values.suites.split(',');
 const provider = PROVIDERS[values.provider];
 if (!provider) throw new Error(`--provider must be one of ${Object.keys(PROVIDERS).join(', ')}`);
+if (!['ethers', 'native'].includes(values.recover)) throw new Error('--recover must be ethers or native');
+if (!['ethers', 'native'].includes(values['fixture-signer'])) throw new Error('--fixture-signer must be ethers or native');
 const reps = Number(values.reps);
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 const cacheDir = path.join(tmpdir(), 'relation-im-bench-e2ee');
@@ -76,16 +82,44 @@ console.log(`bench:e2ee  ts-mls 2.0.0-rc.10, provider ${values.provider}, Node $
 const cost = await credentialCost(200);
 console.log(`credential check (2 x secp256k1 EIP-191 recovery, ethers verifyMessage): ${cost.perLeafMs.toFixed(2)} ms a leaf; from the cache ${(cost.cachedMs * 1000).toFixed(1)} µs a leaf (load ${load()})`);
 for (const n of sizes) console.log(`  a joiner checking ${n} leaves: ${(n * cost.perLeafMs).toFixed(0)} ms of recoveries alone`);
-// The same check with libsecp256k1 (the native `secp256k1` binding, Node only): what a Node client could pay.
-{
-  const native = createRequire(import.meta.url)('secp256k1') as { ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array };
-  setRecover((message, sig) => {
-    const s = getBytes(sig);
-    return computeAddress(hexlify(native.ecdsaRecover(s.subarray(0, 64), s[64]! - 27, getBytes(hashMessage(message)), false)));
+// libsecp256k1 (the native `secp256k1` binding, Node only): what a Node client could pay for the checks,
+// and how the fixtures' keys sign (setup only: 20,000 signatures for 10,000 members).
+interface NativeSecp {
+  ecdsaRecover(sig: Uint8Array, recid: number, msg32: Uint8Array, compressed: boolean): Uint8Array;
+  ecdsaSign(msg32: Uint8Array, key: Uint8Array): { signature: Uint8Array; recid: number };
+  publicKeyCreate(key: Uint8Array, compressed: boolean): Uint8Array;
+}
+const native = createRequire(import.meta.url)('secp256k1') as NativeSecp;
+const nativeRecover = (message: string, sig: string): string => {
+  const s = getBytes(sig);
+  return computeAddress(hexlify(native.ecdsaRecover(s.subarray(0, 64), s[64]! - 27, getBytes(hashMessage(message)), false)));
+};
+if (values['fixture-signer'] === 'native') {
+  setKeyFactory(() => {
+    const key = getBytes(randomBytes(32));
+    const address = getAddress(`0x${keccak256(native.publicKeyCreate(key, false).subarray(1)).slice(-40)}`);
+    return {
+      address,
+      sign(message) {
+        const { signature, recid } = native.ecdsaSign(getBytes(hashMessage(message)), key);
+        return hexlify(new Uint8Array([...signature, 27 + recid]));
+      },
+    };
   });
+  // The fixtures' signatures must be what ethers (the clients' Authentication Service) accepts.
+  const probe = newEipKey();
+  const text = 'relation-mls-credential:v1:00';
+  if (verifyMessage(text, probe.sign(text)) !== probe.address) throw new Error('native fixture signature does not recover with ethers');
+}
+{
+  setRecover(nativeRecover);
   const n = await credentialCost(200);
   setRecover(null);
   console.log(`same check with native libsecp256k1 (Node only): ${n.perLeafMs.toFixed(2)} ms a leaf -> ${sizes.map((k) => `${k} leaves ${(k * n.perLeafMs).toFixed(0)} ms`).join(', ')}`);
+}
+if (values.recover === 'native') {
+  setRecover(nativeRecover);
+  console.log('--recover native: the measurements below check credentials with libsecp256k1 (a Node client); a browser pays the ethers figure above');
 }
 
 const allRows: Row[] = [];
@@ -95,7 +129,7 @@ for (const suite of values['browser-only'] ? [] : suites) {
     console.log(`\nfixture ${suite} (${SUITE_ID[suite]}) ${size} members: ${cached ? 'from cache' : 'built'} ${fixturePath(suite, size)}; setup took ${(fx.setupMs / 1000).toFixed(1)} s (${fx.setupDetail})`);
     const l0 = load();
     const { rows, sizes: bytes } = await measure(fx, { provider: provider!, reps: size >= 10000 ? Math.min(reps, 2) : reps, withCache: true, log });
-    printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, Node, load average ${l0} -> ${load()}`, rows);
+    printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, Node, recoveries ${values.recover}, load average ${l0} -> ${load()}`, rows);
     console.log('payload sizes:');
     for (const [k, v] of Object.entries(bytes)) console.log(`  ${k}: ${v.toLocaleString('en')} bytes`);
     allRows.push(...rows);

@@ -6,7 +6,7 @@
  * of docs/e2ee.md section 2 (wallet -> session key -> MLS key), checked by two secp256k1 EIP-191
  * recoveries per leaf (ethers' verifyMessage). Nothing here writes message text or keys anywhere.
  */
-import { verifyMessage, Wallet, sha256 } from 'ethers';
+import { verifyMessage, Wallet, sha256, hexlify, randomBytes } from 'ethers';
 import {
   clientStateDecoder,
   clientStateEncoder,
@@ -122,13 +122,29 @@ function delegationMessage(session: string, from: Date, to: Date): string {
 }
 const DELEGATION = /^授权 (0x[0-9a-f]{40}) 代理签名，创建时间：([0-9: -]{19}), 过期时间：([0-9: -]{19})$/;
 
+/** A secp256k1 key that signs EIP-191 messages (a wallet or a session key of a fixture's device). */
+export interface EipKey { address: string; sign(message: string): string }
+/**
+ * Where fixture keys come from: ethers by default (pure JS; a random private key, not
+ * `Wallet.createRandom()`, which derives an HD wallet from a mnemonic for each key); Node plugs in
+ * libsecp256k1 (scripts/bench-e2ee.ts), which is what makes a 10,000-member fixture affordable. Setup
+ * only: the measured figures never sign with these.
+ */
+const ethersKey = (): EipKey => {
+  const w = new Wallet(hexlify(randomBytes(32)));
+  return { address: w.address, sign: (m) => w.signMessageSync(m) };
+};
+let newKey: () => EipKey = ethersKey;
+export function setKeyFactory(f: (() => EipKey) | null): void { newKey = f ?? ethersKey; }
+export const newEipKey = (): EipKey => newKey();
+
 /**
  * One device credential: a fresh wallet, a fresh session key, an Ed25519 MLS key. Costs two secp256k1
  * signatures (setup only; the fixture is cached).
  */
 export async function makeDevice(cs: CiphersuiteImpl): Promise<{ credential: Credential; signatureKeyPair: { signKey: Uint8Array; publicKey: Uint8Array } }> {
-  const wallet = Wallet.createRandom();
-  const session = Wallet.createRandom();
+  const wallet = newKey();
+  const session = newKey();
   const t = Date.now();
   const delegation = delegationMessage(session.address, new Date(t - 60_000), new Date(t + 30 * 86_400_000));
   const kp = await cs.signature.keygen();
@@ -136,8 +152,8 @@ export async function makeDevice(cs: CiphersuiteImpl): Promise<{ credential: Cre
     v: 1,
     wallet: wallet.address.toLowerCase(),
     delegationMessage: delegation,
-    delegationSig: wallet.signMessageSync(delegation),
-    keySig: session.signMessageSync(`relation-mls-credential:v1:${hex(kp.publicKey)}`),
+    delegationSig: wallet.sign(delegation),
+    keySig: session.sign(`relation-mls-credential:v1:${hex(kp.publicKey)}`),
   });
   return { credential: { credentialType: defaultCredentialTypes.basic, identity: te.encode(identity) }, signatureKeyPair: { signKey: kp.signKey, publicKey: kp.publicKey } };
 }
