@@ -73,8 +73,9 @@ export interface MlsDevice {
   /** Standard base64 of the TLS-encoded MLS credential. */
   credential: string;
   createdAt: number;
-  /** Single-use KeyPackages left. */
+  /** Single-use KeyPackages left that are usable (MlsAt). */
   available: number;
+  /** Whether the device has a usable last-resort package. */
   lastResort: boolean;
 }
 
@@ -82,13 +83,31 @@ export type MlsUploadOutcome =
   | { status: 'ok'; available: number; lastResort: boolean }
   | { status: 'refused'; code: 'MLS_TOO_MANY_DEVICES' | 'TOO_MANY_PACKAGES' };
 
+/** A KeyPackage to store: its MLSMessage and its leaf node's lifetime end (RFC 9420 section 7.2). */
+export interface MlsNewPackage {
+  /** Standard base64 of the MLSMessage (wire format mls_key_package). */
+  keyPackage: string;
+  /** The leaf node's `lifetime.not_after`, seconds since the epoch. */
+  notAfter: number;
+}
+
+/**
+ * The instant the directory's lifetime rules are applied at, in seconds since the epoch: a package whose
+ * `notAfter` is at or before `now` is expired (deleted when its device is claimed from or uploads); one is
+ * usable (handed out by a claim, counted as available) only while `notAfter > now + minLeft`.
+ */
+export interface MlsAt {
+  now: number;
+  minLeft: number;
+}
+
 export interface MlsClaimed {
   address: string;
   deviceId: string;
   /** Standard base64 of the MLSMessage (wire format mls_key_package). */
   keyPackage: string;
   lastResort: boolean;
-  /** Single-use packages the device has left after this claim. */
+  /** Usable single-use packages the device has left after this claim (MlsAt). */
   available: number;
 }
 
@@ -102,19 +121,23 @@ export interface MlsDirectory {
   /**
    * Adds KeyPackages (and, when given, replaces the last-resort one) of one device, creating the device
    * if new: refused when that would give the wallet more than `maxDevices` devices or the device more
-   * than `maxPackages` single-use packages. Atomic.
+   * than `maxPackages` single-use packages. The device's expired packages are deleted first (they do not
+   * count against `maxPackages`); `available` and `lastResort` of the answer count usable ones only. Atomic.
    */
-  mlsUpload(device: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly string[], lastResort: string | null,
-    limits: { maxDevices: number; maxPackages: number }): Promise<MlsUploadOutcome>;
-  mlsDevices(address: string): Promise<MlsDevice[]>;
+  mlsUpload(device: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly MlsNewPackage[], lastResort: MlsNewPackage | null,
+    limits: { maxDevices: number; maxPackages: number }, at: MlsAt): Promise<MlsUploadOutcome>;
+  /** The address's devices; `available` and `lastResort` count usable packages only. */
+  mlsDevices(address: string, at: MlsAt): Promise<MlsDevice[]>;
   /** Drops the device (and its packages) if it is the address's; true when it was. */
   mlsDeleteDevice(address: string, deviceId: string): Promise<boolean>;
   /**
-   * For every device of every address, one single-use package, removed in the same transaction (two
-   * claimers, in any process, never get the same one); a device with none left gives its last-resort
-   * package, which stays. Devices with neither are left out.
+   * For every device of every address, one usable single-use package (the oldest), removed in the same
+   * transaction (two claimers, in any process, never get the same one); a device with none left gives
+   * its last-resort package if that is usable, which stays. Devices with neither are left out. Expired
+   * packages of the devices claimed from are deleted in the same transaction; packages with too little
+   * left (MlsAt.minLeft) are skipped, never handed out.
    */
-  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]>;
+  mlsClaim(addresses: readonly string[], at: MlsAt): Promise<MlsClaimed[]>;
   mlsGroupRecord(cid: string): Promise<MlsGroupRecord>;
   /** Keeps the GroupInfo only if `epoch` is the group's current one; returns the current epoch either way. */
   mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }>;

@@ -410,24 +410,50 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
     describe('MLS directory (docs/e2ee.md section 5)', () => {
       const dev = (id: string, address = A) => ({ deviceId: id.padEnd(32, '0'), address, credential: `cred-${id}`, createdAt: 1 });
       const limits = { maxDevices: 2, maxPackages: 5 };
+      // Lifetimes in seconds: usable while notAfter > now + minLeft; expired at notAfter <= now.
+      const at = { now: 1_000_000, minLeft: 3600 };
+      const FAR = at.now + 30 * 86_400;
+      const k = (keyPackage: string, notAfter = FAR) => ({ keyPackage, notAfter });
+      const ks = (...names: string[]) => names.map((n) => k(n));
 
       it('uploads per device, caps devices and packages, claims single use then the last resort, deletes', async () => {
-        expect(await store.mlsUpload(dev('a1'), ['p1', 'p2'], 'last1', limits)).toEqual({ status: 'ok', available: 2, lastResort: true });
-        expect(await store.mlsUpload(dev('a1'), ['p3'], null, limits)).toEqual({ status: 'ok', available: 3, lastResort: true });
-        expect(await store.mlsUpload(dev('a1'), ['x', 'x', 'x'], null, limits)).toEqual({ status: 'refused', code: 'TOO_MANY_PACKAGES' });
-        expect(await store.mlsUpload(dev('a2'), ['q1'], null, limits)).toMatchObject({ status: 'ok', available: 1, lastResort: false });
-        expect(await store.mlsUpload(dev('a3'), ['r1'], null, limits)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' });
-        expect(await store.mlsUpload(dev('a1', B), ['s1'], null, limits)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' }); // another wallet's device id
-        expect((await store.mlsDevices(A)).map((d) => [d.deviceId.slice(0, 2), d.available, d.lastResort, d.credential])).toEqual([['a1', 3, true, 'cred-a1'], ['a2', 1, false, 'cred-a2']]);
-        const first = await store.mlsClaim([A, B]);
+        expect(await store.mlsUpload(dev('a1'), ks('p1', 'p2'), k('last1'), limits, at)).toEqual({ status: 'ok', available: 2, lastResort: true });
+        expect(await store.mlsUpload(dev('a1'), ks('p3'), null, limits, at)).toEqual({ status: 'ok', available: 3, lastResort: true });
+        expect(await store.mlsUpload(dev('a1'), ks('x', 'x', 'x'), null, limits, at)).toEqual({ status: 'refused', code: 'TOO_MANY_PACKAGES' });
+        expect(await store.mlsUpload(dev('a2'), ks('q1'), null, limits, at)).toMatchObject({ status: 'ok', available: 1, lastResort: false });
+        expect(await store.mlsUpload(dev('a3'), ks('r1'), null, limits, at)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' });
+        expect(await store.mlsUpload(dev('a1', B), ks('s1'), null, limits, at)).toEqual({ status: 'refused', code: 'MLS_TOO_MANY_DEVICES' }); // another wallet's device id
+        expect((await store.mlsDevices(A, at)).map((d) => [d.deviceId.slice(0, 2), d.available, d.lastResort, d.credential])).toEqual([['a1', 3, true, 'cred-a1'], ['a2', 1, false, 'cred-a2']]);
+        const first = await store.mlsClaim([A, B], at);
         expect(first.map((c) => [c.deviceId.slice(0, 2), c.keyPackage, c.lastResort, c.available])).toEqual([['a1', 'p1', false, 2], ['a2', 'q1', false, 0]]);
-        expect((await store.mlsClaim([A])).map((c) => c.keyPackage)).toEqual(['p2']);
-        expect((await store.mlsClaim([A])).map((c) => c.keyPackage)).toEqual(['p3']);
-        for (let i = 0; i < 2; i++) expect((await store.mlsClaim([A])).map((c) => [c.keyPackage, c.lastResort])).toEqual([['last1', true]]);
+        expect((await store.mlsClaim([A], at)).map((c) => c.keyPackage)).toEqual(['p2']);
+        expect((await store.mlsClaim([A], at)).map((c) => c.keyPackage)).toEqual(['p3']);
+        for (let i = 0; i < 2; i++) expect((await store.mlsClaim([A], at)).map((c) => [c.keyPackage, c.lastResort])).toEqual([['last1', true]]);
         expect(await store.mlsDeleteDevice(B, dev('a1').deviceId)).toBe(false);
         expect(await store.mlsDeleteDevice(A, dev('a1').deviceId)).toBe(true);
-        expect(await store.mlsClaim([A])).toEqual([]);
-        expect(await store.mlsDevices(A)).toHaveLength(1);
+        expect(await store.mlsClaim([A], at)).toEqual([]);
+        expect(await store.mlsDevices(A, at)).toHaveLength(1);
+      });
+
+      it('lifetimes: a claim skips packages with an hour or less left, never hands out an expired one and deletes it; counts are of usable ones', async () => {
+        const big = { maxDevices: 10, maxPackages: 5 };
+        // oldest first: expired, exactly minLeft left, a second more than minLeft, then two far ones
+        const up = await store.mlsUpload(dev('l1'), [k('expired', at.now - 1), k('at-edge', at.now + at.minLeft), k('just-ok', at.now + at.minLeft + 1), k('far1'), k('far2')],
+          k('last-short', at.now + 60), big, at);
+        expect(up).toEqual({ status: 'ok', available: 3, lastResort: false });
+        expect((await store.mlsDevices(A, at)).find((d) => d.deviceId.startsWith('l1'))).toMatchObject({ available: 3, lastResort: false });
+        const handed: [string, boolean, number][] = [];
+        for (let i = 0; i < 4; i++) handed.push(...(await store.mlsClaim([A], at)).filter((c) => c.deviceId.startsWith('l1')).map((c) => [c.keyPackage, c.lastResort, c.available] as [string, boolean, number]));
+        // the last-resort one has a minute left: never handed out, so the device drops out of claims
+        expect(handed).toEqual([['just-ok', false, 2], ['far1', false, 1], ['far2', false, 0]]);
+        // the expired row was deleted at claim time: the cap (5) counts only what is left (at-edge, last-short)
+        expect(await store.mlsUpload(dev('l1'), ks('n1', 'n2', 'n3'), null, big, at)).toEqual({ status: 'ok', available: 3, lastResort: false });
+        // later, at-edge and last-short have expired: the next upload deletes them, and a usable last resort is handed out again
+        const later = { now: at.now + at.minLeft + 10, minLeft: at.minLeft };
+        expect(await store.mlsUpload(dev('l1'), ks('n4', 'n5'), k('last-new'), big, later)).toEqual({ status: 'ok', available: 5, lastResort: true });
+        const names: string[] = [];
+        for (let i = 0; i < 6; i++) names.push(...(await store.mlsClaim([A], later)).filter((c) => c.deviceId.startsWith('l1')).map((c) => c.keyPackage));
+        expect(names).toEqual(['n1', 'n2', 'n3', 'n4', 'n5', 'last-new']);
       });
 
       it('keeps a GroupInfo only at the current epoch; the first epoch-auth report and the first meta value win', async () => {
@@ -451,8 +477,8 @@ export function storeContract(name: string, make: () => Promise<Store>, reopen?:
         const other = await reopen(store);
         try {
           const pkgs = Array.from({ length: 5 }, (_, i) => `pkg${i}`);
-          await store.mlsUpload(dev('c1'), pkgs, 'lr', { maxDevices: 10, maxPackages: 200 });
-          const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).mlsClaim([A])));
+          await store.mlsUpload(dev('c1'), pkgs.map((p) => k(p)), k('lr'), { maxDevices: 10, maxPackages: 200 }, at);
+          const outs = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? store : other).mlsClaim([A], at)));
           const single = outs.flat().filter((c) => !c.lastResort).map((c) => c.keyPackage);
           expect(single.sort()).toEqual(pkgs);
           expect(outs.flat().filter((c) => c.lastResort)).toHaveLength(7);

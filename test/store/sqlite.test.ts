@@ -37,7 +37,7 @@ describe('SqliteStore', () => {
     const f = file();
     const old = new Database(f);
     old.pragma('journal_mode = WAL');
-    for (const m of MIGRATIONS.slice(0, 4)) old.exec(m);
+    for (const m of MIGRATIONS.slice(0, 4)) old.exec(m as string);
     old.pragma('user_version = 4');
     old.close();
     const s1 = new SqliteStore({ file: f, synchronous: 'FULL' });

@@ -10,7 +10,7 @@ import type { PushBus } from '../../bus/hub.js';
 import { parseDelegation } from '../../protocol/delegation.js';
 import { isAddress } from '../../protocol/message.js';
 import { strictBase64 } from '../../protocol/mls-header.js';
-import type { MlsClaimed, Store } from '../../store/port.js';
+import type { MlsAt, MlsClaimed, MlsNewPackage, Store } from '../../store/port.js';
 
 /**
  * The Delivery Service's directory and group records (docs/e2ee.md section 5): KeyPackages per device,
@@ -28,6 +28,14 @@ const MAX_PER_DEVICE = 200;
 const MAX_IDENTITY_BYTES = 4096;
 const MAX_CLAIM_ADDRESSES = 100;
 const HASH = /^[0-9a-f]{64}$/;
+/**
+ * KeyPackage lifetimes (RFC 9420 sections 7.2, 10.1; docs/e2ee.md section 5), in seconds: a package must
+ * be valid within this much of the proxy's clock (clients' clocks drift), have more than MIN_LEFT left to
+ * be accepted or handed out, and span at most MAX_LIFETIME.
+ */
+export const KP_CLOCK_SKEW = 5 * 60;
+export const KP_MIN_LEFT = 60 * 60;
+export const KP_MAX_LIFETIME = 90 * 86_400;
 
 export interface MlsServiceDeps {
   store: Store;
@@ -58,7 +66,26 @@ export function encodeBasicCredential(identity: Uint8Array): Buffer {
 export const deviceIdOf = (signatureKey: Uint8Array): string => createHash('sha256').update(signatureKey).digest('hex').slice(0, 32);
 export const fingerprintOf = (deviceId: string): string => (deviceId.slice(0, 20).match(/.{4}/g) ?? []).join(' ');
 
-interface CheckedPackage { deviceId: string; credential: string; signatureKey: string }
+interface CheckedPackage { deviceId: string; credential: string; signatureKey: string; notAfter: number }
+
+/** The lifetime rules of the directory at `nowMs` (the store works in seconds). */
+export const mlsAt = (nowMs: number): MlsAt => ({ now: Math.floor(nowMs / 1000), minLeft: KP_MIN_LEFT });
+
+/**
+ * Whether a KeyPackage with this lifetime may enter the directory at `nowMs`; throws MLS_INVALID_KEY_PACKAGE
+ * saying which rule it breaks. Returns notAfter in seconds.
+ */
+export function checkLifetime(lifetime: { notBefore: bigint; notAfter: bigint }, nowMs: number): number {
+  const now = BigInt(Math.floor(nowMs / 1000));
+  const { notBefore, notAfter } = lifetime;
+  const bad = (text: string): AppError => new AppError('MLS_INVALID_KEY_PACKAGE', `the leaf node's lifetime (RFC 9420 section 7.2) ${text}`);
+  if (notAfter < notBefore) throw bad('ends before it begins');
+  if (notBefore > now + BigInt(KP_CLOCK_SKEW)) throw bad(`is not valid yet: notBefore is more than ${KP_CLOCK_SKEW / 60} minutes ahead of the proxy's clock`);
+  if (notAfter <= now) throw bad('has expired: notAfter is past');
+  if (notAfter - now <= BigInt(KP_MIN_LEFT)) throw bad(`has ${KP_MIN_LEFT / 3600} hour or less left (notAfter)`);
+  if (notAfter - notBefore > BigInt(KP_MAX_LIFETIME)) throw bad(`is longer than ${KP_MAX_LIFETIME / 86_400} days (notAfter - notBefore)`);
+  return Number(notAfter);
+}
 
 export class MlsService {
   private externalSender: Promise<{ signatureKey: string; credential: string }> | null = null;
@@ -166,6 +193,8 @@ export class MlsService {
     if (!SUITES.has(kp.cipherSuite)) throw new AppError('MLS_UNSUPPORTED_SUITE');
     const cred = kp.leafNode.credential;
     if (cred.credentialType !== BASIC || !('identity' in cred)) throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the credential is not basic');
+    if (!('lifetime' in kp.leafNode)) throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the leaf node\'s source is not key_package (no lifetime)');
+    const notAfter = checkLifetime(kp.leafNode.lifetime, now);
     // Before the credential's two EIP-191 recoveries, which cost more: the binding only means something
     // for a package its signature key did sign.
     await this.checkSignatures(kp);
@@ -180,6 +209,7 @@ export class MlsService {
       deviceId: deviceIdOf(kp.leafNode.signaturePublicKey),
       credential: encodeBasicCredential(identity).toString('base64'),
       signatureKey: Buffer.from(kp.leafNode.signaturePublicKey).toString('hex'),
+      notAfter,
     };
   }
 
@@ -199,8 +229,9 @@ export class MlsService {
     if (all.some((c) => c.signatureKey !== first.signatureKey || c.credential !== first.credential)) {
       throw new AppError('MLS_INVALID_KEY_PACKAGE', 'the KeyPackages of one call must share one signature key and credential');
     }
+    const packages: MlsNewPackage[] = (list as string[]).map((p, i) => ({ keyPackage: p, notAfter: (checked[i] as CheckedPackage).notAfter }));
     const out = await this.deps.store.mlsUpload({ deviceId: first.deviceId, address: wallet, credential: first.credential, createdAt: now },
-      list as string[], lastChecked ? (last as string) : null, { maxDevices: this.deps.maxDevices, maxPackages: MAX_PER_DEVICE });
+      packages, lastChecked ? { keyPackage: last as string, notAfter: lastChecked.notAfter } : null, { maxDevices: this.deps.maxDevices, maxPackages: MAX_PER_DEVICE }, mlsAt(now));
     if (out.status === 'refused') {
       if (out.code === 'TOO_MANY_PACKAGES') throw new AppError('INVALID_FIELD', `a device keeps at most ${MAX_PER_DEVICE} KeyPackages`, { field: 'keyPackages' });
       throw new AppError('MLS_TOO_MANY_DEVICES');
@@ -210,7 +241,7 @@ export class MlsService {
 
   async devices(address: string): Promise<{ address: string; devices: unknown[] }> {
     const a = address.toLowerCase();
-    const list = await this.deps.store.mlsDevices(a);
+    const list = await this.deps.store.mlsDevices(a, mlsAt(this.deps.clock.now()));
     return {
       address: a,
       devices: list.map((d) => ({ deviceId: d.deviceId, fingerprint: fingerprintOf(d.deviceId), credential: d.credential, available: d.available, lastResort: d.lastResort, createdAt: d.createdAt })),
@@ -230,7 +261,7 @@ export class MlsService {
     }
     if (this.deps.limitClaim && clientAddress !== undefined) await this.deps.limitClaim(wallet, clientAddress);
     const addresses = [...new Set(list.map((a: string) => a.toLowerCase()))];
-    const claimed = await this.deps.store.mlsClaim(addresses);
+    const claimed = await this.deps.store.mlsClaim(addresses, mlsAt(this.deps.clock.now()));
     if (claimed.length === 0) throw new AppError('MLS_NO_KEY_PACKAGE');
     this.signalLow(claimed);
     const have = new Set(claimed.map((c) => c.address));
@@ -240,7 +271,7 @@ export class MlsService {
     };
   }
 
-  /** A device whose single-use packages fell below the low-water mark: its owner's /ws connections are told. */
+  /** A device whose usable single-use packages fell below the low-water mark: its owner's /ws connections are told. */
   private signalLow(claimed: readonly MlsClaimed[]): void {
     for (const c of claimed) {
       if (c.available >= this.deps.lowWater) continue;

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { AppError } from '../../errors/app-error.js';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsClaimed, MlsDevice, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsAt, MlsClaimed, MlsDevice, MlsNewPackage, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { Batcher } from './batcher.js';
 import { checkConnection, checkout, createPool, describeUrl, inTransaction, isTransient } from './db.js';
@@ -462,38 +462,44 @@ export class PostgresStore implements Store {
     return { cid, epoch: row?.epoch ?? 0, pendingRemovalEpoch: row?.pending_removal_epoch ?? null, groupInfo: row?.group_info ?? null, groupInfoEpoch: row?.group_info_epoch ?? null };
   }
 
-  mlsUpload(d: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly string[], lastResort: string | null,
-    limits: { maxDevices: number; maxPackages: number }): Promise<MlsUploadOutcome> {
+  mlsUpload(d: { deviceId: string; address: string; credential: string; createdAt: number }, packages: readonly MlsNewPackage[], lastResort: MlsNewPackage | null,
+    limits: { maxDevices: number; maxPackages: number }, at: MlsAt): Promise<MlsUploadOutcome> {
+    const usable = at.now + at.minLeft;
     return this.tx(async (c) => {
       // One upload per wallet at a time (in the cluster), so the device cap holds under concurrent uploads.
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mls-devices:${d.address}`]);
       const owner = (await c.query<{ address: string }>('SELECT address FROM mls_devices WHERE device_id = $1', [d.deviceId])).rows[0];
       if (owner && owner.address !== d.address) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' } as const;
-      const count = async (): Promise<number> => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM mls_key_packages WHERE device_id = $1 AND NOT last_resort', [d.deviceId])).rows[0]?.n ?? 0;
-      if ((owner ? await count() : 0) + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' } as const;
+      // The device's expired packages go first (docs/e2ee.md section 5): they do not count against the cap.
+      if (owner) await c.query('DELETE FROM mls_key_packages WHERE device_id = $1 AND not_after <= $2', [d.deviceId, at.now]);
+      const stored = owner ? (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM mls_key_packages WHERE device_id = $1 AND NOT last_resort', [d.deviceId])).rows[0]?.n ?? 0 : 0;
+      if (stored + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' } as const;
       if (!owner) {
         const n = (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM mls_devices WHERE address = $1', [d.address])).rows[0]?.n ?? 0;
         if (n >= limits.maxDevices) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' } as const;
         await c.query('INSERT INTO mls_devices (device_id, address, credential, created_at) VALUES ($1, $2, $3, $4)', [d.deviceId, d.address, d.credential, d.createdAt]);
       }
       if (packages.length > 0) {
-        await c.query('INSERT INTO mls_key_packages (device_id, package, last_resort) SELECT $1, p, false FROM unnest($2::text[]) WITH ORDINALITY AS t(p, i) ORDER BY i', [d.deviceId, packages]);
+        await c.query(`INSERT INTO mls_key_packages (device_id, package, last_resort, not_after)
+          SELECT $1, p, false, n FROM unnest($2::text[], $3::bigint[]) WITH ORDINALITY AS t(p, n, i) ORDER BY i`,
+        [d.deviceId, packages.map((p) => p.keyPackage), packages.map((p) => p.notAfter)]);
       }
       if (lastResort !== null) {
         await c.query('DELETE FROM mls_key_packages WHERE device_id = $1 AND last_resort', [d.deviceId]);
-        await c.query('INSERT INTO mls_key_packages (device_id, package, last_resort) VALUES ($1, $2, true)', [d.deviceId, lastResort]);
+        await c.query('INSERT INTO mls_key_packages (device_id, package, last_resort, not_after) VALUES ($1, $2, true, $3)', [d.deviceId, lastResort.keyPackage, lastResort.notAfter]);
       }
-      const has = (await c.query('SELECT 1 FROM mls_key_packages WHERE device_id = $1 AND last_resort', [d.deviceId])).rowCount === 1;
-      return { status: 'ok', available: await count(), lastResort: has } as const;
+      const r = (await c.query<{ n: number; has: boolean }>(`SELECT count(*) FILTER (WHERE NOT last_resort)::int AS n, bool_or(last_resort) IS TRUE AS has
+        FROM mls_key_packages WHERE device_id = $1 AND not_after > $2`, [d.deviceId, usable])).rows[0];
+      return { status: 'ok', available: r?.n ?? 0, lastResort: r?.has ?? false } as const;
     });
   }
 
-  async mlsDevices(address: string): Promise<MlsDevice[]> {
+  async mlsDevices(address: string, at: MlsAt): Promise<MlsDevice[]> {
     const r = await this.q<{ device_id: string; address: string; credential: string; created_at: number; available: number; last_resort: boolean }>(`
       SELECT d.device_id, d.address, d.credential, d.created_at,
-        (SELECT count(*)::int FROM mls_key_packages k WHERE k.device_id = d.device_id AND NOT k.last_resort) AS available,
-        EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort) AS last_resort
-      FROM mls_devices d WHERE d.address = $1 ORDER BY d.created_at, d.device_id`, [address]);
+        (SELECT count(*)::int FROM mls_key_packages k WHERE k.device_id = d.device_id AND NOT k.last_resort AND k.not_after > $2) AS available,
+        EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort AND k.not_after > $2) AS last_resort
+      FROM mls_devices d WHERE d.address = $1 ORDER BY d.created_at, d.device_id`, [address, at.now + at.minLeft]);
     return r.rows.map((x) => ({ deviceId: x.device_id, address: x.address, credential: x.credential, createdAt: x.created_at, available: x.available, lastResort: x.last_resort }));
   }
 
@@ -502,23 +508,29 @@ export class PostgresStore implements Store {
     return r.rowCount === 1;
   }
 
-  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]> {
+  mlsClaim(addresses: readonly string[], at: MlsAt): Promise<MlsClaimed[]> {
+    const usable = at.now + at.minLeft;
     return this.tx(async (c) => {
       const devs = (await c.query<{ device_id: string; address: string }>('SELECT device_id, address FROM mls_devices WHERE address = ANY($1::text[]) ORDER BY address, created_at, device_id', [addresses])).rows;
       if (devs.length === 0) return [];
       const ids = devs.map((d) => d.device_id);
-      // The oldest single-use package of each device, locked and deleted in one statement; a package
+      // Expired packages of these devices are deleted (docs/e2ee.md section 5); one a concurrent claimer
+      // holds is left to it (SKIP LOCKED), so the two never wait on each other here.
+      await c.query(`DELETE FROM mls_key_packages k USING (
+          SELECT id FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND not_after <= $2 FOR UPDATE SKIP LOCKED) x
+        WHERE k.id = x.id`, [ids, at.now]);
+      // The oldest usable single-use package of each device, locked and deleted in one statement; a package
       // another claimer holds is skipped (SKIP LOCKED), so two claimers never get the same one.
       const taken = (await c.query<{ device_id: string; package: string }>(`DELETE FROM mls_key_packages k USING (
           SELECT p.id FROM unnest($1::text[]) AS d(device_id) CROSS JOIN LATERAL (
-            SELECT id FROM mls_key_packages WHERE device_id = d.device_id AND NOT last_resort ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) p) x
-        WHERE k.id = x.id RETURNING k.device_id, k.package`, [ids])).rows;
+            SELECT id FROM mls_key_packages WHERE device_id = d.device_id AND NOT last_resort AND not_after > $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) p) x
+        WHERE k.id = x.id RETURNING k.device_id, k.package`, [ids, usable])).rows;
       const got = new Map(taken.map((t) => [t.device_id, t.package]));
       const rest = ids.filter((id) => !got.has(id));
       const last = rest.length === 0 ? new Map<string, string>() : new Map((await c.query<{ device_id: string; package: string }>(
-        'SELECT device_id, package FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND last_resort', [rest])).rows.map((r) => [r.device_id, r.package]));
+        'SELECT device_id, package FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND last_resort AND not_after > $2', [rest, usable])).rows.map((r) => [r.device_id, r.package]));
       const left = new Map((await c.query<{ device_id: string; n: number }>(
-        'SELECT device_id, count(*)::int AS n FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND NOT last_resort GROUP BY device_id', [ids])).rows.map((r) => [r.device_id, r.n]));
+        'SELECT device_id, count(*)::int AS n FROM mls_key_packages WHERE device_id = ANY($1::text[]) AND NOT last_resort AND not_after > $2 GROUP BY device_id', [ids, usable])).rows.map((r) => [r.device_id, r.n]));
       const out: MlsClaimed[] = [];
       for (const d of devs) {
         const one = got.get(d.device_id);

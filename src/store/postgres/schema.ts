@@ -1,4 +1,5 @@
 import type { Migration } from './migrate.js';
+import { storedNotAfter } from '../key-package-lifetime.js';
 
 /**
  * The PostgreSQL store's tables: the same content as the embedded store's (src/store/sqlite/schema.js),
@@ -139,5 +140,20 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (cid, epoch)
     );
     `,
+  },
+  {
+    version: 4,
+    name: 'KeyPackage lifetimes: not_after per package (RFC 9420 section 7.2), backfilled from the stored bytes',
+    // Rows stored before are backfilled from their own bytes; a row whose bytes cannot be read gets 0
+    // (expired: never handed out, deleted at its device's next claim or upload).
+    up: async (c) => {
+      await c.query('ALTER TABLE mls_key_packages ADD COLUMN not_after bigint NOT NULL DEFAULT 0');
+      const rows = (await c.query<{ id: string; package: string }>('SELECT id, package FROM mls_key_packages')).rows;
+      for (let i = 0; i < rows.length; i += 1000) {
+        const part = rows.slice(i, i + 1000);
+        await c.query('UPDATE mls_key_packages k SET not_after = t.n FROM unnest($1::bigint[], $2::bigint[]) AS t(id, n) WHERE k.id = t.id',
+          [part.map((r) => r.id), part.map((r) => storedNotAfter(r.package))]);
+      }
+    },
   },
 ];

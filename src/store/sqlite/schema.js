@@ -2,9 +2,14 @@
 /**
  * Schema of the embedded store; `user_version` records how many migrations ran. Append new migrations,
  * never edit an applied one. Plain JavaScript because the writer thread loads it (Node 20 cannot start
- * a worker from TypeScript).
+ * a worker from TypeScript). A migration is SQL, or a function given the connection (run in the same
+ * transaction as the version bump).
  */
-/** @type {readonly string[]} */
+import { storedNotAfter } from '../key-package-lifetime.js';
+
+/** @typedef {string | ((db: import('better-sqlite3').Database) => void)} Migration */
+
+/** @type {readonly Migration[]} */
 export const MIGRATIONS = [
   `
   CREATE TABLE events (
@@ -130,6 +135,17 @@ export const MIGRATIONS = [
     PRIMARY KEY (cid, epoch)
   ) WITHOUT ROWID;
   `,
+  // 7: KeyPackage lifetimes (RFC 9420 section 7.2; docs/e2ee.md section 5): each package's leaf-node
+  // not_after, in seconds, so a claim hands out only packages with time left and deletes expired ones.
+  // Rows stored before are backfilled from their own bytes; a row whose bytes cannot be read gets 0
+  // (expired: never handed out, deleted at its device's next claim or upload).
+  (db) => {
+    db.exec('ALTER TABLE mls_key_packages ADD COLUMN not_after INTEGER NOT NULL DEFAULT 0');
+    const set = db.prepare('UPDATE mls_key_packages SET not_after = ? WHERE id = ?');
+    for (const r of /** @type {{ id: number, package: string }[]} */ (db.prepare('SELECT id, package FROM mls_key_packages').all())) {
+      set.run(storedNotAfter(r.package), r.id);
+    }
+  },
 ];
 
 /**
@@ -155,7 +171,9 @@ export function prepareConnection(db, synchronous) {
   const version = /** @type {number} */ (db.pragma('user_version', { simple: true }));
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(/** @type {string} */ (MIGRATIONS[v]));
+      const m = /** @type {Migration} */ (MIGRATIONS[v]);
+      if (typeof m === 'string') db.exec(m);
+      else m(db);
       db.pragma(`user_version = ${v + 1}`);
     })();
   }

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type {
-  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsClaimed, MlsDevice, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
+  AppendOutcome, BanRecord, ChatState, ChatSummary, FaceId, ListQuery, MlsAt, MlsClaimed, MlsDevice, MlsGroupRecord, MlsGroupState, MlsUploadOutcome, NewEvent, RangeQuery, Store, StoredEvent, TokenRecord,
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
@@ -76,9 +76,9 @@ export class SqliteStore implements Store {
       getToken: db.prepare<[string], { address: string; expires_at: number; revoked: number }>('SELECT * FROM tokens WHERE hash = ?'),
       lastSeq: db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM conversations WHERE cid = ?'),
       mlsGroup: db.prepare<[string], { epoch: number; pending_removal_epoch: number | null; group_info: string | null; group_info_epoch: number | null }>('SELECT * FROM mls_groups WHERE cid = ?'),
-      mlsDevices: db.prepare<[string], { device_id: string; address: string; credential: string; created_at: number; available: number; last_resort: number }>(`
-        SELECT d.*, (SELECT COUNT(*) FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 0) AS available,
-          EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 1) AS last_resort
+      mlsDevices: db.prepare<[number, number, string], { device_id: string; address: string; credential: string; created_at: number; available: number; last_resort: number }>(`
+        SELECT d.*, (SELECT COUNT(*) FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 0 AND k.not_after > ?) AS available,
+          EXISTS (SELECT 1 FROM mls_key_packages k WHERE k.device_id = d.device_id AND k.last_resort = 1 AND k.not_after > ?) AS last_resort
         FROM mls_devices d WHERE d.address = ? ORDER BY d.created_at, d.device_id`),
       listBans: db.prepare<[], { address: string; reason: string; created_at: number }>('SELECT * FROM bans ORDER BY created_at, address'),
     };
@@ -113,8 +113,9 @@ export class SqliteStore implements Store {
     return this.writer.call('mlsUpload', ...a);
   }
 
-  async mlsDevices(address: string): Promise<MlsDevice[]> {
-    return this.s.mlsDevices.all(address).map((r) => ({
+  async mlsDevices(address: string, at: MlsAt): Promise<MlsDevice[]> {
+    const usable = at.now + at.minLeft;
+    return this.s.mlsDevices.all(usable, usable, address).map((r) => ({
       deviceId: r.device_id, address: r.address, credential: r.credential, createdAt: r.created_at, available: r.available, lastResort: r.last_resort === 1,
     }));
   }
@@ -123,8 +124,8 @@ export class SqliteStore implements Store {
     return this.writer.call('mlsDeleteDevice', address, deviceId);
   }
 
-  mlsClaim(addresses: readonly string[]): Promise<MlsClaimed[]> {
-    return this.writer.call('mlsClaim', addresses);
+  mlsClaim(addresses: readonly string[], at: MlsAt): Promise<MlsClaimed[]> {
+    return this.writer.call('mlsClaim', addresses, at);
   }
 
   mlsPutGroupInfo(cid: string, epoch: number, groupInfo: string, now: number): Promise<{ stored: boolean; currentEpoch: number }> {

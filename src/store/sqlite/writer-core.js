@@ -70,13 +70,16 @@ export function createWriter(db) {
     devInsert: db.prepare('INSERT INTO mls_devices (device_id, address, credential, created_at) VALUES (?, ?, ?, ?)'),
     devDelete: db.prepare('DELETE FROM mls_devices WHERE device_id = ? AND address = ?'),
     devList: db.prepare('SELECT device_id, address FROM mls_devices WHERE address = ? ORDER BY created_at, device_id'),
+    // Lifetimes (docs/e2ee.md section 5): `not_after` in seconds; usable while not_after > now + minLeft.
     pkgCount: db.prepare('SELECT COUNT(*) AS n FROM mls_key_packages WHERE device_id = ? AND last_resort = 0'),
-    pkgHasLast: db.prepare('SELECT 1 FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
-    pkgInsert: db.prepare('INSERT INTO mls_key_packages (device_id, package, last_resort) VALUES (?, ?, ?)'),
+    pkgUsableCount: db.prepare('SELECT COUNT(*) AS n FROM mls_key_packages WHERE device_id = ? AND last_resort = 0 AND not_after > ?'),
+    pkgHasLast: db.prepare('SELECT 1 FROM mls_key_packages WHERE device_id = ? AND last_resort = 1 AND not_after > ?'),
+    pkgInsert: db.prepare('INSERT INTO mls_key_packages (device_id, package, last_resort, not_after) VALUES (?, ?, ?, ?)'),
     pkgDropLast: db.prepare('DELETE FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
     pkgDropAll: db.prepare('DELETE FROM mls_key_packages WHERE device_id = ?'),
-    pkgFirst: db.prepare('SELECT id, package FROM mls_key_packages WHERE device_id = ? AND last_resort = 0 ORDER BY id LIMIT 1'),
-    pkgLast: db.prepare('SELECT package FROM mls_key_packages WHERE device_id = ? AND last_resort = 1'),
+    pkgDropExpired: db.prepare('DELETE FROM mls_key_packages WHERE device_id = ? AND not_after <= ?'),
+    pkgFirst: db.prepare('SELECT id, package FROM mls_key_packages WHERE device_id = ? AND last_resort = 0 AND not_after > ? ORDER BY id LIMIT 1'),
+    pkgLast: db.prepare('SELECT package FROM mls_key_packages WHERE device_id = ? AND last_resort = 1 AND not_after > ?'),
     pkgDelete: db.prepare('DELETE FROM mls_key_packages WHERE id = ?'),
     groupEpoch: db.prepare('SELECT epoch FROM mls_groups WHERE cid = ?'),
     pendingRemoval: db.prepare('UPDATE mls_groups SET pending_removal_epoch = @epoch, updated_at = @now WHERE cid = @cid AND epoch = @epoch'),
@@ -88,44 +91,48 @@ export function createWriter(db) {
     metaGet: db.prepare('SELECT value FROM store_meta WHERE key = ?'),
   };
 
-  /** @param {string} deviceId */
-  const available = (deviceId) => /** @type {{ n: number }} */ (s.pkgCount.get(deviceId)).n;
+  /** @param {string} deviceId @param {import('../port.js').MlsAt} at */
+  const available = (deviceId, at) => /** @type {{ n: number }} */ (s.pkgUsableCount.get(deviceId, at.now + at.minLeft)).n;
   const mlsUploadTx = db.transaction(
     /**
      * @param {{ deviceId: string, address: string, credential: string, createdAt: number }} d
-     * @param {readonly string[]} packages @param {string | null} lastResort
+     * @param {readonly import('../port.js').MlsNewPackage[]} packages @param {import('../port.js').MlsNewPackage | null} lastResort
      * @param {{ maxDevices: number, maxPackages: number }} limits
+     * @param {import('../port.js').MlsAt} at
      * @returns {import('../port.js').MlsUploadOutcome}
      */
-    (d, packages, lastResort, limits) => {
+    (d, packages, lastResort, limits, at) => {
       const owner = /** @type {{ address: string } | undefined} */ (s.devAddress.get(d.deviceId));
       if (owner && owner.address !== d.address) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' };
-      if ((owner ? available(d.deviceId) : 0) + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' };
+      if (owner) s.pkgDropExpired.run(d.deviceId, at.now);
+      if ((owner ? /** @type {{ n: number }} */ (s.pkgCount.get(d.deviceId)).n : 0) + packages.length > limits.maxPackages) return { status: 'refused', code: 'TOO_MANY_PACKAGES' };
       if (!owner) {
         if (/** @type {{ n: number }} */ (s.devCount.get(d.address)).n >= limits.maxDevices) return { status: 'refused', code: 'MLS_TOO_MANY_DEVICES' };
         s.devInsert.run(d.deviceId, d.address, d.credential, d.createdAt);
       }
-      for (const p of packages) s.pkgInsert.run(d.deviceId, p, 0);
+      for (const p of packages) s.pkgInsert.run(d.deviceId, p.keyPackage, 0, p.notAfter);
       if (lastResort !== null) {
         s.pkgDropLast.run(d.deviceId);
-        s.pkgInsert.run(d.deviceId, lastResort, 1);
+        s.pkgInsert.run(d.deviceId, lastResort.keyPackage, 1, lastResort.notAfter);
       }
-      return { status: 'ok', available: available(d.deviceId), lastResort: s.pkgHasLast.get(d.deviceId) !== undefined };
+      return { status: 'ok', available: available(d.deviceId, at), lastResort: s.pkgHasLast.get(d.deviceId, at.now + at.minLeft) !== undefined };
     });
   const mlsClaimTx = db.transaction(
-    /** @param {readonly string[]} addresses @returns {import('../port.js').MlsClaimed[]} */
-    (addresses) => {
+    /** @param {readonly string[]} addresses @param {import('../port.js').MlsAt} at @returns {import('../port.js').MlsClaimed[]} */
+    (addresses, at) => {
       /** @type {import('../port.js').MlsClaimed[]} */
       const out = [];
+      const usable = at.now + at.minLeft;
       for (const address of addresses) {
         for (const d of /** @type {{ device_id: string, address: string }[]} */ (s.devList.all(address))) {
-          const one = /** @type {{ id: number, package: string } | undefined} */ (s.pkgFirst.get(d.device_id));
+          s.pkgDropExpired.run(d.device_id, at.now);
+          const one = /** @type {{ id: number, package: string } | undefined} */ (s.pkgFirst.get(d.device_id, usable));
           if (one) {
             s.pkgDelete.run(one.id);
-            out.push({ address, deviceId: d.device_id, keyPackage: one.package, lastResort: false, available: available(d.device_id) });
+            out.push({ address, deviceId: d.device_id, keyPackage: one.package, lastResort: false, available: available(d.device_id, at) });
             continue;
           }
-          const last = /** @type {{ package: string } | undefined} */ (s.pkgLast.get(d.device_id));
+          const last = /** @type {{ package: string } | undefined} */ (s.pkgLast.get(d.device_id, usable));
           if (last) out.push({ address, deviceId: d.device_id, keyPackage: last.package, lastResort: true, available: 0 });
         }
       }
@@ -253,8 +260,8 @@ export function createWriter(db) {
       s.pruneNonces.run(now - 86_400_000);
       return ok;
     },
-    mlsUpload: /** @type {typeof mlsUploadTx} */ ((d, packages, lastResort, limits) => mlsUploadTx.immediate(d, packages, lastResort, limits)),
-    mlsClaim: /** @param {readonly string[]} addresses */ (addresses) => mlsClaimTx.immediate(addresses),
+    mlsUpload: /** @type {typeof mlsUploadTx} */ ((d, packages, lastResort, limits, at) => mlsUploadTx.immediate(d, packages, lastResort, limits, at)),
+    mlsClaim: /** @param {readonly string[]} addresses @param {import('../port.js').MlsAt} at */ (addresses, at) => mlsClaimTx.immediate(addresses, at),
     /** @param {string} address @param {string} deviceId @returns {boolean} */
     mlsDeleteDevice: (address, deviceId) => db.transaction(() => {
       if (s.devDelete.run(deviceId, address).changes !== 1) return false;
