@@ -264,6 +264,102 @@ describe.each(['sqlite', 'postgres'] as const)('MLS Delivery Service (%s store)'
     });
   });
 
+  describe('KeyPackage lifetimes (RFC 9420 sections 7.2, 10.1): refused at upload with MLS_INVALID_KEY_PACKAGE, nothing stored', () => {
+    let who: Identity;
+    let token: string;
+    let d: Awaited<ReturnType<typeof device>>;
+    const now = (): number => Math.floor(Date.now() / 1000);
+    const H = 3600;
+    const D = 86_400;
+    const upload = (body: unknown): ReturnType<typeof http> => http(srv.url, 'POST', '/mls/key-packages', { token, body });
+    const rows = async (): Promise<number> => {
+      // the store itself, so a row kept but not counted as usable would show
+      const got = await srv.app.store.mlsDevices(who.address.toLowerCase(), { now: 0, minLeft: 0 });
+      return got.reduce((n, x) => n + x.available + (x.lastResort ? 1 : 0), 0) + got.length * 1000;
+    };
+
+    beforeAll(async () => {
+      who = makeIdentity();
+      token = await login(srv.url, who);
+      d = await device({ wallet: who.wallet, session: who.session });
+    }, 60_000);
+
+    const cases: [string, () => { notBefore: number; notAfter: number }, boolean, RegExp][] = [
+      ['expired (notAfter past)', () => ({ notBefore: now() - 10 * D, notAfter: now() - D }), false, /lifetime.*has expired/],
+      ['with 30 minutes left', () => ({ notBefore: now() - D, notAfter: now() + 30 * 60 }), false, /lifetime.*1 hour or less left/],
+      ['not valid yet (notBefore a day ahead)', () => ({ notBefore: now() + D, notAfter: now() + 10 * D }), false, /lifetime.*not valid yet/],
+      ['of 100 days', () => ({ notBefore: now() - H, notAfter: now() + 100 * D }), false, /lifetime.*longer than 90 days/],
+      ['ending before it begins', () => ({ notBefore: now() + 2 * D, notAfter: now() + D }), false, /lifetime.*ends before it begins/],
+      ['expired, as the last-resort package of an otherwise good call', () => ({ notBefore: now() - 10 * D, notAfter: now() - D }), true, /lifetime.*has expired/],
+    ];
+    for (const [what, lifetime, asLast, message] of cases) {
+      it(`refuses a package ${what}`, async () => {
+        const bad = (await keyPackage(d, undefined, lifetime())).b64;
+        const body = asLast ? { keyPackages: [(await keyPackage(d)).b64], lastResort: bad } : { keyPackages: [bad] };
+        const r = await upload(body);
+        expect(r.status, r.text).toBe(400);
+        expect(r.json, r.text).toMatchObject({ error: { code: 'MLS_INVALID_KEY_PACKAGE', message: expect.stringMatching(message) } });
+        expect(await rows()).toBe(0);
+      });
+    }
+
+    it('accepts a package valid within the 5-minute skew and up to 90 days long', async () => {
+      const ok = await upload({ keyPackages: [(await keyPackage(d, undefined, { notBefore: now() + 120, notAfter: now() + 30 * D })).b64],
+        lastResort: (await keyPackage(d, undefined, { notBefore: now() - H, notAfter: now() - H + 90 * D })).b64 });
+      expect(ok.json, ok.text).toEqual({ deviceId: d.deviceId, available: 1, lastResort: true });
+    });
+  });
+
+  describe('KeyPackage lifetimes at claim time (the proxy\'s clock moved on)', () => {
+    let aged: TestServer;
+    let offset = 0; // seconds the proxy's clock is ahead of the real one
+    let who: Identity;
+    let claimer: Identity;
+    let token: string;
+    let tokenC: string;
+
+    beforeAll(async () => {
+      const overrides = storeKind === 'postgres' ? { store: 'postgres' as const, databaseUrl: await (await import('../support/pg.js')).freshSchema() } : {};
+      aged = await startServer({ requireName: false, ...overrides }, { clock: { now: () => Date.now() + offset * 1000 } });
+      who = makeIdentity();
+      claimer = makeIdentity();
+      token = await login(aged.url, who);
+      tokenC = await login(aged.url, claimer);
+    }, 120_000);
+    afterAll(async () => { await aged?.close(); });
+
+    it('skips a package with an hour or less left, never hands out an expired one (deleting it), and says running low counting usable ones only', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const H = 3600;
+      const d = await device({ wallet: who.wallet, session: who.session });
+      // uploaded with 3 h, 4 h and 30 days left (oldest first), a last resort with 4 h left
+      const soon = await keyPackage(d, undefined, { notBefore: now - H, notAfter: now + 3 * H });
+      const later = await keyPackage(d, undefined, { notBefore: now - H, notAfter: now + 4 * H });
+      const far = await keyPackage(d, undefined, { notBefore: now - H, notAfter: now + 30 * 86_400 });
+      const last = await keyPackage(d, undefined, { notBefore: now - H, notAfter: now + 4 * H });
+      const up = await http(aged.url, 'POST', '/mls/key-packages', { token, body: { keyPackages: [soon.b64, later.b64, far.b64], lastResort: last.b64 } });
+      expect(up.json, up.text).toEqual({ deviceId: d.deviceId, available: 3, lastResort: true });
+
+      // 3.5 h on: `soon` has expired, `later` and the last resort have 30 minutes left
+      offset = 3.5 * H;
+      const devices = (await http(aged.url, 'GET', `/mls/devices/${who.address}`, { token: tokenC })).json as { devices: { available: number; lastResort: boolean }[] };
+      expect(devices.devices).toEqual([expect.objectContaining({ available: 1, lastResort: false })]);
+      const ws = await WsClient.open(aged.wsUrl, token);
+      const claim = async (): Promise<{ status: number; json: unknown }> => http(aged.url, 'POST', '/mls/key-packages/claim', { token: tokenC, body: { addresses: [who.address] } });
+      const first = await claim();
+      expect(first.json).toMatchObject({ keyPackages: [{ deviceId: d.deviceId, keyPackage: far.b64, lastResort: false }] });
+      expect(await ws.next((f) => f['type'] === 'mls.keyPackagesLow' && f['deviceId'] === d.deviceId)).toEqual({ type: 'mls.keyPackagesLow', deviceId: d.deviceId, available: 0 });
+      ws.close();
+      // nothing usable is left, not even the last resort: the wallet has no KeyPackage to give
+      expect((await claim()).json).toMatchObject({ error: { code: 'MLS_NO_KEY_PACKAGE' } });
+      // the expired one was deleted at claim time; the two with 30 minutes left are kept, never handed out
+      expect((await aged.app.store.mlsDevices(who.address.toLowerCase(), { now: 0, minLeft: 0 }))[0]).toMatchObject({ available: 1, lastResort: true });
+      offset = 5 * H; // now they have expired too: the next claim deletes them
+      expect((await claim()).json).toMatchObject({ error: { code: 'MLS_NO_KEY_PACKAGE' } });
+      expect((await aged.app.store.mlsDevices(who.address.toLowerCase(), { now: 0, minLeft: 0 }))[0]).toMatchObject({ available: 0, lastResort: false });
+    });
+  });
+
   it('refuses the development plaintext unless ALLOW_DEV_PLAINTEXT', async () => {
     const strict = await startServer({ requireName: false, allowDevPlaintext: false });
     try {

@@ -69,11 +69,13 @@ export async function device(p: CredentialParts, name?: Suite): Promise<Device> 
   };
 }
 
-export async function keyPackage(d: Device, name?: Suite): Promise<{ b64: string; pkg: Awaited<ReturnType<typeof generateKeyPackage>> }> {
+/** A KeyPackage of `d`; `lifetime` in seconds since the epoch (ts-mls's default: a day ago to 15 days ahead). */
+export async function keyPackage(d: Device, name?: Suite, lifetime?: { notBefore: number; notAfter: number }): Promise<{ b64: string; pkg: Awaited<ReturnType<typeof generateKeyPackage>> }> {
   const impl = await suite(name);
   const pkg = await generateKeyPackageWithKey({
     credential: d.credential, cipherSuite: impl,
     signatureKeyPair: { publicKey: d.signaturePublicKey, signKey: d.signaturePrivateKey },
+    ...(lifetime ? { lifetime: { notBefore: BigInt(lifetime.notBefore), notAfter: BigInt(lifetime.notAfter) } } : {}),
   });
   return { b64: b64({ wireformat: wireformats.mls_key_package, version: protocolVersions.mls10, keyPackage: pkg.publicPackage }), pkg };
 }
