@@ -109,8 +109,11 @@ export class RelationClient {
     this.connection.start();
     // This device's KeyPackages are in the directory before anyone needs them (first run; later the
     // server's mls.keyPackagesLow push and the upload answers top them up).
-    if (this.encryptor instanceof MlsEncryptor && !(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) {
-      await this.encryptor.uploadKeyPackages();
+    if (this.encryptor instanceof MlsEncryptor) {
+      if (!(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) await this.encryptor.uploadKeyPackages();
+      // Packages uploaded before with less than 7 days left, the last-resort one too, are replaced
+      // (docs/e2ee.md section 5); a failure is reported and retried at the next start or keyPackagesLow.
+      else await this.encryptor.renewKeyPackages().catch((err: unknown) => this.connection.reportError(err));
     }
     await this.outbox.start();
   }

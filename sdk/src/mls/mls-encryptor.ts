@@ -8,7 +8,7 @@ import type { SessionKey } from '../session.js';
 import { getJson, setJson } from '../storage.js';
 import { buildIdentity, checkIdentity, deviceId, fingerprint, parseDelegation, parseIdentity } from './credential.js';
 import type { KeyPackagePair, MlsDevice, MlsEngine, MlsGroup } from './engine.js';
-import { TsMlsEngine } from './tsmls.js';
+import { keyPackageLifetime, TsMlsEngine } from './tsmls.js';
 
 export const MLS_ENCRYPTED_BY = 'MLS';
 
@@ -29,6 +29,8 @@ interface SavedKp { pub: string; priv: string }
 /** How many KeyPackages this device keeps uploaded (topped up when the server says fewer remain). */
 const KP_BATCH = 20;
 const KP_LOW = 10;
+/** A device replaces its packages in the directory, the last-resort one too, once one has less than this left (docs/e2ee.md section 5). */
+export const KP_RENEW_BEFORE_MS = 7 * 86_400_000;
 
 const b64 = (b: Uint8Array): string => bytesToBase64(b);
 const unb64 = (s: string): Uint8Array => base64ToBytes(s);
@@ -81,8 +83,13 @@ export class MlsEncryptor implements MessageEncryptor {
   private storeChange: Promise<void> | null = null;
   private refreshing: Promise<void> | null = null;
   private deviceBuilding: Promise<MlsDevice & { id: string }> | null = null;
+  private renewing: Promise<boolean> | null = null;
+  private readonly now: () => number;
 
-  constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean } = {}) {}
+  /** `now`: the clock (ms) for KeyPackage lifetimes and their renewal (default Date.now; the engine made here uses it too). */
+  constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean; now?: () => number } = {}) {
+    this.now = opts.now ?? Date.now;
+  }
 
   attach(ctx: EncryptorContext): void {
     this.ctx = ctx;
@@ -105,7 +112,8 @@ export class MlsEncryptor implements MessageEncryptor {
   }
 
   private engine(): Promise<MlsEngine> {
-    this.enginePromise ??= this.opts.engine ? Promise.resolve(this.opts.engine) : TsMlsEngine.create({ validateIdentity: (id, k, o) => checkIdentity(id, k, Date.now(), o).ok });
+    this.enginePromise ??= this.opts.engine ? Promise.resolve(this.opts.engine)
+      : TsMlsEngine.create({ validateIdentity: (id, k, o) => checkIdentity(id, k, Date.now(), o).ok, now: this.now });
     return this.enginePromise;
   }
 
@@ -227,6 +235,11 @@ export class MlsEncryptor implements MessageEncryptor {
         await this.saveKps();
         const r = await this.c.rest.mlsUploadKeyPackages(fresh.map((k) => b64(k.publicMessage)), last ? b64(last.publicMessage) : undefined);
         if (last) await this.c.storage.set(this.key('lastResort'), '1');
+        // The earliest end of what this device has in the directory: a new last-resort package means the
+        // directory held nothing of it before (first upload, after leaving it, a rebuilt store).
+        const ends = [...fresh, ...(last ? [last] : [])].map((k) => keyPackageLifetime(k.publicMessage)?.notAfter ?? 0);
+        const before = last ? null : await this.c.storage.get(this.key('kpNotAfter'));
+        await this.c.storage.set(this.key('kpNotAfter'), String(Math.min(...ends, ...(before === null ? [] : [Number(before)]))));
         if (r.available < KP_LOW) {
           this.uploading = null;
           await this.uploadKeyPackages(KP_BATCH);
@@ -236,6 +249,39 @@ export class MlsEncryptor implements MessageEncryptor {
       }
     })();
     return this.uploading;
+  }
+
+  /**
+   * KeyPackage lifetimes (docs/e2ee.md section 5): when a package this device has in the directory, the
+   * last-resort one included, has less than 7 days left, the device leaves the directory and uploads a
+   * fresh batch with a new last-resort package (the directory cannot drop single packages; old ones would
+   * be claimed first). The private keys of the old packages stay on the device: a Welcome for one that
+   * was claimed before may still arrive. Called on start and on `mls.keyPackagesLow`; true when it renewed.
+   */
+  renewKeyPackages(): Promise<boolean> {
+    this.renewing ??= (async () => {
+      try {
+        await this.uploading?.catch(() => undefined);
+        if ((await this.c.storage.get(this.key('lastResort'))) !== '1') return false; // nothing uploaded yet
+        let end = Number((await this.c.storage.get(this.key('kpNotAfter'))) ?? NaN);
+        if (Number.isNaN(end)) {
+          // uploaded by a version that did not record it: the earliest of the packages kept here
+          const kept = (await this.loadKps()).map((k) => keyPackageLifetime(unb64(k.pub))?.notAfter ?? 0);
+          end = kept.length > 0 ? Math.min(...kept) : 0;
+        }
+        if (end * 1000 - this.now() >= KP_RENEW_BEFORE_MS) return false;
+        const dev = await this.ensureDevice();
+        await this.c.rest.mlsRemoveDevice(dev.id).catch((err: unknown) => {
+          if (!isImError(err, 'MLS_NO_KEY_PACKAGE')) throw err;
+        });
+        await this.c.storage.remove(this.key('lastResort'));
+        await this.uploadKeyPackages();
+        return true;
+      } finally {
+        this.renewing = null;
+      }
+    })();
+    return this.renewing;
   }
 
   private async candidates(): Promise<KeyPackagePair[]> {
@@ -849,7 +895,7 @@ export class MlsEncryptor implements MessageEncryptor {
 
   /** The client calls this when the server's `mls.keyPackagesLow` push arrives. */
   onKeyPackagesLow(): void {
-    void this.uploadKeyPackages().catch(() => undefined);
+    void this.renewKeyPackages().then((renewed) => (renewed ? undefined : this.uploadKeyPackages())).catch(() => undefined);
   }
 }
 

@@ -78,6 +78,29 @@ export interface TsMlsOptions {
    * tree); false for a leaf entering the group (an added KeyPackage, an external joiner, a changed leaf).
    */
   validateIdentity: (identity: Uint8Array, signaturePublicKey: Uint8Array, opts: { member: boolean }) => boolean | Promise<boolean>;
+  /** The clock KeyPackage lifetimes are made from, in ms (default Date.now; tests pass a fake one). */
+  now?: () => number;
+}
+
+/**
+ * The lifetime of the KeyPackages this device makes (docs/e2ee.md section 5), in seconds: valid from an
+ * hour ago (a clock behind ours still accepts it) for 30 days. The proxy refuses more than 5 minutes
+ * ahead, 1 hour or less left and more than 90 days in all; ts-mls's own default is 15 days.
+ */
+export const KP_NOT_BEFORE_SKEW_S = 3600;
+export const KP_LIFETIME_S = 30 * 86_400;
+
+/** The leaf node lifetime of a KeyPackage MLSMessage, in seconds since the epoch; null for anything else. */
+export function keyPackageLifetime(publicMessage: Uint8Array): { notBefore: number; notAfter: number } | null {
+  try {
+    const r = mlsMessageDecoder(publicMessage, 0);
+    if (!r || r[0].wireformat !== wireformats.mls_key_package) return null;
+    const leaf = r[0].keyPackage.leafNode;
+    if (!('lifetime' in leaf)) return null;
+    return { notBefore: Number(leaf.lifetime.notBefore), notAfter: Number(leaf.lifetime.notAfter) };
+  } catch {
+    return null;
+  }
 }
 
 /** Whether (credential, key) is a leaf of `tree`, byte for byte. */
@@ -88,7 +111,8 @@ type LeafTest = (credential: Credential, signaturePublicKey: Uint8Array) => bool
  * content type stays readable for the Delivery Service), external commits as public ones (RFC 9420).
  */
 export class TsMlsEngine implements MlsEngine {
-  private constructor(readonly suite: string, private readonly cs: CiphersuiteImpl, private readonly ctx: MlsContext, private readonly trusted: ExternalSenderEntry[]) {}
+  private constructor(readonly suite: string, private readonly cs: CiphersuiteImpl, private readonly ctx: MlsContext, private readonly trusted: ExternalSenderEntry[],
+    private readonly now: () => number) {}
 
   static async create(o: TsMlsOptions): Promise<TsMlsEngine> {
     const suite = o.suite ?? DEFAULT_SUITE;
@@ -104,7 +128,7 @@ export class TsMlsEngine implements MlsEngine {
         return o.validateIdentity(credential.identity, signaturePublicKey, { member: isMember(credential, signaturePublicKey) });
       },
     });
-    const engine = new TsMlsEngine(suite, cs, { cipherSuite: cs, authService: authService(() => false) }, trusted);
+    const engine = new TsMlsEngine(suite, cs, { cipherSuite: cs, authService: authService(() => false) }, trusted, o.now ?? Date.now);
     engine.contextFor = (isMember) => ({ cipherSuite: cs, authService: authService(isMember) });
     return engine;
   }
@@ -143,10 +167,12 @@ export class TsMlsEngine implements MlsEngine {
   }
 
   async generateKeyPackage(device: MlsDevice): Promise<KeyPackagePair> {
+    const now = Math.floor(this.now() / 1000);
     const { publicPackage, privatePackage } = await generateKeyPackageWithKey({
       credential: { credentialType: defaultCredentialTypes.basic, identity: device.identity },
       signatureKeyPair: { signKey: device.signaturePrivateKey, publicKey: device.signaturePublicKey },
       cipherSuite: this.cs,
+      lifetime: { notBefore: BigInt(now - KP_NOT_BEFORE_SKEW_S), notAfter: BigInt(now + KP_LIFETIME_S) },
     });
     return {
       publicMessage: encode(mlsMessageEncoder, { wireformat: wireformats.mls_key_package, version: protocolVersions.mls10, keyPackage: publicPackage }),

@@ -1,0 +1,85 @@
+import { base64ToBytes } from 'ts-mls';
+import { Wallet } from 'ethers';
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, login, startServer, type TestServer } from '../../test/support/server.js';
+import { makeIdentity } from '../../test/support/messages.js';
+import { RelationClient } from '../src/client.js';
+import type { WebSocketCtor } from '../src/live.js';
+import { KP_RENEW_BEFORE_MS, MlsEncryptor } from '../src/mls/mls-encryptor.js';
+import { KP_LIFETIME_S, KP_NOT_BEFORE_SKEW_S, keyPackageLifetime } from '../src/mls/tsmls.js';
+import { privateKeySigner } from '../src/signer.js';
+import { MemoryStorage } from '../src/storage.js';
+import { mlsLive, until } from './support.js';
+
+// KeyPackage lifetimes (docs/e2ee.md section 5): the SDK makes packages valid from an hour ago for 30
+// days, by an injectable clock, and on start replaces what it has in the directory (the last-resort
+// package too) once less than 7 days are left. The device's clock is moved back instead of the proxy's
+// forward: the proxy checks lifetimes against its own clock, so packages made "24 days ago" are the aged
+// packages a device that was away would have left. Real server, real ts-mls, no timings.
+
+const DAY = 86_400_000;
+
+describe('MLS: KeyPackage lifetimes in the SDK', () => {
+  let srv: TestServer;
+  let claimerToken: string;
+  const key = Wallet.createRandom().privateKey;
+  const storage = new MemoryStorage();
+  const T = Date.now(); // the fake clock's "today" (fixed)
+  let address: string;
+
+  beforeAll(async () => {
+    srv = await startServer({ requireName: false, allowDevPlaintext: false });
+    claimerToken = await login(srv.url, makeIdentity());
+  }, 60_000);
+  afterAll(async () => { await srv?.close(); });
+
+  /** Starts a client of the one device (same storage, so the same MLS signature key) whose clock says `at`. */
+  async function startAt(at: number): Promise<RelationClient> {
+    const client = new RelationClient({
+      baseUrl: srv.url, signer: privateKeySigner(key), storage, WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive,
+      encryptor: new MlsEncryptor({ now: () => at }),
+    });
+    address = client.address.toLowerCase();
+    await client.start();
+    await until(() => client.connection.connected, 30_000, 'connected');
+    return client;
+  }
+  const claim = async (): Promise<{ keyPackage: string; lastResort: boolean }> => {
+    const r = await http(srv.url, 'POST', '/mls/key-packages/claim', { token: claimerToken, body: { addresses: [address] } });
+    expect(r.status, r.text).toBe(200);
+    return (r.json as { keyPackages: { keyPackage: string; lastResort: boolean }[] }).keyPackages[0]!;
+  };
+  const notAfterOf = (b64: string): number | undefined => keyPackageLifetime(base64ToBytes(b64))?.notAfter;
+
+  it('makes packages with the explicit lifetime; replaces them on start once less than 7 days are left, the last-resort one too', async () => {
+    // 24 days ago: packages valid until T + 6 days (30 - 24), still accepted by the proxy today
+    const t1 = T - 24 * DAY;
+    const c1 = await startAt(t1);
+    const end1 = Math.floor(t1 / 1000) + KP_LIFETIME_S;
+    const first = await claim();
+    expect(first.lastResort).toBe(false);
+    expect(keyPackageLifetime(base64ToBytes(first.keyPackage))).toEqual({ notBefore: Math.floor(t1 / 1000) - KP_NOT_BEFORE_SKEW_S, notAfter: end1 });
+    c1.close();
+
+    // a day later (23 days ago): 29 days left, nothing is replaced; the next claim still gets an old package
+    const c2 = await startAt(t1 + DAY);
+    expect(notAfterOf((await claim()).keyPackage)).toBe(end1);
+    c2.close();
+
+    // today: 6 days left (< 7): the device leaves the directory and uploads a fresh batch and last resort
+    expect(end1 * 1000 - T).toBeLessThan(KP_RENEW_BEFORE_MS);
+    const c3 = await startAt(T);
+    const end3 = Math.floor(T / 1000) + KP_LIFETIME_S;
+    const devices = (await http(srv.url, 'GET', `/mls/devices/${address}`, { token: claimerToken })).json as { devices: { available: number; lastResort: boolean }[] };
+    expect(devices.devices).toEqual([expect.objectContaining({ available: 20, lastResort: true })]);
+    const handed: [number | undefined, boolean][] = [];
+    for (let i = 0; i < 21; i++) {
+      const c = await claim();
+      handed.push([notAfterOf(c.keyPackage), c.lastResort]);
+    }
+    // every single-use package is new (none of the 18 old ones left), then the new last resort
+    expect(handed).toEqual([...Array.from({ length: 20 }, () => [end3, false]), [end3, true]]);
+    c3.close();
+  }, 120_000);
+});
