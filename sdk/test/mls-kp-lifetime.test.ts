@@ -82,4 +82,40 @@ describe('MLS: KeyPackage lifetimes in the SDK', () => {
     expect(handed).toEqual([...Array.from({ length: 20 }, () => [end3, false]), [end3, true]]);
     c3.close();
   }, 120_000);
+
+  it('on keyPackagesLow, replaces aged packages instead of topping them up', async () => {
+    const other = Wallet.createRandom().privateKey;
+    let clock = T - 24 * DAY;
+    const client = new RelationClient({
+      baseUrl: srv.url, signer: privateKeySigner(other), storage: new MemoryStorage(), WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive,
+      encryptor: new MlsEncryptor({ now: () => clock }),
+    });
+    const who = client.address.toLowerCase();
+    try {
+      await client.start();
+      await until(() => client.connection.connected, 30_000, 'connected');
+      const end1 = Math.floor(clock / 1000) + KP_LIFETIME_S;
+      clock = T; // the device's clock reaches today while it runs: 6 days left
+      const take = async (): Promise<{ keyPackage: string; lastResort: boolean }> => {
+        const r = await http(srv.url, 'POST', '/mls/key-packages/claim', { token: claimerToken, body: { addresses: [who] } });
+        return (r.json as { keyPackages: { keyPackage: string; lastResort: boolean }[] }).keyPackages[0]!;
+      };
+      // 11 claims leave 9 (< MLS_KEY_PACKAGES_LOW): the server pushes mls.keyPackagesLow
+      for (let i = 0; i < 11; i++) expect(notAfterOf((await take()).keyPackage)).toBe(end1);
+      const available = async (): Promise<number> =>
+        ((await http(srv.url, 'GET', `/mls/devices/${who}`, { token: claimerToken })).json as { devices: { available: number }[] }).devices[0]?.available ?? 0;
+      // a top-up would reach 29 (9 old + 20); a replacement 20 new ones
+      await until(async () => (await available()) >= 20, 30_000, 'the device uploaded again');
+      const end3 = Math.floor(T / 1000) + KP_LIFETIME_S;
+      expect(await available()).toBe(20);
+      const handed: [number | undefined, boolean][] = [];
+      for (let i = 0; i < 21; i++) {
+        const c = await take();
+        handed.push([notAfterOf(c.keyPackage), c.lastResort]);
+      }
+      expect(handed).toEqual([...Array.from({ length: 20 }, () => [end3, false]), [end3, true]]);
+    } finally {
+      client.close();
+    }
+  }, 120_000);
 });
