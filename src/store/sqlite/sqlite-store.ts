@@ -6,7 +6,7 @@ import type {
 } from '../port.js';
 import { prepareConnection } from './schema.js';
 import { toEvent, type EventRow } from './writer-core.js';
-import { InlineWriter, ThreadWriter, type WriterClient } from './writer-client.js';
+import { InlineWriter, ThreadWriter, type CheckpointOptions, type WriterClient } from './writer-client.js';
 
 interface ChatRow {
   user: string; cid: string; peer: string | null; last_read_seq: number; muted: number; pinned_at: number | null;
@@ -25,6 +25,8 @@ export interface SqliteOptions {
   /** Path of the database file, or ':memory:'. */
   file: string;
   synchronous: 'FULL' | 'NORMAL';
+  /** The checkpointer's cadence (checkpoint-worker.js); the defaults are for production, tests shorten them. */
+  checkpoint?: CheckpointOptions;
 }
 
 /**
@@ -50,7 +52,7 @@ export class SqliteStore implements Store {
     if (!memory) mkdirSync(path.dirname(opts.file), { recursive: true });
     this.db = new Database(opts.file);
     prepareConnection(this.db, opts.synchronous);
-    this.writer = memory ? new InlineWriter(this.db) : new ThreadWriter(opts.file, opts.synchronous);
+    this.writer = memory ? new InlineWriter(this.db) : new ThreadWriter(opts.file, opts.synchronous, opts.checkpoint);
     const db = this.db;
     this.epochValue = (db.prepare("SELECT value FROM store_meta WHERE key = 'epoch'").get() as { value: string }).value;
     this.s = {
@@ -303,5 +305,6 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     await this.writer.close();
     if (this.db.open) this.db.close();
+    this.writer.release?.();
   }
 }

@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { createWriter, type Writer, type WriteOp } from './writer-core.js';
@@ -9,6 +10,8 @@ type Result<K extends WriteOp> = ReturnType<Writer[K]>;
 export interface WriterClient {
   call<K extends WriteOp>(op: K, ...args: Args<K>): Promise<Result<K>>;
   close(): Promise<void>;
+  /** Called once every connection to the file in this process has closed. */
+  release?(): void;
 }
 
 /** Writes on the calling thread (in-memory databases, where a second connection would see another database). */
@@ -21,6 +24,12 @@ export class InlineWriter implements WriterClient {
     return (this.writer[op] as unknown as (...a: Args<K>) => Result<K>)(...args);
   }
   async close(): Promise<void> {}
+}
+
+/** How often the checkpointer runs, and past how many WAL frames it has the writer start the WAL over. */
+export interface CheckpointOptions {
+  intervalMs?: number;
+  restartFrames?: number;
 }
 
 interface Reply { id: number; ok: boolean; value?: unknown; error?: string; name?: string }
@@ -36,12 +45,24 @@ export class ThreadWriter implements WriterClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closing = false;
+  /** Set by the checkpointer when the WAL should start over, taken by the writer (checkpoint-worker.js). */
+  private readonly walSignal = new SharedArrayBuffer(4);
+  /**
+   * A read-only descriptor of the database file for the checkpointer's fdatasync. Closed only by
+   * release(), after every SQLite connection to the file has closed: closing any descriptor of a file
+   * drops the process's POSIX locks on it, SQLite's included.
+   */
+  private syncFd: number | undefined;
 
-  constructor(private readonly file: string, private readonly synchronous: 'FULL' | 'NORMAL') {}
+  constructor(
+    private readonly file: string,
+    private readonly synchronous: 'FULL' | 'NORMAL',
+    private readonly checkpoint: CheckpointOptions = {},
+  ) {}
 
   private ensure(): Worker {
     if (this.worker) return this.worker;
-    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { file: this.file, synchronous: this.synchronous } });
+    const w = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { file: this.file, synchronous: this.synchronous, walSignal: this.walSignal } });
     // The thread answers everything it took in one go as one array, in call order.
     w.on('message', (replies: Reply[] | { ready: true }) => {
       if (!Array.isArray(replies)) return;
@@ -63,7 +84,16 @@ export class ThreadWriter implements WriterClient {
     w.on('exit', (code) => fail(new Error(`store writer exited with code ${code}`)));
     this.worker = w;
     if (!this.checkpointer) {
-      const c = new Worker(new URL('./checkpoint-worker.js', import.meta.url), { workerData: { file: this.file, intervalMs: 1000 } });
+      this.syncFd ??= openSync(this.file, 'r');
+      const c = new Worker(new URL('./checkpoint-worker.js', import.meta.url), {
+        workerData: {
+          file: this.file,
+          intervalMs: this.checkpoint.intervalMs ?? 1000,
+          restartFrames: this.checkpoint.restartFrames ?? 8192,
+          walSignal: this.walSignal,
+          syncFd: this.syncFd,
+        },
+      });
       c.on('error', () => { this.checkpointer = null; }); // the writer's backstop checkpoint takes over
       c.unref();
       this.checkpointer = c;
@@ -78,6 +108,12 @@ export class ThreadWriter implements WriterClient {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.ensure().postMessage({ id, op, args });
     });
+  }
+
+  release(): void {
+    if (this.syncFd === undefined) return;
+    closeSync(this.syncFd);
+    this.syncFd = undefined;
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@ import { createWriter } from './writer-core.js';
 
 if (!parentPort) throw new Error('writer-worker must run as a worker thread');
 const port = parentPort;
-const { file, synchronous } = /** @type {{ file: string, synchronous: 'FULL' | 'NORMAL' }} */ (workerData);
+const { file, synchronous, walSignal } = /** @type {{ file: string, synchronous: 'FULL' | 'NORMAL', walSignal?: SharedArrayBuffer }} */ (workerData);
 const db = new Database(file);
 prepareConnection(db, synchronous);
 // Checkpoints run on the checkpointer thread (checkpoint-worker.js), never inside a commit here: a
@@ -19,6 +19,7 @@ prepareConnection(db, synchronous);
 db.pragma('wal_autocheckpoint = 50000');
 db.pragma('journal_size_limit = 67108864');
 const writer = createWriter(db);
+const restartWanted = walSignal ? new Int32Array(walSignal) : null;
 const ops = /** @type {Record<string, (...args: unknown[]) => unknown>} */ (/** @type {unknown} */ (writer));
 
 /** @typedef {{ id: number, op: string, args: unknown[] }} Call */
@@ -92,6 +93,15 @@ port.on('message', (/** @type {Call | { close: true }} */ first) => {
     msg = next.message;
   }
   if (calls.length > 0) port.postMessage(run(calls));
+  // The checkpointer has just copied a long WAL: copy the frames written meanwhile (~10 ms at 1,000
+  // messages/s, after the replies went out), so the next commit starts the WAL over (checkpoint-worker.js).
+  if (restartWanted && Atomics.exchange(restartWanted, 0, 0) === 1) {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy: the checkpointer asks again after its next pass
+    }
+  }
   if (close) {
     db.close();
     port.close();
