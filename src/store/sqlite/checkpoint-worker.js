@@ -25,10 +25,13 @@ db.pragma('busy_timeout = 5000');
  * RESTART from this thread was tried: it holds the write lock while it copies and syncs, and commits
  * waited 19-35 ms behind it every round.
  *
- * Instead, once a pass finds more than `restartFrames` frames (8,192 by default: 16 MiB of 2 KiB pages),
+ * Instead, once a pass finds more than `restartFrames` frames (24,576 by default: 48 MiB of 2 KiB pages),
  * this thread raises the shared flag; the writer, between two commits, copies the frames written during
  * the pass (its own PASSIVE checkpoint, ~10 ms), so its next commit finds every frame copied and SQLite
- * restarts the WAL there. The WAL stays near 16 MiB and is overwritten in place instead of growing to ~100.
+ * restarts the WAL there. The WAL stays under journal_size_limit (64 MiB at 1,000 messages/s, so it is
+ * overwritten in place, never truncated) instead of growing to ~100 MiB. Measured (docs/benchmarks.md,
+ * fourth pass): 8,192 frames restarted every second and put the writer's ~10 ms step into the p99; at
+ * 24,576 it comes every ~3 s.
  */
 const restartWanted = walSignal ? new Int32Array(walSignal) : null;
 

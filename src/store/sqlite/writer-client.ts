@@ -89,7 +89,7 @@ export class ThreadWriter implements WriterClient {
         workerData: {
           file: this.file,
           intervalMs: this.checkpoint.intervalMs ?? 1000,
-          restartFrames: this.checkpoint.restartFrames ?? 8192,
+          restartFrames: this.checkpoint.restartFrames ?? 24_576,
           walSignal: this.walSignal,
           syncFd: this.syncFd,
         },
