@@ -164,10 +164,15 @@ export function prepareConnection(db, synchronous) {
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous}`);
   db.pragma('busy_timeout = 5000');
-  // Up to 64 MiB of pages per connection (SQLite's default is 2 MiB): the message-id and conversation
+  // Up to 16 MiB of pages per connection (SQLite's default is 2 MiB): the message-id and conversation
   // indexes take random inserts, and once they outgrow the cache every commit reads pages back first
-  // (measured: 100,000 events, writer alone, 7.3k -> 8.8k events/s). Allocated only as used.
-  db.pragma('cache_size = -65536');
+  // (measured: 100,000 events, writer alone, 7.3k -> 8.8k events/s against the default). Not more: a
+  // commit whose b-tree split swapped page numbers scans the cache's whole hash table at its end
+  // (SQLite's balance_nonroot swaps through the locking page's number, docs/benchmarks.md, fourth pass),
+  // so a small commit pays for the cache's width. bench-commit at 1,000/s, three runs: the writer's CPU
+  // per event 307-354 us at 64 MiB, 220-264 us at 16 MiB; at saturation 20.0k-20.8k against 18.6k-24.0k
+  // events/s. Allocated only as used.
+  db.pragma('cache_size = -16384');
   const version = /** @type {number} */ (db.pragma('user_version', { simple: true }));
   for (let v = version; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
