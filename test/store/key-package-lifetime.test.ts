@@ -101,6 +101,9 @@ describe('backfill of not_after on migration', () => {
     const p2 = createPool({ url, max: 1 });
     try {
       expect((await p2.query('SELECT package, not_after::float8 AS not_after FROM mls_key_packages')).rows).toEqual([{ package: good, not_after: goodAfter }]);
+      // Migration 5 dropped the column's default: an insert without a lifetime is refused, not stored expired.
+      const noLifetime = await p2.query("INSERT INTO mls_key_packages (device_id, package, last_resort) VALUES ('d1', 'x', false)").catch((e: unknown) => e);
+      expect(String((noLifetime as Error).message)).toMatch(/null value in column "not_after"/);
     } finally {
       await p2.end();
     }

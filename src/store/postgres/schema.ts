@@ -156,4 +156,13 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 5,
+    name: 'KeyPackage lifetimes: not_after has no default',
+    // The default of version 4 only let the column be added to existing rows. Left in place, an insert
+    // that forgot not_after would store a package that is expired at once and never handed out; without
+    // it, such an insert fails (SQLite cannot drop a column default without rebuilding the table, and
+    // its writer names the column in its one insert).
+    up: 'ALTER TABLE mls_key_packages ALTER COLUMN not_after DROP DEFAULT',
+  },
 ];
