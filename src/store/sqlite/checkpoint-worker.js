@@ -35,26 +35,22 @@ db.pragma('busy_timeout = 5000');
  */
 const restartWanted = walSignal ? new Int32Array(walSignal) : null;
 
-/** One PASSIVE pass, and the database file made durable up to it. */
-function pass() {
+/** One PASSIVE pass, the database file made durable up to it, and the writer asked to restart a long WAL. */
+function round() {
   const r = /** @type {{ busy: number, log: number, checkpointed: number }[]} */ (db.pragma('wal_checkpoint(PASSIVE)'))[0];
+  if (!r) return;
   // SQLite fsyncs the database file only after a checkpoint that copied every frame, which under steady
   // writes is the writer's (above): it then flushed every page copied here since the last one, 20-40 ms
   // for a second of them inside a commit (perf: ext4_do_writepages, wbt_wait on the writer thread). They
   // are flushed here instead, off the send path, so that checkpoint syncs only its own few frames.
-  if (r && syncFd !== undefined && r.checkpointed > 0) {
+  if (syncFd !== undefined && r.checkpointed > 0) {
     try {
       fdatasyncSync(syncFd);
     } catch {
       // a platform that refuses it on a read-only descriptor: the complete checkpoint's own fsync covers it
     }
   }
-  return r;
-}
-
-function round() {
-  const r = pass();
-  if (restartWanted && r && r.log >= restartFrames) Atomics.store(restartWanted, 0, 1);
+  if (restartWanted && r.log >= restartFrames) Atomics.store(restartWanted, 0, 1);
 }
 
 const timer = setInterval(() => {
