@@ -19,7 +19,7 @@
  * per event beside the saturated phase's. `--payload` is the text's length in characters (default 53; an
  * end-to-end encrypted payload is 1-2 KB, so 1500 measures that).
  */
-import { backendCpuBetween, benchStore, CpuMeter, loginToken, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, commitLine, CpuMeter, loginToken, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
 import { startBenchCluster } from './bench-cluster.js';
 import { cpus, loadavg } from 'node:os';
 import { Packr, Unpackr } from 'msgpackr';
@@ -67,7 +67,17 @@ async function open(imUrl: string, token: string): Promise<Conn> {
 }
 
 /** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
-async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, serverPids: number[], store: BenchStore, saturated: PerEvent): Promise<string> {
+/** Every server's /metrics text, for the group commits between two readings. */
+const scrape = (servers: readonly BenchServer[]): Promise<string[]> => Promise.all(servers.map(async (s) => (await fetch(`${s.url}/metrics`)).text()));
+/** prom-client's event-loop delay figures since the last scrape (it resets them at each): p99 and max, in ms. */
+const loopLagOf = (text: string): string => {
+  const read = (name: string): number => Math.max(0, Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10);
+  return `server event-loop delay p99 ${read('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${read('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`;
+};
+const commitLines = (before: string[], after: string[]): string => after.map((a, k) => `${commitLine(before[k] ?? '', a)}; ${loopLagOf(a)}`).join('\n  ');
+
+async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, servers: readonly BenchServer[], store: BenchStore, saturated: PerEvent): Promise<string> {
+  const serverPids = servers.map((s) => s.pid);
   const latencies: number[] = [];
   let errors = 0;
   const codes = new Map<string, number>();
@@ -91,6 +101,7 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   const cids = Array.from({ length: pairs }, (_, p) => dmCid(wallets[2 * p]?.address ?? '', wallets[2 * p + 1]?.address ?? ''));
   const total = RATE * RATE_SECONDS;
   const t0 = now();
+  const metrics0 = await scrape(servers);
   const meter = meterOf(serverPids);
   const db0 = await store.backendCpu();
   const cost0 = costOf(serverPids);
@@ -116,12 +127,14 @@ async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, server
   while (answered < total && now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const cpuLine = meter.report(answered, (now() - t0) / 1000) + (await pgLine(store, db0, answered));
   const cost = perEvent(cost0, costOf(serverPids), answered);
+  const commits = commitLines(metrics0, await scrape(servers));
   latencies.sort((x, y) => x - y);
   const pct = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   return `ack latency at ${RATE} events/s offered for ${RATE_SECONDS} s: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms,`
     + ` max ${pct(1).toFixed(1)} ms (${answered}/${total} answered, ${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(codes))}` : ''})\n  ${cpuLine}`
     + `\n  at ${RATE}/s: server CPU ${(cost.cpu * 1e6).toFixed(0)} us per event = ${(cost.cpu / saturated.cpu).toFixed(2)}x the saturated ${(saturated.cpu * 1e6).toFixed(0)} us (target <= 1.2x);`
-    + ` ${(cost.written / 1024).toFixed(1)} KiB written per event (saturated ${(saturated.written / 1024).toFixed(1)} KiB); payload ${PAYLOAD} characters; load average ${loadavg()[0]?.toFixed(2)}`;
+    + ` ${(cost.written / 1024).toFixed(1)} KiB written per event (saturated ${(saturated.written / 1024).toFixed(1)} KiB); payload ${PAYLOAD} characters; load average ${loadavg()[0]?.toFixed(2)}`
+    + `\n  ${commits}`;
 }
 
 interface PerEvent { cpu: number; written: number }
@@ -177,6 +190,7 @@ async function runOn(kind: StoreKind): Promise<void> {
     let errors = 0;
     const errorCodes = new Map<string, number>();
     let bytesOut = 0;
+    const metrics0 = await scrape(servers);
     const t0 = now();
     const meter = meterOf(pids);
     const db0 = await store.backendCpu();
@@ -221,10 +235,11 @@ async function runOn(kind: StoreKind): Promise<void> {
     log(`acknowledged: ${acked} events in ${elapsed.toFixed(2)} s = ${Math.round(acked / elapsed)} events/s (${errors} errors${errors ? ` ${JSON.stringify(Object.fromEntries(errorCodes))}` : ''})`);
     log(`ack latency: p50 ${pct(0.5).toFixed(1)} ms, p99 ${pct(0.99).toFixed(1)} ms (window ${WINDOW} per sender, ${pairs} senders)`);
     log(cpuLine);
+    log(`  ${commitLines(metrics0, await scrape(servers))}`);
     log(`pushes received by the receivers: ${pushes} (senders' own devices get a copy too)`);
     const perEventIm = (bytesOut + bytesIn) / acked / 1; // request + ack + pushes (to both participants)
     log(`/im bytes per event on the wire (send + ack + 2 pushes, WebSocket payload): ${perEventIm.toFixed(0)}`);
-    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, pids, store, saturated));
+    if (RATE > 0 && RATE_SECONDS > 0) log(await ratePhase(conns, wallets, pairs, servers, store, saturated));
     // The same text on the JSON face: the signed message POSTed, its answer, and the /ws push to both sides.
     const from = benchIdentity();
     const to = benchIdentity();

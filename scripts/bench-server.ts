@@ -27,6 +27,35 @@ export interface BenchServer {
  * logs and the recovery backend line are printed through `log`; BENCH_SERVER_LOG=<file> keeps all of
  * the server's output (e.g. with BENCH_NODE_ARGS=--trace-gc).
  */
+/** Bucket counts of a histogram in a /metrics text: upper bound (seconds) -> cumulative count. */
+export function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/** The bucket bound under which p% of a histogram's observations between two scrapes fell ("<= 5 ms"). */
+export function bucketPct(before: Map<number, number>, after: Map<number, number>, p: number, unit: 'ms' | '' = 'ms'): string {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  if (total <= 0) return 'none';
+  for (const b of bounds) if ((after.get(b) ?? 0) - (before.get(b) ?? 0) >= (p / 100) * total) return b === Infinity ? 'above the last bucket' : unit === 'ms' ? `<= ${(b * 1000).toFixed(1)} ms` : `<= ${b}`;
+  return '?';
+}
+
+/** The group commits between two /metrics texts: batch size p50 and mean, durations p50 / p99 / max (bucket bounds). */
+export function commitLine(before: string, after: string): string {
+  const s0 = buckets(before, 'rim_commit_batch_size');
+  const s1 = buckets(after, 'rim_commit_batch_size');
+  const sum = (t: string, name: string): number => Number(new RegExp(`^${name}_sum (\\S+)$`, 'm').exec(t)?.[1] ?? 0);
+  const count = (s1.get(Infinity) ?? 0) - (s0.get(Infinity) ?? 0);
+  const events = sum(after, 'rim_commit_batch_size') - sum(before, 'rim_commit_batch_size');
+  const c0 = buckets(before, 'rim_commit_seconds');
+  const c1 = buckets(after, 'rim_commit_seconds');
+  return `group commits: ${count} (${count > 0 ? (events / count).toFixed(1) : '-'} events each on average, p50 ${bucketPct(s0, s1, 50, '')});`
+    + ` posted -> durable p50 ${bucketPct(c0, c1, 50)}, p99 ${bucketPct(c0, c1, 99)}, max ${bucketPct(c0, c1, 100)}`;
+}
+
 export function startBenchServer(dataDir: string, env: Record<string, string>, log: (s: string) => void): Promise<BenchServer> {
   const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {

@@ -23,7 +23,7 @@
  * throughput phase's (saturated) figures. `--payload` is the length of each message's content (base64
  * text; the default 200 is a short chat line, 1500 about what end-to-end encryption produces).
  */
-import { backendCpuBetween, benchStore, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, bucketPct, buckets, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,22 +130,6 @@ function waitForPushes(ids: string[], timeoutMs: number): Promise<void> {
     };
     if (check()) { clearTimeout(timer); onPush = null; resolve(); }
   });
-}
-
-/** Bucket counts of a histogram in a /metrics text: upper bound (seconds) -> cumulative count. */
-function buckets(text: string, name: string): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`, 'gm'))) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
-  return out;
-}
-
-/** The bucket bound under which p% of a histogram's observations between two scrapes fell ("<= 5 ms"). */
-function bucketPct(before: Map<number, number>, after: Map<number, number>, p: number): string {
-  const bounds = [...after.keys()].sort((a, b) => a - b);
-  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
-  if (total <= 0) return 'none';
-  for (const b of bounds) if ((after.get(b) ?? 0) - (before.get(b) ?? 0) >= (p / 100) * total) return b === Infinity ? 'above the last bucket' : `<= ${(b * 1000).toFixed(1)} ms`;
-  return '?';
 }
 
 let lastMetrics: string[] = [];
