@@ -196,6 +196,42 @@ describe('Archiver on a real arlocal gateway', () => {
     expect((await b.status()).lastError).toBeNull();
   });
 
+  it('answers its status while an upload hangs on a gateway that never replies (the backlog sum does not queue behind it)', async () => {
+    // Seen in a benchmark: while the worker uploaded a 100 MB bundle to a slow gateway, /metrics (its
+    // rim_archive_* gauges ask the status) and /archive/status waited for the whole upload.
+    const r = await rig();
+    await r.send(3);
+    let open = 0;
+    let seen: () => void = () => undefined;
+    const asked = new Promise<void>((resolve) => { seen = resolve; });
+    const silent = createServer((req) => {
+      open += 1;
+      req.on('close', () => { open -= 1; });
+      seen(); // and never answer
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const a = new Archiver(r.archive, new ArweaveUplink(arweaveFor(url), r.jwk), r.clock, silentLog, {
+      dataDir: r.dir, cron: '0 */12 * * *', sizeTriggerBytes: 1_000_000, pollMs: 60_000, retryBaseMs: 1000, retryMaxMs: 60_000, leaseMs: 30_000, random: () => 0.5,
+    });
+    try {
+      const run = a.runOnce(r.clock.now(), 'tick');
+      await asked; // the worker is waiting on the gateway
+      await r.send(2);
+      const s = await a.status();
+      expect(open).toBe(1); // answered while the gateway still holds the worker's request
+      expect(s.work.mode).toBe('worker');
+      expect(s.pending.messages).toBe(2);
+      expect(s.lastBundle).toMatchObject({ seq: 1, status: 'cut', messages: 3 });
+      silent.closeAllConnections();
+      expect((await run).confirmed).toEqual([]);
+    } finally {
+      await a.stop();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it('lets only the lease holder archive', async () => {
     const r = await rig();
     await r.send(1);

@@ -44,6 +44,11 @@ async function run(req: Exclude<WorkRequest, { op: 'saved' }>): Promise<unknown>
   }
 }
 
+const answer = (req: Exclude<WorkRequest, { op: 'saved' }>): Promise<void> => run(req).then(
+  (result) => reply({ id: req.id, ok: true, result: result ?? null, threadId }),
+  (e: unknown) => reply({ id: req.id, ok: false, error: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
+);
+
 let queue: Promise<unknown> = Promise.resolve();
 port.on('message', (req: WorkRequest) => {
   if (req.op === 'saved') {
@@ -52,8 +57,13 @@ port.on('message', (req: WorkRequest) => {
     done?.(req.ok);
     return;
   }
-  queue = queue.then(() => run(req).then(
-    (result) => reply({ id: req.id, ok: true, result: result ?? null, threadId }),
-    (e: unknown) => reply({ id: req.id, ok: false, error: { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) } }),
-  ));
+  // The backlog's sum is one read and does not wait behind the bundle's steps: queued behind an upload
+  // it waited for the whole upload (minutes against a slow gateway), and with it /archive/status, every
+  // /metrics scrape (its rim_archive_* gauges) and the size trigger. A read between two awaits of a step
+  // is safe: SQLite reads here are synchronous, and PostgreSQL's pool queues them.
+  if (req.op === 'pending') {
+    void answer(req);
+    return;
+  }
+  queue = queue.then(() => answer(req));
 });
