@@ -64,7 +64,9 @@ export class Metrics {
   #archive: (() => Promise<ArchiveFigures | null>) | null = null;
   readonly #startedAt = Date.now();
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /** @param options.archiveTimeoutMs how long a scrape waits for the archiver's status before it reports rim_archive_up 0 (2 s). */
+  constructor(options: { defaultMetrics?: boolean; archiveTimeoutMs?: number } = {}) {
+    const archiveTimeoutMs = options.archiveTimeoutMs ?? 2000;
     const registers = [this.registry];
     if (options.defaultMetrics !== false) {
       collectDefaultMetrics({ register: this.registry });
@@ -154,7 +156,19 @@ export class Metrics {
     let asked: { at: number; status: Promise<ArchiveFigures | null> } | null = null;
     const archiveStatus = (): Promise<ArchiveFigures | null> => {
       if (!asked || Date.now() - asked.at > 500) {
-        asked = { at: Date.now(), status: self.#archive ? self.#archive().catch(() => null) : Promise.resolve(null) };
+        // Bounded: a scrape answers in time with the archiver down (rim_archive_up 0) rather than wait
+        // for it (its status once waited for a whole bundle upload, and the scrape with it).
+        const source = self.#archive;
+        asked = {
+          at: Date.now(),
+          status: source
+            ? new Promise<ArchiveFigures | null>((resolve) => {
+              const timer = setTimeout(() => resolve(null), archiveTimeoutMs);
+              timer.unref();
+              source().then((st) => { clearTimeout(timer); resolve(st); }, () => { clearTimeout(timer); resolve(null); });
+            })
+            : Promise.resolve(null),
+        };
       }
       return asked.status;
     };
@@ -173,7 +187,7 @@ export class Metrics {
       (st) => (st.pending.messages === 0 ? 0 : Math.max(0, (Date.now() - (st.lastBundle?.cutAt ?? self.#startedAt)) / 1000)));
     archiveGauge('rim_archive_upload_failures', 'Consecutive failures of the archive upload now being retried (0 when the last attempt succeeded).', (st) => st.lastError?.failures ?? 0);
     new Gauge({
-      name: 'rim_archive_up', help: '1 when the archiver answered its status at this scrape, 0 when it did not or is not enabled.', registers,
+      name: 'rim_archive_up', help: '1 when the archiver answered its status at this scrape, 0 when it failed, did not answer within 2 s, or is not enabled.', registers,
       async collect() {
         this.set((await archiveStatus()) ? 1 : 0);
       },

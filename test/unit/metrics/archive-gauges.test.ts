@@ -32,4 +32,12 @@ describe('archive gauges', () => {
     metrics.archiveFrom(async () => { throw new Error('archive store busy'); });
     expect(read((await metrics.text()).body, 'rim_archive_up')).toBe(0);
   });
+
+  it('answers a scrape with the archiver down when its status does not come in time', async () => {
+    const metrics = new Metrics({ defaultMetrics: false, archiveTimeoutMs: 50 });
+    metrics.archiveFrom(() => new Promise<ArchiveFigures | null>(() => undefined)); // never answers
+    const text = (await metrics.text()).body;
+    expect(read(text, 'rim_archive_up')).toBe(0);
+    expect(read(text, 'rim_archive_backlog_bytes')).toBe(0);
+  });
 });
