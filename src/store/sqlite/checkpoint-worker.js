@@ -26,12 +26,12 @@ db.pragma('busy_timeout = 5000');
  * waited 19-35 ms behind it every round.
  *
  * Instead, once a pass finds more than `restartFrames` frames (24,576 by default: 48 MiB of 2 KiB pages),
- * this thread raises the shared flag; the writer, between two commits, copies the frames written during
- * the pass (its own PASSIVE checkpoint, ~10 ms), so its next commit finds every frame copied and SQLite
+ * this thread catches up (below) and raises the shared flag; the writer, between two commits, copies the
+ * few frames written since (its own PASSIVE checkpoint, 1-2 ms at 1,000 messages/s), so its next commit finds every frame copied and SQLite
  * restarts the WAL there. The WAL stays under journal_size_limit (64 MiB at 1,000 messages/s, so it is
  * overwritten in place, never truncated) instead of growing to ~100 MiB. Measured (docs/benchmarks.md,
- * fourth pass): 8,192 frames restarted every second and put the writer's ~10 ms step into the p99; at
- * 24,576 it comes every ~3 s.
+ * fourth pass): 8,192 frames restarted every second and put the writer's step (then ~10 ms) into the
+ * p99; at 24,576 it comes every ~3 s.
  */
 const restartWanted = walSignal ? new Int32Array(walSignal) : null;
 

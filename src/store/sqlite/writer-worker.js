@@ -93,7 +93,7 @@ port.on('message', (/** @type {Call | { close: true }} */ first) => {
     msg = next.message;
   }
   if (calls.length > 0) port.postMessage(run(calls));
-  // The checkpointer has just copied a long WAL: copy the frames written meanwhile (~10 ms at 1,000
+  // The checkpointer has just copied a long WAL: copy the frames written meanwhile (1-2 ms at 1,000
   // messages/s, after the replies went out), so the next commit starts the WAL over (checkpoint-worker.js).
   if (restartWanted && Atomics.exchange(restartWanted, 0, 0) === 1) {
     try {
