@@ -234,7 +234,7 @@ const f1 = (x: number): string => x.toFixed(1);
 process.stdout.write(`\nbundle 1: ${head?.count} messages, ${mb(head?.bytes ?? 0)}, tx ${head?.txid}, ${head?.status}\n`);
 process.stdout.write(`load during the run: ${rate > 0 ? `${rate} msg/s through the store's writer thread, ${loadedCount} messages (${mb(loaded)})` : 'none'}\n`);
 process.stdout.write(`archive work ran on: ${JSON.stringify((status as { work?: unknown }).work ?? 'the main thread')}\n`);
-process.stdout.write(`/archive/status after the run (sums the ${loadedCount} messages that arrived meanwhile, on the main thread): ${statusMs.toFixed(1)} ms\n`);
+process.stdout.write(`/archive/status after the run (sums the ${loadedCount} messages that arrived meanwhile, on the archive worker when there is one): ${statusMs.toFixed(1)} ms\n`);
 process.stdout.write(`proxy RSS before: ${mb(baseline)}\n\n`);
 process.stdout.write('| step | time | main loop delay p50 / p99 / max (ms) | max lag of a 1 ms timer (ms) | CPU main thread / all threads (s) | peak RSS | load average after |\n| --- | --- | --- | --- | --- | --- | --- |\n');
 for (const p of phases) {
