@@ -92,7 +92,9 @@ describe('socket-level fuzzing of every face', () => {
       const head = `${meth} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${withToken ? `Authorization: Bearer ${token}\r\n` : ''}Content-Length: 0\r\n\r\n`;
       const answer = parseRaw(await rawExchange(port, head));
       if (answer.status >= 200 && answer.status < 300) return true; // a well-formed read
-      if (meth === 'HEAD') return answer.status >= 400 && answer.status < 500;
+      // HEAD has no body to carry the code: the status alone, by catalogue4xx's rule (501 GROUPS_UNAVAILABLE
+      // included: seed 1738290127 drew HEAD /groups/0xaa…, answered 501 as its GET is).
+      if (meth === 'HEAD') return answer.status >= 400 && answer.status !== 500 && answer.status < 502;
       return catalogue4xx(answer.status, answer.json);
     }), { numRuns: 400, interruptAfterTimeLimit: TIME_LIMIT });
     expect(counts()).toEqual(before);
