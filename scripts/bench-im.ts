@@ -19,7 +19,7 @@
  * per event beside the saturated phase's. `--payload` is the text's length in characters (default 53; an
  * end-to-end encrypted payload is 1-2 KB, so 1500 measures that).
  */
-import { backendCpuBetween, benchStore, commitLine, CpuMeter, loginToken, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, commitLine, CpuMeter, eventLoopDelay, loginToken, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, type BenchServer, type BenchStore, type StoreKind } from './bench-server.js';
 import { startBenchCluster } from './bench-cluster.js';
 import { cpus, loadavg } from 'node:os';
 import { Packr, Unpackr } from 'msgpackr';
@@ -66,16 +66,15 @@ async function open(imUrl: string, token: string): Promise<Conn> {
   return c;
 }
 
-/** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
 /** Every server's /metrics text, for the group commits between two readings. */
 const scrape = (servers: readonly BenchServer[]): Promise<string[]> => Promise.all(servers.map(async (s) => (await fetch(`${s.url}/metrics`)).text()));
-/** prom-client's event-loop delay figures since the last scrape (it resets them at each): p99 and max, in ms. */
-const loopLagOf = (text: string): string => {
-  const read = (name: string): number => Math.max(0, Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10);
-  return `server event-loop delay p99 ${read('nodejs_eventloop_lag_p99_seconds').toFixed(1)} ms, max ${read('nodejs_eventloop_lag_max_seconds').toFixed(1)} ms`;
-};
-const commitLines = (before: string[], after: string[]): string => after.map((a, k) => `${commitLine(before[k] ?? '', a)}; ${loopLagOf(a)}`).join('\n  ');
+/** The group commits and the event-loop delay of each server between two scrapes. */
+const commitLines = (before: string[], after: string[]): string => after.map((a, k) => {
+  const lag = eventLoopDelay(a);
+  return `${commitLine(before[k] ?? '', a)}; server event-loop delay p99 ${lag.p99.toFixed(1)} ms, max ${lag.max.toFixed(1)} ms`;
+}).join('\n  ');
 
+/** Offers RATE events/s, spread over the senders in 5 ms ticks, for RATE_SECONDS; returns the ack latency line. */
 async function ratePhase(conns: Conn[], wallets: Wallet[], pairs: number, servers: readonly BenchServer[], store: BenchStore, saturated: PerEvent): Promise<string> {
   const serverPids = servers.map((s) => s.pid);
   const latencies: number[] = [];

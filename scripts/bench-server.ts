@@ -21,12 +21,6 @@ export interface BenchServer {
   stop(): void;
 }
 
-/**
- * Starts `dist/src/main.js` on a free loopback port with its store in `dataDir`, with the same V8 flag
- * as `npm start` and then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). Server error
- * logs and the recovery backend line are printed through `log`; BENCH_SERVER_LOG=<file> keeps all of
- * the server's output (e.g. with BENCH_NODE_ARGS=--trace-gc).
- */
 /** Bucket counts of a histogram in a /metrics text: upper bound (seconds) -> cumulative count. */
 export function buckets(text: string, name: string): Map<number, number> {
   const out = new Map<number, number>();
@@ -56,6 +50,21 @@ export function commitLine(before: string, after: string): string {
     + ` posted -> durable p50 ${bucketPct(c0, c1, 50)}, p99 ${bucketPct(c0, c1, 99)}, max ${bucketPct(c0, c1, 100)}`;
 }
 
+/**
+ * prom-client's event-loop delay in a /metrics text (it resets it at each scrape), in ms, with its 10 ms
+ * sampling interval subtracted: p99 and max.
+ */
+export function eventLoopDelay(text: string): { p99: number; max: number } {
+  const read = (name: string): number => Math.max(0, Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10);
+  return { p99: read('nodejs_eventloop_lag_p99_seconds'), max: read('nodejs_eventloop_lag_max_seconds') };
+}
+
+/**
+ * Starts `dist/src/main.js` on a free loopback port with its store in `dataDir`, with the same V8 flag
+ * as `npm start` and then BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"). Server error
+ * logs and the recovery backend line are printed through `log`; BENCH_SERVER_LOG=<file> keeps all of
+ * the server's output (e.g. with BENCH_NODE_ARGS=--trace-gc).
+ */
 export function startBenchServer(dataDir: string, env: Record<string, string>, log: (s: string) => void): Promise<BenchServer> {
   const nodeArgs = ['--max-semi-space-size=64', ...(process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...nodeArgs, path.join(here, '../src/main.js')], {

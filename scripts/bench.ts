@@ -23,7 +23,7 @@
  * throughput phase's (saturated) figures. `--payload` is the length of each message's content (base64
  * text; the default 200 is a short chat line, 1500 about what end-to-end encryption produces).
  */
-import { backendCpuBetween, benchStore, bucketPct, buckets, diskFsyncLatency, loginToken, median, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
+import { backendCpuBetween, benchStore, bucketPct, buckets, diskFsyncLatency, eventLoopDelay, loginToken, median, numericArgs, processCpuSeconds, processWriteBytes, storeKinds, threadCpuLine, threadCpuSeconds, type BenchServer, type StoreKind } from './bench-server.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,8 +141,8 @@ async function loopLag(servers: readonly BenchServer[]): Promise<string[]> {
     const text = lastMetrics[k] as string;
     const c0 = buckets(before[k] ?? '', 'rim_commit_seconds');
     const c1 = buckets(text, 'rim_commit_seconds');
-    const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000 - 10;
-    return `p99 ${Math.max(0, read('nodejs_eventloop_lag_p99_seconds')).toFixed(1)} ms, max ${Math.max(0, read('nodejs_eventloop_lag_max_seconds')).toFixed(1)} ms;`
+    const lag = eventLoopDelay(text);
+    return `p99 ${lag.p99.toFixed(1)} ms, max ${lag.max.toFixed(1)} ms;`
       + ` group commits (posted -> durable) p50 ${bucketPct(c0, c1, 50)}, p99 ${bucketPct(c0, c1, 99)}, max ${bucketPct(c0, c1, 100)};`
       + ` archive backlog now ${(Number(/^rim_archive_backlog_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 1048576).toFixed(1)} MiB (a bundle is cut at 100 MB)`;
   });

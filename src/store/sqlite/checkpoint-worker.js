@@ -27,8 +27,8 @@ db.pragma('busy_timeout = 5000');
  *
  * Instead, once a pass finds more than `restartFrames` frames (24,576 by default: 48 MiB of 2 KiB pages),
  * this thread catches up (below) and raises the shared flag; the writer, between two commits, copies the
- * few frames written since (its own PASSIVE checkpoint, 1-2 ms at 1,000 messages/s), so its next commit finds every frame copied and SQLite
- * restarts the WAL there. The WAL stays under journal_size_limit (64 MiB at 1,000 messages/s, so it is
+ * few frames written since (its own PASSIVE checkpoint, 1-2 ms at 1,000 messages/s), so its next commit
+ * finds every frame copied and SQLite restarts the WAL there. The WAL stays under journal_size_limit (64 MiB at 1,000 messages/s, so it is
  * overwritten in place, never truncated) instead of growing to ~100 MiB. Measured (docs/benchmarks.md,
  * fourth pass): 8,192 frames restarted every second and put the writer's step (then ~10 ms) into the
  * p99; at 24,576 it comes every ~3 s.
