@@ -14,6 +14,7 @@ export { IndexedDbStorage, LocalStorage, MemoryStorage, type KeyValueStorage, ty
 export { DevEncryptor, DEV_ENCRYPTED_BY, isMessageEncryptor, type Encrypted, type Encryptor, type EncryptorContext, type IncomingVerdict, type MessageEncryptor } from './encryptor.js';
 export { MlsEncryptor, MLS_ENCRYPTED_BY, conversationId, type UndecryptableEvent, type UndecryptableReason } from './mls/mls-encryptor.js';
 export { TsMlsEngine, DEFAULT_SUITE } from './mls/tsmls.js';
+export { browserCryptoProvider, defaultCryptoProvider, nodeCryptoProvider, type NodeCryptoLike, type SdkCryptoProvider } from './mls/crypto.js';
 export type { MlsEngine, MlsDevice, MlsGroup, MlsMember, KeyPackagePair, ExternalSenderEntry, ProcessResult, MlsHeader } from './mls/engine.js';
 export { buildIdentity, checkIdentity, deviceId, fingerprint, keySigText, parseIdentity, type DeviceIdentity } from './mls/credential.js';
 export { ImError, isImError, toImError, CLIENT_ERRORS, type ClientErrorCode, type ImErrorCode } from './errors.js';

@@ -4,8 +4,9 @@ import {
   generateKeyPackageWithKey, getCiphersuiteImpl, joinGroupExternal, joinGroupWithExtensions, makeKeyPackageRef, mlsMessageDecoder,
   mlsMessageEncoder, nodeTypes, privateKeyPackageDecoder, privateKeyPackageEncoder, processMessage, protocolVersions, wireformats,
   type AuthenticationService, type CiphersuiteImpl, type CiphersuiteName, type ClientState, type Credential, type GroupContextExtension,
-  type KeyPackage, type MlsContext, type MlsMessage, type PrivateKeyPackage, type Proposal,
+  type CryptoProvider, type KeyPackage, type MlsContext, type MlsMessage, type PrivateKeyPackage, type Proposal,
 } from 'ts-mls';
+import { defaultCryptoProvider } from './crypto.js';
 import type { ExternalSenderEntry, KeyPackagePair, MlsDevice, MlsEngine, MlsGroup, MlsHeader, MlsMember, ProcessResult } from './engine.js';
 
 export const DEFAULT_SUITE: CiphersuiteName = 'MLS_256_XWING_AES256GCM_SHA512_Ed25519';
@@ -80,6 +81,11 @@ export interface TsMlsOptions {
   validateIdentity: (identity: Uint8Array, signaturePublicKey: Uint8Array, opts: { member: boolean }) => boolean | Promise<boolean>;
   /** The clock KeyPackage lifetimes are made from, in ms (default Date.now; tests pass a fake one). */
   now?: () => number;
+  /**
+   * The crypto ts-mls runs on (default `defaultCryptoProvider()`: `node:crypto` in Node, WebCrypto and
+   * noble in a browser; see ./crypto.ts). Every provider computes the same bytes.
+   */
+  cryptoProvider?: CryptoProvider;
 }
 
 /**
@@ -116,7 +122,7 @@ export class TsMlsEngine implements MlsEngine {
 
   static async create(o: TsMlsOptions): Promise<TsMlsEngine> {
     const suite = o.suite ?? DEFAULT_SUITE;
-    const cs = await getCiphersuiteImpl(suite);
+    const cs = await getCiphersuiteImpl(suite, o.cryptoProvider ?? await defaultCryptoProvider());
     const trusted: ExternalSenderEntry[] = [];
     const authService = (isMember: LeafTest): AuthenticationService => ({
       async validateCredential(credential, signaturePublicKey) {
