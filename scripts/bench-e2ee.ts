@@ -1,7 +1,7 @@
 /**
  * Benchmark of issue 17 ("Speed"): MLS with ts-mls, in Node (and, with --browser, in Chromium).
  *
- *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider noble --reps 3 --browser --browser-sizes 100,1000 --browser-only]
+ *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider sdk --reps 3 --browser --browser-sizes 100,1000 --browser-only]
  *
  * For each suite (X-Wing 0xF00D, classical 0x0001) and group size it prints each target beside its
  * figure: encrypt / decrypt one 1 KB message (steady state and first of an epoch), add one member
@@ -17,13 +17,16 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 import { hashMessage, getBytes, computeAddress, hexlify, randomBytes, keccak256, getAddress, verifyMessage } from 'ethers';
-import { PROVIDERS, SUITE_ID, b64, buildFixture, credentialCost, measure, newEipKey, setCpuClock, setKeyFactory, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
+import * as nodeCrypto from 'node:crypto';
+import { nodeCryptoProvider } from '../sdk/src/mls/crypto.js';
+import { PROVIDERS, SUITE_ID, registerProvider, b64, buildFixture, credentialCost, measure, newEipKey, setCpuClock, setKeyFactory, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '100,1000,10000' },
     suites: { type: 'string', default: 'xwing,classical' },
-    provider: { type: 'string', default: 'noble' },
+    /** sdk (the SDK's default: node:crypto here, browser in Chromium), node, browser, noble, ts-mls-default */
+    provider: { type: 'string', default: 'sdk' },
     reps: { type: 'string', default: '3' },
     batch: { type: 'string', default: '1000' },
     'no-cache': { type: 'boolean', default: false },
@@ -36,6 +39,8 @@ const { values } = parseArgs({
     'fixture-signer': { type: 'string', default: 'native' },
   },
 });
+registerProvider('node', nodeCryptoProvider(nodeCrypto));
+registerProvider('sdk', PROVIDERS.node!);
 const sizes = values.sizes.split(',').map(Number);
 const suites = values.suites.split(',');
 const provider = PROVIDERS[values.provider];

@@ -42,6 +42,7 @@ import {
   type Welcome,
   type GroupInfo,
 } from 'ts-mls';
+import { browserCryptoProvider } from '../sdk/src/mls/crypto.js';
 
 export const SUITES: Record<string, CiphersuiteName> = {
   xwing: 'MLS_256_XWING_AES256GCM_SHA512_Ed25519',
@@ -50,38 +51,13 @@ export const SUITES: Record<string, CiphersuiteName> = {
 export const SUITE_ID: Record<string, string> = { xwing: '0xF00D', classical: '0x0001' };
 
 /**
- * ts-mls's noble provider with one change: the Ed25519 signing key is imported into WebCrypto once and
- * kept (ts-mls imports it again, from PKCS#8, for every signature, i.e. every message sent). A handful of
- * own keys at most, so the map is small; nothing here leaves the process.
+ * `sdk` is what the SDK runs on (`TsMlsEngine`'s default, sdk/src/mls/crypto.ts): `browser` here, the
+ * `node` provider once the Node script registers it (the browser bundle has no `node:crypto`).
+ * `ts-mls-default` and `noble` are ts-mls's own providers, for comparison.
  */
-const signKeys = new Map<string, Promise<unknown>>();
-const cachedSignProvider: CryptoProvider = {
-  async getCiphersuiteImpl(id) {
-    const impl = await nobleCryptoProvider.getCiphersuiteImpl(id);
-    const subtle = (globalThis as unknown as { crypto?: { subtle?: { importKey: (...a: unknown[]) => Promise<unknown>; sign: (...a: unknown[]) => Promise<ArrayBuffer> } } }).crypto?.subtle;
-    if (!subtle || impl.signature.sign.length !== 2 || SUITE_SIG[id] !== 'Ed25519') return impl;
-    return {
-      ...impl,
-      signature: {
-        ...impl.signature,
-        async sign(signKey: Uint8Array, message: Uint8Array) {
-          const id = b64(signKey);
-          let key = signKeys.get(id);
-          if (!key) {
-            const pkcs8 = signKey.length === 32 ? new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20, ...signKey]) : signKey;
-            key = subtle.importKey('pkcs8', pkcs8, 'Ed25519', false, ['sign']);
-            if (signKeys.size >= 16) signKeys.delete(signKeys.keys().next().value!);
-            signKeys.set(id, key);
-          }
-          return new Uint8Array(await subtle.sign('Ed25519', await key, message));
-        },
-      },
-    };
-  },
-};
-const SUITE_SIG: Record<number, string> = { 0xf00d: 'Ed25519', 0x0001: 'Ed25519' };
-
-export const PROVIDERS: Record<string, CryptoProvider> = { default: defaultCryptoProvider, noble: nobleCryptoProvider, 'noble-keycache': cachedSignProvider };
+const browser = browserCryptoProvider();
+export const PROVIDERS: Record<string, CryptoProvider> = { sdk: browser, browser, noble: nobleCryptoProvider, 'ts-mls-default': defaultCryptoProvider };
+export function registerProvider(name: string, p: CryptoProvider): void { PROVIDERS[name] = p; }
 
 export const now = (): number => performance.now();
 /**

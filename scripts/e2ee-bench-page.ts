@@ -15,6 +15,9 @@ const w = globalThis as unknown as BenchWindow;
 w.runBench = async ({ suite, size, provider, reps }) => {
   const j = (await (await fetch(`/fixture/${suite}/${size}`)).json()) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
   const fx: Fixture = { ...j, a: unb64(j.a), b: unb64(j.b) };
-  return measure(fx, { provider: PROVIDERS[provider]!, reps, withCache: true, log: (s) => w.benchLog?.(s) });
+  // `node` has no meaning in a page: the SDK's choice there is `browser` (what `sdk` is here).
+  const p = PROVIDERS[provider === 'node' ? 'sdk' : provider];
+  if (!p) throw new Error(`unknown provider ${provider}`);
+  return measure(fx, { provider: p, reps, withCache: true, log: (s) => w.benchLog?.(s) });
 };
 w.runCredentialCost = (n) => credentialCost(n);
