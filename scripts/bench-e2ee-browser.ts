@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
-import { b64, SUITE_ID, type Fixture, type Row } from './e2ee-bench-core.js';
+import { b64, SUITE_ID, type Fixture, type Row, type Shape } from './e2ee-bench-core.js';
 
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -19,9 +19,10 @@ const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 export async function runInBrowser(o: {
   sizes: number[];
   suites: string[];
+  shapesFor: (size: number) => Shape[];
   provider: string;
   reps: number;
-  getFixture: (suite: string, size: number) => Promise<Fixture>;
+  getFixture: (suite: string, size: number, shape: Shape) => Promise<Fixture>;
   printTable: (title: string, rows: Row[]) => void;
 }): Promise<Row[]> {
   const out = mkdtempSync(path.join(tmpdir(), 'bench-e2ee-page-'));
@@ -31,9 +32,9 @@ export async function runInBrowser(o: {
   const server = createServer((req, res) => {
     void (async () => {
       const url = req.url ?? '/';
-      const m = /^\/fixture\/(\w+)\/(\d+)$/.exec(url);
+      const m = /^\/fixture\/(\w+)\/(\d+)\/(sparse|filled)$/.exec(url);
       if (m) {
-        const fx = await o.getFixture(m[1]!, Number(m[2]));
+        const fx = await o.getFixture(m[1]!, Number(m[2]), m[3] as Shape);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...fx, a: b64(fx.a), b: b64(fx.b) }));
       } else if (url === '/bench.js') {
         res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
@@ -62,11 +63,13 @@ export async function runInBrowser(o: {
     console.log(`credential check in Chromium (2 recoveries, ethers): ${cost.perLeafMs.toFixed(2)} ms a leaf; cached ${(cost.cachedMs * 1000).toFixed(1)} µs (load ${load()})`);
     for (const suite of o.suites) {
       for (const size of o.sizes) {
-        await o.getFixture(suite, size);
-        const l0 = load();
-        const r = (await page.evaluate(`window.runBench(${JSON.stringify({ suite, size, provider: o.provider, reps: size >= 10000 ? Math.min(o.reps, 2) : o.reps })})`)) as { rows: Row[]; sizes: Record<string, number> };
-        o.printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, Chromium (wall time), load average ${l0} -> ${load()}`, r.rows);
-        all.push(...r.rows);
+        for (const shape of o.shapesFor(size)) {
+          await o.getFixture(suite, size, shape);
+          const l0 = load();
+          const r = (await page.evaluate(`window.runBench(${JSON.stringify({ suite, size, shape, provider: o.provider, reps: size >= 10000 ? Math.min(o.reps, 2) : o.reps })})`)) as { rows: Row[]; sizes: Record<string, number> };
+          o.printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, ${shape} tree, Chromium (wall time), load average ${l0} -> ${load()}`, r.rows);
+          all.push(...r.rows);
+        }
       }
     }
   } finally {

@@ -1,7 +1,7 @@
 /**
  * Benchmark of issue 17 ("Speed"): MLS with ts-mls, in Node (and, with --browser, in Chromium).
  *
- *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --provider sdk --reps 3 --browser --browser-sizes 100,1000 --browser-only]
+ *   npm run bench:e2ee [-- --sizes 100,1000,10000 --suites xwing,classical --shapes sparse,filled --provider sdk --reps 3 --browser --browser-sizes 100,1000 --browser-only]
  *
  * For each suite (X-Wing 0xF00D, classical 0x0001) and group size it prints each target beside its
  * figure: encrypt / decrypt one 1 KB message (steady state and first of an epoch), add one member
@@ -19,12 +19,14 @@ import { createRequire } from 'node:module';
 import { hashMessage, getBytes, computeAddress, hexlify, randomBytes, keccak256, getAddress, verifyMessage } from 'ethers';
 import * as nodeCrypto from 'node:crypto';
 import { nodeCryptoProvider } from '../sdk/src/mls/crypto.js';
-import { PROVIDERS, SUITE_ID, registerProvider, b64, buildFixture, credentialCost, measure, newEipKey, setCpuClock, setKeyFactory, setRecover, unb64, type Fixture, type Row } from './e2ee-bench-core.js';
+import { PROVIDERS, SUITE_ID, registerProvider, b64, buildFixture, credentialCost, measure, newEipKey, setCpuClock, setKeyFactory, setRecover, unb64, type Fixture, type Row, type Shape } from './e2ee-bench-core.js';
 
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '100,1000,10000' },
     suites: { type: 'string', default: 'xwing,classical' },
+    /** sparse: the tree batched adds leave; filled: then members beside the measured paths commit once (sizes <= --batch) */
+    shapes: { type: 'string', default: 'sparse,filled' },
     /** sdk (the SDK's default: node:crypto here, browser in Chromium), node, browser, noble, ts-mls-default */
     provider: { type: 'string', default: 'sdk' },
     reps: { type: 'string', default: '3' },
@@ -43,6 +45,8 @@ registerProvider('node', nodeCryptoProvider(nodeCrypto));
 registerProvider('sdk', PROVIDERS.node!);
 const sizes = values.sizes.split(',').map(Number);
 const suites = values.suites.split(',');
+const shapes = values.shapes.split(',') as Shape[];
+if (shapes.some((x) => x !== 'sparse' && x !== 'filled')) throw new Error('--shapes must list sparse and/or filled');
 const provider = PROVIDERS[values.provider];
 if (!provider) throw new Error(`--provider must be one of ${Object.keys(PROVIDERS).join(', ')}`);
 if (!['ethers', 'native'].includes(values.recover)) throw new Error('--recover must be ethers or native');
@@ -52,20 +56,20 @@ const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 const cacheDir = path.join(tmpdir(), 'relation-im-bench-e2ee');
 mkdirSync(cacheDir, { recursive: true });
 
-export function fixturePath(suite: string, size: number): string {
-  return path.join(cacheDir, `fixture-v2-${suite}-${size}.json`);
+export function fixturePath(suite: string, size: number, shape: Shape): string {
+  return path.join(cacheDir, `fixture-v2-${suite}-${size}${shape === 'filled' ? '-filled' : ''}.json`);
 }
-export function loadFixture(suite: string, size: number): Fixture | null {
-  const p = fixturePath(suite, size);
+export function loadFixture(suite: string, size: number, shape: Shape): Fixture | null {
+  const p = fixturePath(suite, size, shape);
   if (!existsSync(p)) return null;
   const j = JSON.parse(readFileSync(p, 'utf8')) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
   return { ...j, a: unb64(j.a), b: unb64(j.b) };
 }
-export async function getFixture(suite: string, size: number, log: (s: string) => void): Promise<{ fx: Fixture; cached: boolean }> {
-  const hit = values['no-cache'] ? null : loadFixture(suite, size);
+export async function getFixture(suite: string, size: number, shape: Shape, log: (s: string) => void): Promise<{ fx: Fixture; cached: boolean }> {
+  const hit = values['no-cache'] ? null : loadFixture(suite, size, shape);
   if (hit) return { fx: hit, cached: true };
-  const fx = await buildFixture(suite, size, provider!, Number(values.batch), log);
-  writeFileSync(fixturePath(suite, size), JSON.stringify({ ...fx, a: b64(fx.a), b: b64(fx.b) }));
+  const fx = await buildFixture(suite, size, provider!, Number(values.batch), log, shape);
+  writeFileSync(fixturePath(suite, size, shape), JSON.stringify({ ...fx, a: b64(fx.a), b: b64(fx.b) }));
   return { fx, cached: false };
 }
 
@@ -127,17 +131,21 @@ if (values.recover === 'native') {
   console.log('--recover native: the measurements below check credentials with libsecp256k1 (a Node client); a browser pays the ethers figure above');
 }
 
+/** A filled fixture is built from one batch (buildFixture); above --batch only the sparse shape is measured. */
+const shapesFor = (size: number): Shape[] => shapes.filter((x) => x === 'sparse' || size <= Number(values.batch));
 const allRows: Row[] = [];
 for (const suite of values['browser-only'] ? [] : suites) {
   for (const size of sizes) {
-    const { fx, cached } = await getFixture(suite, size, log);
-    console.log(`\nfixture ${suite} (${SUITE_ID[suite]}) ${size} members: ${cached ? 'from cache' : 'built'} ${fixturePath(suite, size)}; setup took ${(fx.setupMs / 1000).toFixed(1)} s (${fx.setupDetail})`);
-    const l0 = load();
-    const { rows, sizes: bytes } = await measure(fx, { provider: provider!, reps: size >= 10000 ? Math.min(reps, 2) : reps, withCache: true, log });
-    printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, Node, recoveries ${values.recover}, load average ${l0} -> ${load()}`, rows);
-    console.log('payload sizes:');
-    for (const [k, v] of Object.entries(bytes)) console.log(`  ${k}: ${v.toLocaleString('en')} bytes`);
-    allRows.push(...rows);
+    for (const shape of shapesFor(size)) {
+      const { fx, cached } = await getFixture(suite, size, shape, log);
+      console.log(`\nfixture ${suite} (${SUITE_ID[suite]}) ${size} members, ${shape} tree: ${cached ? 'from cache' : 'built'} ${fixturePath(suite, size, shape)}; setup took ${(fx.setupMs / 1000).toFixed(1)} s (${fx.setupDetail})`);
+      const l0 = load();
+      const { rows, sizes: bytes } = await measure(fx, { provider: provider!, reps: size >= 10000 ? Math.min(reps, 2) : reps, withCache: true, log });
+      printTable(`${suite} (${SUITE_ID[suite]}), ${size} members, ${shape} tree, Node, recoveries ${values.recover}, load average ${l0} -> ${load()}`, rows);
+      console.log('payload sizes:');
+      for (const [k, v] of Object.entries(bytes)) console.log(`  ${k}: ${v.toLocaleString('en')} bytes`);
+      allRows.push(...rows);
+    }
   }
 }
 
@@ -146,5 +154,5 @@ console.log(`\n${allRows.filter((r) => r.ok !== null).length - missed.length} ta
 
 if (values.browser || values['browser-only']) {
   const { runInBrowser } = await import('./bench-e2ee-browser.js');
-  await runInBrowser({ sizes: values['browser-sizes'].split(',').map(Number), suites, provider: values.provider, reps, getFixture: (s, n) => getFixture(s, n, log).then((r) => r.fx), printTable });
+  await runInBrowser({ sizes: values['browser-sizes'].split(',').map(Number), suites, shapesFor, provider: values.provider, reps, getFixture: (s, n, shape) => getFixture(s, n, shape, log).then((r) => r.fx), printTable });
 }

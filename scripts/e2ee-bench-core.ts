@@ -225,16 +225,43 @@ function asGroupInfo(bytes: Uint8Array): GroupInfo {
 }
 
 /** A group of `size` members: A (creator) and B (joined by a Welcome), as serialized states. */
-export interface Fixture { suite: string; size: number; a: Uint8Array; b: Uint8Array; setupMs: number; setupDetail: string }
+export interface Fixture { suite: string; size: number; a: Uint8Array; b: Uint8Array; setupMs: number; setupDetail: string; shape?: Shape }
+
+/**
+ * `sparse`: the tree as batched adds leave it (only A's direct path set). `filled`: then members in each
+ * subtree next to A's direct path and to the next free leaf's commit once (an empty commit, which carries
+ * an UpdatePath), as a group whose members have committed leaves it: those subtrees' roots hold keys, so a
+ * path commit by A (a removal) or by a newcomer (an external join) encrypts to about log2(n) nodes instead
+ * of to every leaf of a blank subtree.
+ */
+export type Shape = 'sparse' | 'filled';
+
+/**
+ * The leaves whose commits fill the subtrees beside the direct paths of leaf 0 (A) and of leaf `size`
+ * (the next member): for each level, the leftmost leaf of the sibling subtree, if it exists.
+ */
+export function fillerLeaves(size: number): number[] {
+  const out = new Set<number>();
+  for (const leaf of [0, size]) {
+    for (let k = 1; 2 ** k < 2 * size; k++) {
+      const sibling = (Math.floor(leaf / 2 ** k) ^ 1) * 2 ** k;
+      if (sibling < size && sibling !== 0) out.add(sibling);
+    }
+  }
+  return [...out].sort((x, y) => y - x);
+}
 
 /**
  * Builds a group of `size` members by batched adds (commits of up to `batch` KeyPackages each, which
  * carry no UpdatePath, so the tree's parents stay blank but for A's direct path: the shape of a group
  * that grew by adds, and the worst case for later path commits, which encrypt to every leaf of a blank
  * subtree). B is a member of the last batch and joins by its Welcome, so it never has to process the
- * earlier batches (each costs O(batch x size) in ts-mls's uniqueness checks).
+ * earlier batches (each costs O(batch x size) in ts-mls's uniqueness checks). With `shape: 'filled'`
+ * (one batch only), the members of `fillerLeaves(size)` then join from the same Welcome and commit in
+ * turn; A, B and the fillers still to commit process each commit.
  */
-export async function buildFixture(suite: string, size: number, provider: CryptoProvider, batch = 1000, log: (s: string) => void = () => {}): Promise<Fixture> {
+export async function buildFixture(suite: string, size: number, provider: CryptoProvider, batch = 1000, log: (s: string) => void = () => {}, shape: Shape = 'sparse'): Promise<Fixture> {
+  if (shape === 'filled' && size > batch) throw new Error(`a filled fixture is built from one batch: size ${size} > batch ${batch}`);
   const t0 = now();
   const cs = await getCiphersuiteImpl(SUITES[suite]!, provider);
   const ctx: MlsContext = { cipherSuite: cs, authService: trustingAuthService };
@@ -243,6 +270,7 @@ export async function buildFixture(suite: string, size: number, provider: Crypto
   let b: ClientState | undefined;
   let kpMs = 0;
   let commitMs = 0;
+  let fillMs = 0;
   let remaining = size - 1;
   while (remaining > 0) {
     const n = Math.min(batch, remaining);
@@ -255,14 +283,41 @@ export async function buildFixture(suite: string, size: number, provider: Crypto
     a = res.newState;
     remaining -= n;
     if (remaining === 0) {
-      const bMember = members[0]!;
-      b = await joinGroup({ context: ctx, welcome: res.welcome!.welcome, keyPackage: bMember.publicPackage, privateKeys: bMember.privatePackage, ratchetTree: a.ratchetTree });
+      const join = (m: Member): Promise<ClientState> => joinGroup({ context: ctx, welcome: res.welcome!.welcome, keyPackage: m.publicPackage, privateKeys: m.privatePackage, ratchetTree: a.ratchetTree });
+      b = await join(members[0]!);
+      commitMs += now() - c0;
+      if (shape === 'filled') {
+        const f0 = now();
+        // One batch into a fresh group: member i of the batch is leaf i + 1.
+        const fillers: ClientState[] = [];
+        for (const leaf of fillerLeaves(size)) {
+          const st = await join(members[leaf - 1]!);
+          if (st.privatePath.leafIndex !== leaf) throw new Error(`filler expected at leaf ${leaf}, joined at ${st.privatePath.leafIndex}`);
+          fillers.push(st);
+        }
+        for (let i = 0; i < fillers.length; i++) {
+          const c = await createCommit({ context: ctx, state: fillers[i]! });
+          const framed = asFramed(msgBytes(c.commit));
+          const apply = async (st: ClientState): Promise<ClientState> => {
+            const p = await processMessage({ context: ctx, state: st, message: framed });
+            if (p.kind !== 'newState') throw new Error('filler commit not applied');
+            return p.newState;
+          };
+          a = await apply(a);
+          b = await apply(b);
+          for (let j = i + 1; j < fillers.length; j++) fillers[j] = await apply(fillers[j]!);
+          log(`  setup ${suite} ${size} filled: ${i + 1}/${fillers.length} commits (${((now() - t0) / 1000).toFixed(1)} s)`);
+        }
+        fillMs = now() - f0;
+      }
+    } else {
+      commitMs += now() - c0;
     }
-    commitMs += now() - c0;
     log(`  setup ${suite} ${size}: ${size - remaining}/${size} members (${((now() - t0) / 1000).toFixed(1)} s)`);
   }
   const setupMs = now() - t0;
-  return { suite, size, a: encodeState(a), b: encodeState(b!), setupMs, setupDetail: `key packages + credentials ${(kpMs / 1000).toFixed(1)} s, batched commits + B's join ${(commitMs / 1000).toFixed(1)} s` };
+  const fill = shape === 'filled' ? `, ${fillerLeaves(size).length} members' commits ${(fillMs / 1000).toFixed(1)} s` : '';
+  return { suite, size, shape, a: encodeState(a), b: encodeState(b!), setupMs, setupDetail: `key packages + credentials ${(kpMs / 1000).toFixed(1)} s, batched commits + B's join ${(commitMs / 1000).toFixed(1)} s${fill}` };
 }
 
 // ---------------------------------------------------------------- measurements
@@ -301,7 +356,7 @@ export async function measure(fx: Fixture, opts: RunOptions): Promise<{ rows: Ro
   const ctx: MlsContext = { cipherSuite: cs, authService: realAuthService };
   const rows: Row[] = [];
   const sizes: Record<string, number> = {};
-  const tag = `${fx.suite} n=${fx.size}`;
+  const tag = `${fx.suite}${fx.shape === 'filled' ? ' filled' : ''} n=${fx.size}`;
   const push = (key: string, target: number | null, spans: Span[], extra = ''): void => {
     const cpu = median(spans.map((x) => x.cpu));
     const wall = median(spans.map((x) => x.wall));
@@ -409,7 +464,7 @@ export async function measure(fx: Fixture, opts: RunOptions): Promise<{ rows: Ro
   log(`  ${tag}: add/process/join done`);
 
   // Remove one member (a commit with an UpdatePath, encrypted to the resolution of the committer's
-  // copath: in this fixture's sparse tree, most leaves) and process it.
+  // copath: in the sparse tree, most leaves; in the filled one, about log2(n) nodes) and process it.
   {
     const rmT: Span[] = [];
     const rmP: Span[] = [];

@@ -6,14 +6,14 @@ import { PROVIDERS, credentialCost, measure, unb64, type Fixture } from './e2ee-
 
 export interface BenchWindow {
   benchLog?: (s: string) => void;
-  runBench: (args: { suite: string; size: number; provider: string; reps: number }) => Promise<unknown>;
+  runBench: (args: { suite: string; size: number; shape: string; provider: string; reps: number }) => Promise<unknown>;
   runCredentialCost: (n: number) => Promise<unknown>;
   navigator: { userAgent: string };
 }
 const w = globalThis as unknown as BenchWindow;
 
-w.runBench = async ({ suite, size, provider, reps }) => {
-  const j = (await (await fetch(`/fixture/${suite}/${size}`)).json()) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
+w.runBench = async ({ suite, size, shape, provider, reps }) => {
+  const j = (await (await fetch(`/fixture/${suite}/${size}/${shape}`)).json()) as Omit<Fixture, 'a' | 'b'> & { a: string; b: string };
   const fx: Fixture = { ...j, a: unb64(j.a), b: unb64(j.b) };
   // `node` has no meaning in a page: the SDK's choice there is `browser` (what `sdk` is here).
   const p = PROVIDERS[provider === 'node' ? 'sdk' : provider];
