@@ -1,4 +1,4 @@
-import { base64ToBytes } from 'ts-mls';
+import { base64ToBytes, bytesToBase64 } from 'ts-mls';
 import { Wallet } from 'ethers';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,8 +6,10 @@ import { http, login, startServer, type TestServer } from '../../test/support/se
 import { makeIdentity } from '../../test/support/messages.js';
 import { RelationClient } from '../src/client.js';
 import type { WebSocketCtor } from '../src/live.js';
-import { KP_RENEW_BEFORE_MS, MlsEncryptor } from '../src/mls/mls-encryptor.js';
-import { KP_LIFETIME_S, KP_NOT_BEFORE_SKEW_S, keyPackageLifetime } from '../src/mls/tsmls.js';
+import { KP_KEEP_AFTER_END_MS, KP_RENEW_BEFORE_MS, keptKeyPackages, MlsEncryptor } from '../src/mls/mls-encryptor.js';
+import { KP_LIFETIME_S, KP_NOT_BEFORE_SKEW_S, keyPackageLifetime, TsMlsEngine } from '../src/mls/tsmls.js';
+import { buildIdentity, checkIdentity } from '../src/mls/credential.js';
+import { createSession } from '../src/session.js';
 import { privateKeySigner } from '../src/signer.js';
 import { MemoryStorage } from '../src/storage.js';
 import { mlsLive, until } from './support.js';
@@ -116,6 +118,45 @@ describe('MLS: KeyPackage lifetimes in the SDK', () => {
       expect(handed).toEqual([...Array.from({ length: 20 }, () => [end3, false]), [end3, true]]);
     } finally {
       client.close();
+    }
+  }, 120_000);
+
+  it('deletes the private keys of packages whose lifetime ended more than 30 days ago, and only those', async () => {
+    // Unit level, real packages: made by engines whose clocks are 100, 59 and 0 days back.
+    const make = async (at: number): Promise<{ pub: string; priv: string }> => {
+      const e = await TsMlsEngine.create({ validateIdentity: (id, k, o) => checkIdentity(id, k, at, o).ok, now: () => at });
+      const session = await createSession(privateKeySigner(Wallet.createRandom().privateKey), { now: at });
+      const k = await e.generateSignatureKey();
+      const kp = await e.generateKeyPackage({ signaturePublicKey: k.publicKey, signaturePrivateKey: k.privateKey, identity: buildIdentity(session, k.publicKey) });
+      return { pub: bytesToBase64(kp.publicMessage), priv: bytesToBase64(kp.privateKeys) };
+    };
+    const [old, recent, fresh] = [await make(T - 100 * DAY), await make(T - 59 * DAY), await make(T)];
+    // ended 70 days ago: deleted; ended 29 days ago: kept (a Welcome may still wait for it); fresh: kept
+    expect(keptKeyPackages([old, recent, fresh, { pub: 'not a package', priv: '' }], T)).toEqual([recent, fresh, { pub: 'not a package', priv: '' }]);
+    expect(keptKeyPackages([recent], T + DAY + 1)).toEqual([]);
+    expect(KP_KEEP_AFTER_END_MS).toBe(30 * DAY);
+
+    // Through the client: a device whose clock was 100 days back made packages the proxy refused (their
+    // private keys were saved before the upload); its next start with the right clock deletes them.
+    const k2 = Wallet.createRandom().privateKey;
+    const s2 = new MemoryStorage();
+    const at = (when: number) => new RelationClient({
+      baseUrl: srv.url, signer: privateKeySigner(k2), storage: s2, WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive,
+      encryptor: new MlsEncryptor({ now: () => when }),
+    });
+    const saved = async (): Promise<number[]> =>
+      (JSON.parse((await s2.get(`mls:${srv.url}:${new Wallet(k2).address.toLowerCase()}:keyPackages`)) ?? '[]') as { pub: string }[]).map((x) => notAfterOf(x.pub)!);
+    const away = at(T - 100 * DAY);
+    await expect(away.start()).rejects.toThrow();
+    away.close();
+    const oldEnd = Math.floor((T - 100 * DAY) / 1000) + KP_LIFETIME_S;
+    expect(await saved()).toEqual(Array.from({ length: 21 }, () => oldEnd));
+    const back = at(T);
+    try {
+      await back.start();
+      expect(await saved()).toEqual(Array.from({ length: 21 }, () => Math.floor(T / 1000) + KP_LIFETIME_S));
+    } finally {
+      back.close();
     }
   }, 120_000);
 });

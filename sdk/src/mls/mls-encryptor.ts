@@ -31,6 +31,24 @@ const KP_BATCH = 20;
 const KP_LOW = 10;
 /** A device replaces its packages in the directory, the last-resort one too, once one has less than this left (docs/e2ee.md section 5). */
 export const KP_RENEW_BEFORE_MS = 7 * 86_400_000;
+/**
+ * How long the private keys of a KeyPackage are kept after its lifetime ended (docs/e2ee.md section 5).
+ * Members refuse an expired package, so a Welcome to it was made before its end; this is how long such a
+ * Welcome can wait for a device that was away. Past it the keys are deleted (forward secrecy: a stolen
+ * device does not open old Welcomes), and such a device rejoins by external commit instead.
+ */
+export const KP_KEEP_AFTER_END_MS = 30 * 86_400_000;
+
+/**
+ * The saved packages still worth keeping at `nowMs`: those whose lifetime ended less than
+ * KP_KEEP_AFTER_END_MS ago. A package whose lifetime cannot be read is kept (it cannot be judged).
+ */
+export function keptKeyPackages<T extends { pub: string }>(kps: T[], nowMs: number): T[] {
+  return kps.filter((k) => {
+    const end = keyPackageLifetime(unb64(k.pub))?.notAfter;
+    return end === undefined || end * 1000 + KP_KEEP_AFTER_END_MS > nowMs;
+  });
+}
 
 const b64 = (b: Uint8Array): string => bytesToBase64(b);
 const unb64 = (s: string): Uint8Array => base64ToBytes(s);
@@ -224,6 +242,7 @@ export class MlsEncryptor implements MessageEncryptor {
       try {
         const e = await this.engine();
         const dev = await this.ensureDevice();
+        await this.pruneKeyPackages();
         const kps = await this.loadKps();
         const fresh: KeyPackagePair[] = [];
         for (let i = 0; i < count; i++) fresh.push(await e.generateKeyPackage(dev));
@@ -255,13 +274,15 @@ export class MlsEncryptor implements MessageEncryptor {
    * KeyPackage lifetimes (docs/e2ee.md section 5): when a package this device has in the directory, the
    * last-resort one included, has less than 7 days left, the device leaves the directory and uploads a
    * fresh batch with a new last-resort package (the directory cannot drop single packages; old ones would
-   * be claimed first). The private keys of the old packages stay on the device: a Welcome for one that
-   * was claimed before may still arrive. Called on start and on `mls.keyPackagesLow`; true when it renewed.
+   * be claimed first). The private keys of the old packages stay on the device until KP_KEEP_AFTER_END_MS
+   * after their lifetime: a Welcome for one that was claimed before may still arrive. Called on start and
+   * on `mls.keyPackagesLow`; true when it renewed.
    */
   renewKeyPackages(): Promise<boolean> {
     this.renewing ??= (async () => {
       try {
         await this.uploading?.catch(() => undefined);
+        await this.pruneKeyPackages();
         if ((await this.c.storage.get(this.key('lastResort'))) !== '1') return false; // nothing uploaded yet
         let end = Number((await this.c.storage.get(this.key('kpNotAfter'))) ?? NaN);
         if (Number.isNaN(end)) {
@@ -282,6 +303,16 @@ export class MlsEncryptor implements MessageEncryptor {
       }
     })();
     return this.renewing;
+  }
+
+  /** Deletes the private keys of packages whose lifetime ended more than KP_KEEP_AFTER_END_MS ago. */
+  private async pruneKeyPackages(): Promise<void> {
+    const kps = await this.loadKps();
+    const kept = new Set(keptKeyPackages(kps, this.now()));
+    if (kept.size === kps.length) return;
+    // in place (an upload running meanwhile pushes to this same array)
+    for (let i = kps.length - 1; i >= 0; i--) if (!kept.has(kps[i]!)) kps.splice(i, 1);
+    await this.saveKps();
   }
 
   private async candidates(): Promise<KeyPackagePair[]> {
