@@ -59,6 +59,7 @@ export class RelationClient {
   readonly connection: Connection;
   readonly outbox: Outbox;
   readonly encryptor: Encryptor;
+  private kpTimer: ReturnType<typeof setInterval> | undefined;
   private imConn: ImConnection | null = null;
   /** Receivers known to be a DAO group (true) or a person (false): `send` picks the kind from it. */
   private readonly groupKnown = new Map<string, boolean>();
@@ -110,10 +111,17 @@ export class RelationClient {
     // This device's KeyPackages are in the directory before anyone needs them (first run; later the
     // server's mls.keyPackagesLow push and the upload answers top them up).
     if (this.encryptor instanceof MlsEncryptor) {
-      if (!(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) await this.encryptor.uploadKeyPackages();
+      const enc = this.encryptor;
+      // Repeated while the client runs (a device connected for weeks renews before its packages expire;
+      // a failed first upload is retried). Not keeping a Node process alive on its own.
+      if (!this.kpTimer) {
+        this.kpTimer = setInterval(() => { enc.maintainKeyPackages().catch((err: unknown) => this.connection.reportError(err)); }, enc.keyPackageCheckMs);
+        (this.kpTimer as { unref?: () => void }).unref?.();
+      }
+      if (!(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) await enc.uploadKeyPackages();
       // Packages uploaded before with less than 7 days left, the last-resort one too, are replaced
-      // (docs/e2ee.md section 5); a failure is reported and retried at the next start or keyPackagesLow.
-      else await this.encryptor.renewKeyPackages().catch((err: unknown) => this.connection.reportError(err));
+      // (docs/e2ee.md section 5); a failure is reported and retried at the next check, start or keyPackagesLow.
+      else await enc.renewKeyPackages().catch((err: unknown) => this.connection.reportError(err));
     }
     await this.outbox.start();
   }
@@ -199,6 +207,8 @@ export class RelationClient {
   }
 
   close(): void {
+    if (this.kpTimer) clearInterval(this.kpTimer);
+    this.kpTimer = undefined;
     this.outbox.stop();
     this.connection.close();
     this.imConn?.close();

@@ -159,4 +159,37 @@ describe('MLS: KeyPackage lifetimes in the SDK', () => {
       back.close();
     }
   }, 120_000);
+
+  it('a client that stays connected renews its packages before they expire, with nobody claiming one', async () => {
+    const k3 = Wallet.createRandom().privateKey;
+    let clock = T - 24 * DAY; // packages made now end at T + 6 days
+    const client = new RelationClient({
+      baseUrl: srv.url, signer: privateKeySigner(k3), storage: new MemoryStorage(), WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive,
+      encryptor: new MlsEncryptor({ now: () => clock, keyPackageCheckMs: 100 }),
+    });
+    const who = client.address.toLowerCase();
+    const availableNow = async (): Promise<number[]> => {
+      const r = await http(srv.url, 'GET', `/mls/devices/${who}`, { token: claimerToken });
+      return ((r.json as { devices: { available: number }[] }).devices ?? []).map((d) => d.available);
+    };
+    try {
+      await client.start();
+      await until(() => client.connection.connected, 30_000, 'connected');
+      expect(await availableNow()).toEqual([20]);
+      const kpKey = `mls:${srv.url}:${who}:kpNotAfter`;
+      const storage = client.storage;
+      const end1 = Math.floor((T - 24 * DAY) / 1000) + KP_LIFETIME_S;
+      expect(Number(await storage.get(kpKey))).toBe(end1);
+      // the device's clock reaches today (6 days left) while it runs; no claim, no push: the periodic
+      // check alone replaces the packages
+      clock = T;
+      const end3 = Math.floor(T / 1000) + KP_LIFETIME_S;
+      await until(async () => Number(await storage.get(kpKey)) === end3, 30_000, 'the running client renewed');
+      expect(await availableNow()).toEqual([20]);
+      const c = await http(srv.url, 'POST', '/mls/key-packages/claim', { token: claimerToken, body: { addresses: [who] } });
+      expect(notAfterOf((c.json as { keyPackages: { keyPackage: string }[] }).keyPackages[0]!.keyPackage)).toBe(end3);
+    } finally {
+      client.close();
+    }
+  }, 120_000);
 });

@@ -38,6 +38,8 @@ export const KP_RENEW_BEFORE_MS = 7 * 86_400_000;
  * device does not open old Welcomes), and such a device rejoins by external commit instead.
  */
 export const KP_KEEP_AFTER_END_MS = 30 * 86_400_000;
+/** How often a running client checks its KeyPackages (MlsEncryptor's `keyPackageCheckMs`). */
+export const KP_CHECK_EVERY_MS = 6 * 3_600_000;
 
 /**
  * The saved packages still worth keeping at `nowMs`: those whose lifetime ended less than
@@ -104,9 +106,28 @@ export class MlsEncryptor implements MessageEncryptor {
   private renewing: Promise<boolean> | null = null;
   private readonly now: () => number;
 
-  /** `now`: the clock (ms) for KeyPackage lifetimes and their renewal (default Date.now; the engine made here uses it too). */
-  constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean; now?: () => number } = {}) {
+  /**
+   * `now`: the clock (ms) for KeyPackage lifetimes and their renewal (default Date.now; the engine made
+   * here uses it too). `keyPackageCheckMs`: how often a running client repeats the start's KeyPackage
+   * check (default 6 hours), so a device that stays connected for weeks renews its packages before
+   * they expire even if nobody claims one (a claim skips a device with no usable package, so no
+   * `mls.keyPackagesLow` would reach it).
+   */
+  constructor(private readonly opts: { engine?: MlsEngine; keepTexts?: boolean; now?: () => number; keyPackageCheckMs?: number } = {}) {
     this.now = opts.now ?? Date.now;
+  }
+
+  get keyPackageCheckMs(): number {
+    return this.opts.keyPackageCheckMs ?? KP_CHECK_EVERY_MS;
+  }
+
+  /**
+   * The start's KeyPackage step, also repeated every `keyPackageCheckMs`: the first upload when this
+   * device has none in the directory yet (or it failed before), else the renewal check. Rejects on failure.
+   */
+  async maintainKeyPackages(): Promise<void> {
+    if ((await this.c.storage.get(this.key('lastResort'))) !== '1') await this.uploadKeyPackages();
+    else await this.renewKeyPackages();
   }
 
   attach(ctx: EncryptorContext): void {
