@@ -5,8 +5,8 @@ import {
 } from 'ts-mls';
 // ts-mls's internals (not exported from its index): the function the project's patch changes, and the
 // unchanged per-node function the reference below is built from.
-import { calculateParentHash, verifyParentHashes } from '../../node_modules/ts-mls/dist/src/parentHash.js';
-import { leafWidth, root } from '../../node_modules/ts-mls/dist/src/treemath.js';
+import { calculateParentHash, verifyParentHashes } from 'ts-mls/dist/src/parentHash.js';
+import { leafWidth, root } from 'ts-mls/dist/src/treemath.js';
 
 type Tree = ClientState['ratchetTree'];
 type Hash = Awaited<ReturnType<typeof getCiphersuiteImpl>>['hash'];
