@@ -92,7 +92,7 @@ export class RelationClient {
         },
         undecryptable: (u) => this.connection.reportUndecryptable(u),
       });
-      this.connection.on('keyPackagesLow', () => encryptor.onKeyPackagesLow?.());
+      this.connection.on('keyPackagesLow', (e) => { void encryptor.onKeyPackagesLow?.(e.deviceId); });
       // A proxy rebuilt from the archive has a new store epoch: the encryptor uploads again what the
       // archive does not hold (docs/e2ee.md section 8).
       const onEpoch = encryptor.onStoreEpoch?.bind(encryptor);

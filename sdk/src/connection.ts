@@ -54,7 +54,7 @@ export interface ConnectionEvents extends LiveEvents {
   message: IncomingMessage;
   undecryptable: UndecryptableInfo;
   /** The server says this device's KeyPackages run low (`mls.keyPackagesLow`). */
-  keyPackagesLow: { deviceId: string; available: number };
+  keyPackagesLow: { deviceId: string | null; available: number };
   read: { chatId: string; lastReadSeq: number };
   resumed: ResumeReport;
 }
@@ -153,7 +153,7 @@ export class Connection extends LiveSocket<ConnectionEvents> {
         return;
       }
       case 'mls.keyPackagesLow':
-        this.emitEvent('keyPackagesLow', { deviceId: String(f['deviceId'] ?? ''), available: Number(f['available'] ?? 0) });
+        this.emitEvent('keyPackagesLow', { deviceId: typeof f['deviceId'] === 'string' ? f['deviceId'] : null, available: Number(f['available'] ?? 0) });
         return;
       case 'read':
         this.emitEvent('read', { chatId: String(f['chatId']).toLowerCase(), lastReadSeq: Number(f['lastReadSeq']) });

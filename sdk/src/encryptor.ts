@@ -52,7 +52,7 @@ export interface MessageEncryptor extends Encryptor {
   receive(chatId: string, m: ServedMessage): Promise<IncomingVerdict>;
   /** Called once by `start()` (uploads KeyPackages). */
   uploadKeyPackages?(): Promise<void>;
-  onKeyPackagesLow?(): void;
+  onKeyPackagesLow?(deviceId?: string | null): void | Promise<void>;
   /** Called with the store epoch of every connection; a change means a proxy rebuilt from the archive. */
   onStoreEpoch?(epoch: string | null): Promise<void>;
 }

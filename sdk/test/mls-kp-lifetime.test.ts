@@ -192,4 +192,26 @@ describe('MLS: KeyPackage lifetimes in the SDK', () => {
       client.close();
     }
   }, 120_000);
+
+  it('a running-low push names one device: another device of the wallet ignores it; one naming none is for all', async () => {
+    const client = new RelationClient({
+      baseUrl: srv.url, signer: privateKeySigner(Wallet.createRandom().privateKey), storage: new MemoryStorage(), WebSocket: WebSocket as unknown as WebSocketCtor, live: mlsLive,
+    });
+    const who = client.address.toLowerCase();
+    const available = async (): Promise<number[]> =>
+      ((await http(srv.url, 'GET', `/mls/devices/${who}`, { token: claimerToken })).json as { devices: { available: number }[] }).devices.map((d) => d.available);
+    try {
+      await client.start();
+      const enc = client.encryptor as MlsEncryptor;
+      expect(await available()).toEqual([20]);
+      await enc.onKeyPackagesLow('0'.repeat(32)); // another device of this wallet runs low
+      expect(await available()).toEqual([20]);
+      await enc.onKeyPackagesLow(enc.deviceId); // this one
+      expect(await available()).toEqual([40]);
+      await enc.onKeyPackagesLow(null); // no device of the wallet had a usable package
+      expect(await available()).toEqual([60]);
+    } finally {
+      client.close();
+    }
+  }, 120_000);
 });

@@ -349,9 +349,11 @@ describe.each(['sqlite', 'postgres'] as const)('MLS Delivery Service (%s store)'
       const first = await claim();
       expect(first.json).toMatchObject({ keyPackages: [{ deviceId: d.deviceId, keyPackage: far.b64, lastResort: false }] });
       expect(await ws.next((f) => f['type'] === 'mls.keyPackagesLow' && f['deviceId'] === d.deviceId)).toEqual({ type: 'mls.keyPackagesLow', deviceId: d.deviceId, available: 0 });
-      ws.close();
-      // nothing usable is left, not even the last resort: the wallet has no KeyPackage to give
+      // nothing usable is left, not even the last resort: the wallet has no KeyPackage to give, and its
+      // devices are told (no device id: none of them had one), as no claim will reach them again
       expect((await claim()).json).toMatchObject({ error: { code: 'MLS_NO_KEY_PACKAGE' } });
+      expect(await ws.next((f) => f['type'] === 'mls.keyPackagesLow' && f['deviceId'] === null)).toEqual({ type: 'mls.keyPackagesLow', deviceId: null, available: 0 });
+      ws.close();
       // the expired one was deleted at claim time; the two with 30 minutes left are kept, never handed out
       expect((await aged.app.store.mlsDevices(who.address.toLowerCase(), { now: 0, minLeft: 0 }))[0]).toMatchObject({ available: 1, lastResort: true });
       offset = 5 * H; // now they have expired too: the next claim deletes them

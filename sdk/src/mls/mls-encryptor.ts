@@ -946,8 +946,13 @@ export class MlsEncryptor implements MessageEncryptor {
   }
 
   /** The client calls this when the server's `mls.keyPackagesLow` push arrives. */
-  onKeyPackagesLow(): void {
-    void this.renewKeyPackages().then((renewed) => (renewed ? undefined : this.uploadKeyPackages())).catch(() => undefined);
+  onKeyPackagesLow(deviceId: string | null = null): Promise<void> {
+    // The push goes to every connection of the wallet: only the device it names acts (null: every
+    // device, none of which had a usable package). Never rejects (the next check retries).
+    return (async () => {
+      if (deviceId !== null && deviceId !== (await this.ensureDevice()).id) return;
+      if (!(await this.renewKeyPackages())) await this.uploadKeyPackages();
+    })().catch(() => undefined);
   }
 }
 

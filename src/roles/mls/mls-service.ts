@@ -262,21 +262,28 @@ export class MlsService {
     if (this.deps.limitClaim && clientAddress !== undefined) await this.deps.limitClaim(wallet, clientAddress);
     const addresses = [...new Set(list.map((a: string) => a.toLowerCase()))];
     const claimed = await this.deps.store.mlsClaim(addresses, mlsAt(this.deps.clock.now()));
-    if (claimed.length === 0) throw new AppError('MLS_NO_KEY_PACKAGE');
-    this.signalLow(claimed);
     const have = new Set(claimed.map((c) => c.address));
+    const missing = addresses.filter((a) => !have.has(a));
+    this.signalLow(claimed, missing);
+    if (claimed.length === 0) throw new AppError('MLS_NO_KEY_PACKAGE');
     return {
       keyPackages: claimed.map((c) => ({ address: c.address, deviceId: c.deviceId, keyPackage: c.keyPackage, lastResort: c.lastResort })),
-      missing: addresses.filter((a) => !have.has(a)),
+      missing,
     };
   }
 
-  /** A device whose usable single-use packages fell below the low-water mark: its owner's /ws connections are told. */
-  private signalLow(claimed: readonly MlsClaimed[]): void {
+  /**
+   * A device whose usable single-use packages fell below the low-water mark: its owner's /ws connections
+   * are told. An address none of whose devices had a usable package (all expired, or never uploaded)
+   * is told too, with `deviceId: null`: such a device is skipped by every claim, so no other push would
+   * ever reach it while others try to start conversations with it.
+   */
+  private signalLow(claimed: readonly MlsClaimed[], missing: readonly string[]): void {
     for (const c of claimed) {
       if (c.available >= this.deps.lowWater) continue;
       this.deps.push.publish([c.address], { frame: JSON.stringify({ type: 'mls.keyPackagesLow', deviceId: c.deviceId, available: c.available }) });
     }
+    for (const a of missing) this.deps.push.publish([a], { frame: JSON.stringify({ type: 'mls.keyPackagesLow', deviceId: null, available: 0 }) });
   }
 
   async group(wallet: string, chatId: string): Promise<Record<string, unknown>> {
