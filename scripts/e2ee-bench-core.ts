@@ -56,7 +56,11 @@ export const SUITE_ID: Record<string, string> = { xwing: '0xF00D', classical: '0
  * `ts-mls-default` and `noble` are ts-mls's own providers, for comparison.
  */
 const browser = browserCryptoProvider();
-export const PROVIDERS: Record<string, CryptoProvider> = { sdk: browser, browser, noble: nobleCryptoProvider, 'ts-mls-default': defaultCryptoProvider };
+export const PROVIDERS: Record<string, CryptoProvider> = {
+  sdk: browser, browser, noble: nobleCryptoProvider, 'ts-mls-default': defaultCryptoProvider,
+  // the browser provider with every digest on noble, or every digest on WebCrypto (for comparison)
+  'browser-noble-digest': browserCryptoProvider({ nativeDigestMin: Infinity }), 'browser-web-digest': browserCryptoProvider({ nativeDigestMin: 0 }),
+};
 export function registerProvider(name: string, p: CryptoProvider): void { PROVIDERS[name] = p; }
 
 export const now = (): number => performance.now();

@@ -11,7 +11,7 @@
  *   keys parsed once and kept; HPKE seal/open and key generation stay ts-mls's (noble + @hpke/core).
  * - **Browsers**: ts-mls's noble provider (synchronous noble hashes), with the device's Ed25519 signing
  *   key imported into WebCrypto once and kept as a non-extractable CryptoKey, instead of once per
- *   signature.
+ *   signature, and inputs of 512 bytes or more (tree-hash nodes) hashed by WebCrypto.
  *
  * Both are byte-for-byte the same algorithms as ts-mls's providers (the SDK's tests run a group across
  * them), so a state, a KeyPackage or a message made with one is read by the other.
@@ -181,21 +181,39 @@ export function nodeCryptoProvider(c: NodeCryptoLike): SdkCryptoProvider {
 type SubtleLike = {
   importKey(format: 'pkcs8', key: Uint8Array, alg: 'Ed25519', extractable: false, usages: ['sign']): Promise<unknown>;
   sign(alg: 'Ed25519', key: unknown, data: Uint8Array): Promise<ArrayBuffer>;
+  digest(alg: string, data: Uint8Array): Promise<ArrayBuffer>;
 };
 
 /**
- * ts-mls's noble provider with the device's Ed25519 signing key imported into WebCrypto once (ts-mls
- * imports it again from PKCS#8 for every signature, i.e. every message sent). Where WebCrypto has no
- * Ed25519, ts-mls's noble provider as it is.
+ * Inputs from this many bytes on are hashed by WebCrypto in a browser, smaller ones by noble: a tree hash
+ * digests every node's encoding (1.2-1.4 KB for an X-Wing leaf or parent), where the native digest's
+ * speed outweighs the cost of its promise; for short inputs (HMAC-sized) noble's synchronous one wins.
+ * Measured in Chromium 156 (docs/benchmarks.md, issue 17, third pass).
  */
-export function browserCryptoProvider(): SdkCryptoProvider {
+export const BROWSER_NATIVE_DIGEST_MIN = 512;
+
+/**
+ * ts-mls's noble provider with two changes where WebCrypto has them: the device's Ed25519 signing key is
+ * imported into WebCrypto once (ts-mls imports it again from PKCS#8 for every signature, i.e. every
+ * message sent), and inputs of `nativeDigestMin` bytes or more are hashed by WebCrypto. Without
+ * WebCrypto, ts-mls's noble provider as it is.
+ */
+export function browserCryptoProvider(o: { nativeDigestMin?: number } = {}): SdkCryptoProvider {
   const subtle = (globalThis as unknown as { crypto?: { subtle?: SubtleLike } }).crypto?.subtle;
   const keys = new KeyCache<Promise<unknown>>(64);
+  const nativeMin = o.nativeDigestMin ?? BROWSER_NATIVE_DIGEST_MIN;
   return {
     platform: 'browser',
     async getCiphersuiteImpl(id: number): Promise<CiphersuiteImpl> {
       const base = await nobleCryptoProvider.getCiphersuiteImpl(id);
       if (!subtle || !ED25519_AESGCM.has(id)) return base;
+      const alg = SUITE_HASH[id]!;
+      const hash: CiphersuiteImpl['hash'] = {
+        ...base.hash,
+        async digest(data) {
+          return data.length >= nativeMin ? new Uint8Array(await subtle.digest(alg, data)) : base.hash.digest(data);
+        },
+      };
       const signature: CiphersuiteImpl['signature'] = {
         ...base.signature,
         async sign(signKey, message) {
@@ -208,7 +226,7 @@ export function browserCryptoProvider(): SdkCryptoProvider {
           }
         },
       };
-      return { ...base, signature };
+      return { ...base, hash, signature };
     },
   };
 }
