@@ -118,10 +118,10 @@ export class RelationClient {
         this.kpTimer = setInterval(() => { enc.maintainKeyPackages().catch((err: unknown) => this.connection.reportError(err)); }, enc.keyPackageCheckMs);
         (this.kpTimer as { unref?: () => void }).unref?.();
       }
-      if (!(await this.storage.get(`mls:${this.opts.baseUrl}:${this.address.toLowerCase()}:lastResort`))) await enc.uploadKeyPackages();
-      // Packages uploaded before with less than 7 days left, the last-resort one too, are replaced
-      // (docs/e2ee.md section 5); a failure is reported and retried at the next check, start or keyPackagesLow.
-      else await enc.renewKeyPackages().catch((err: unknown) => this.connection.reportError(err));
+      // The first upload (its failure rejects start), or: packages uploaded before with less than 7 days
+      // left, the last-resort one too, are replaced (docs/e2ee.md section 5); a failed renewal is reported
+      // and retried at the next check, start or keyPackagesLow.
+      await enc.maintainKeyPackages((err) => this.connection.reportError(err));
     }
     await this.outbox.start();
   }

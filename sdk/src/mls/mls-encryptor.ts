@@ -123,11 +123,14 @@ export class MlsEncryptor implements MessageEncryptor {
 
   /**
    * The start's KeyPackage step, also repeated every `keyPackageCheckMs`: the first upload when this
-   * device has none in the directory yet (or it failed before), else the renewal check. Rejects on failure.
+   * device has none in the directory yet (or it failed before), else the renewal check. Rejects when the
+   * upload fails; a failed renewal goes to `onRenewalError` when given (the start reports it and goes on),
+   * else rejects too.
    */
-  async maintainKeyPackages(): Promise<void> {
-    if ((await this.c.storage.get(this.key('lastResort'))) !== '1') await this.uploadKeyPackages();
-    else await this.renewKeyPackages();
+  async maintainKeyPackages(onRenewalError?: (err: unknown) => void): Promise<void> {
+    if ((await this.c.storage.get(this.key('lastResort'))) !== '1') return this.uploadKeyPackages();
+    const renewal = this.renewKeyPackages().then(() => undefined);
+    await (onRenewalError ? renewal.catch(onRenewalError) : renewal);
   }
 
   attach(ctx: EncryptorContext): void {
