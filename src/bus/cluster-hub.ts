@@ -27,8 +27,13 @@ type Msg =
   /** The sender is shutting down: forget its users. */
   | { t: 'bye' };
 
-/** `n` counts the sender's envelopes: a receiver that sees one skipped knows it missed something. */
-interface Envelope { p: string; n: number; m: Msg[] }
+/**
+ * `n` counts the sender's envelopes: a receiver that sees one skipped knows it missed something. `h` is 1
+ * when the envelope carries a heartbeat: `p` and `h` lead the JSON, so a process recognises its own
+ * envelopes (every bus echoes them) from their first bytes and reads only whether its ping came back,
+ * instead of parsing every doorbell it rang itself.
+ */
+interface Envelope { p: string; h: 0 | 1; n: number; m: Msg[] }
 
 interface Peer {
   users: Set<string>;
@@ -133,6 +138,9 @@ export class ClusterHub implements Hub {
   private outbox: Msg[] = [];
   private outboxBytes = 0;
   private flushScheduled = false;
+  /** The first bytes of this process's own envelopes, without and with a heartbeat (see Envelope). */
+  private readonly ownPrefix = [0, 1].map((h) => Buffer.from(`{"p":"${this.id}","h":${h},`));
+  private outboxHasPing = false;
   /** Doorbells of this turn by `cid\0seq`, so several publish calls of one event ring once. */
   private readonly ringing = new Map<string, Msg & { t: 'e' }>();
   private lastLocal: { cid: string; seq: number; deliver: boolean } | null = null;
@@ -288,9 +296,15 @@ export class ClusterHub implements Hub {
     let bell = this.ringing.get(key);
     if (!bell) {
       bell = { t: 'e', c: e.cid, s: e.seq };
-      if (e.body.length <= this.opts.inlineMaxBytes) bell.e = e;
       this.ringing.set(key, bell);
       this.send(bell);
+    }
+    // The event rides along only when a recipient is known online on another process: every process
+    // parses every envelope, and one that has nobody to push to needs only the (cid, seq). A process
+    // whose user connected after our presence view was taken still delivers it, read from the store.
+    if (bell.e === undefined && e.body.length <= this.opts.inlineMaxBytes && users.some((u) => (this.remoteCount.get(u) ?? 0) > 0)) {
+      bell.e = e;
+      this.outboxBytes += e.body.length + 200;
     }
     // Who muted is known only when the publisher looked (it does when someone is online).
     if (users.length > 0) {
@@ -312,7 +326,8 @@ export class ClusterHub implements Hub {
       return;
     }
     this.outbox.push(m);
-    this.outboxBytes += m.t === 'e' && m.e ? m.e.body.length + 200 : 120;
+    if (m.t === 'hb') this.outboxHasPing = true;
+    this.outboxBytes += 120;
     if (this.outboxBytes >= MAX_ENVELOPE_BYTES) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -324,13 +339,19 @@ export class ClusterHub implements Hub {
     this.flushScheduled = false;
     this.ringing.clear();
     if (this.outbox.length === 0) return;
-    const env: Envelope = { p: this.id, n: ++this.sent, m: this.outbox };
+    const env: Envelope = { p: this.id, h: this.outboxHasPing ? 1 : 0, n: ++this.sent, m: this.outbox };
     this.outbox = [];
+    this.outboxHasPing = false;
     this.outboxBytes = 0;
     this.deps.transport.publish(Buffer.from(JSON.stringify(env)));
   }
 
   private receive(data: Uint8Array): void {
+    const own = this.ownEnvelope(data);
+    if (own !== null) {
+      if (own) this.ownPing();
+      return;
+    }
     let env: Envelope;
     try {
       env = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as Envelope;
@@ -362,6 +383,15 @@ export class ClusterHub implements Hub {
         this.deps.log.error({ err, type: m.t }, 'bus: message handling failed');
       }
     }
+  }
+
+  /** Null: not one of ours; otherwise whether it carries our heartbeat. */
+  private ownEnvelope(data: Uint8Array): boolean | null {
+    const [quiet, ping] = this.ownPrefix as [Buffer, Buffer];
+    if (data.byteLength < quiet.length) return null;
+    const head = Buffer.from(data.buffer, data.byteOffset, quiet.length);
+    if (head.equals(ping)) return true;
+    return head.equals(quiet) ? false : null;
   }
 
   private handle(from: string, peer: Peer, m: Msg): void {
