@@ -144,15 +144,8 @@ export function threadCpuSeconds(pid: number): Map<number, number> {
 export function threadCpuLine(pid: number, before: Map<number, number>, after: Map<number, number>, items: number): string {
   const per = (s: number): number => (s / items) * 1e6;
   const main = per((after.get(pid) ?? 0) - (before.get(pid) ?? 0));
-  const name = (tid: number): string => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
-    } catch {
-      return 'ended';
-    }
-  };
-  const others = [...after].filter(([tid]) => tid !== pid).map(([tid, s]) => ({ us: per(s - (before.get(tid) ?? 0)), tid })).filter((x) => x.us >= 1).sort((a, b) => b.us - a.us);
-  return `main thread ${main.toFixed(0)} us; other threads ${others.map((x) => `${x.us.toFixed(0)} (${name(x.tid)})`).join(', ') || 'none'} us`;
+  const others = [...after].filter(([tid]) => tid !== pid).map(([tid, s]) => per(s - (before.get(tid) ?? 0))).filter((x) => x >= 1).sort((a, b) => b - a);
+  return `main thread ${main.toFixed(0)} us; other threads ${others.map((x) => x.toFixed(0)).join(', ') || 'none'} us`;
 }
 
 /** Bytes a process has caused to be written to storage so far (Linux /proc; null elsewhere). */
