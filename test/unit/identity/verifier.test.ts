@@ -6,7 +6,7 @@ import { MessageVerifier } from '../../../src/roles/identity/verifier.js';
 import { backend, keccakBackend, keccakBytes, keccakHex, keccakSponge, recoverPersonal, recoverWith, personalDigest, splitSignature, verifyJob } from '../../../src/roles/identity/recover-core.js';
 import { InlineRunner, WorkerPool, type JobRunner } from '../../../src/roles/identity/worker-pool.js';
 import { delegationText } from '../../../src/protocol/delegation.js';
-import { parseMessage, type RelationMessage } from '../../../src/protocol/message.js';
+import { idPreimage, parseMessage, type RelationMessage } from '../../../src/protocol/message.js';
 import { makeIdentity, resign, signedMessage } from '../../support/messages.js';
 
 const vector = JSON.parse(readFileSync(new URL('../../vectors/message-1.json', import.meta.url), 'utf8')) as {
@@ -38,7 +38,11 @@ class CountingRunner extends InlineRunner {
   }
 }
 
-const runners: [string, () => JobRunner][] = [['inline', () => new InlineRunner()], ['worker pool', () => new WorkerPool(2)]];
+const runners: [string, () => JobRunner][] = [
+  ['inline', () => new InlineRunner()],
+  ['worker pool', () => new WorkerPool(2, { inlineWhenIdle: false })],
+  ['worker pool, a lone job on an idle pool inline', () => new WorkerPool(2)],
+];
 const opened: JobRunner[] = [];
 afterAll(async () => { await Promise.all(opened.map((r) => r.close())); });
 
@@ -188,5 +192,41 @@ describe('recovery core', () => {
   it('reports a wrong id without recovering', () => {
     const r = verifyJob({ preimage: '[]', id: '0x' + '0'.repeat(64), sig: '0x' + '1'.repeat(130), delegationMessage: null, delegationSig: null });
     expect(r).toEqual({ idOk: false, signer: null, delegator: null });
+  });
+});
+
+describe('worker pool placement', () => {
+  const vm = parseMessage(vector.message);
+  const job = { preimage: idPreimage(vm), id: vm.id, sig: vm.sig, delegationMessage: vm.delegationMessage, delegationSig: vm.delegationSig };
+
+  it('runs a turn\'s only job inline while every worker is idle, and sends the rest to the workers, with the same results', async () => {
+    const pool = new WorkerPool(2);
+    opened.push(pool);
+    const expected = verifyJob(job);
+    expect(expected.idOk).toBe(true);
+    // Alone, on an idle pool: on this thread.
+    expect(await pool.run(job)).toEqual(expected);
+    expect(pool.ran).toEqual({ inline: 1, workers: 0 });
+    // Twenty in one turn: to the workers.
+    const burst = await Promise.all(Array.from({ length: 20 }, () => pool.run(job)));
+    expect(burst.every((r) => JSON.stringify(r) === JSON.stringify(expected))).toBe(true);
+    expect(pool.ran).toEqual({ inline: 1, workers: 20 });
+    // Alone, but while the workers still hold a burst: to a worker.
+    const busy = Array.from({ length: 200 }, () => pool.run(job));
+    await new Promise((r) => setImmediate(r));
+    const lone = pool.run(job);
+    await Promise.all([...busy, lone]);
+    expect(pool.ran).toEqual({ inline: 1, workers: 221 });
+    // A bad signature is refused the same way inline.
+    const bad = { ...job, sig: '0x' + '1'.repeat(130) };
+    expect(await pool.run(bad)).toEqual(verifyJob(bad));
+    expect(pool.ran.inline).toBe(2);
+  });
+
+  it('with inlineWhenIdle off, sends even a lone job to a worker', async () => {
+    const pool = new WorkerPool(1, { inlineWhenIdle: false });
+    opened.push(pool);
+    expect(await pool.run(job)).toEqual(verifyJob(job));
+    expect(pool.ran).toEqual({ inline: 0, workers: 1 });
   });
 });
