@@ -6,7 +6,10 @@ import { connect, type NatsConnection } from 'nats';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPushHub, type PushHub } from '../../src/bus/create.js';
+import type { PushItem } from '../../src/bus/hub.js';
 import { testConfig } from '../../src/config/config.js';
+import { dmParticipants } from '../../src/roles/chat/ids.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startChainRelations, type StartedRelations } from '../../src/roles/relations/chain/setup.js';
 import { startServer, type TestServer } from '../../test/support/server.js';
@@ -67,6 +70,10 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
   const logged: Buffer[] = [];
   const onBus: Buffer[] = [];
   let nc: NatsConnection;
+  // A second process on the same bus with bob connected to it: a doorbell carries the event only when a
+  // recipient is online on another process, so without it nothing but (cid, seq) would cross the bus.
+  let peer: PushHub | undefined;
+  const atPeer: PushItem[] = [];
   const shot = (p: Page, name: string) => p.screenshot({ path: path.join(SHOTS, `e2ee-${name}.png`) });
 
   beforeAll(async () => {
@@ -92,6 +99,12 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
     bob = demo.identities.find((i) => i.label === 'bob')!;
     carol = demo.identities.find((i) => i.label === 'carol')!;
     dao = demo.dao.address;
+    // The peer is the real cluster hub over real NATS, reading the same store; its one connection is bob's.
+    peer = createPushHub(testConfig({ bus: 'nats', natsUrl: 'nats://127.0.0.1:4222', busPrefix }), createLogger('silent'), {
+      store: srv.app.store, recipients: async (e) => dmParticipants(e.cid) ?? [],
+    });
+    await peer.start();
+    peer.add({ user: bob.address.toLowerCase(), tokenHash: 'bus-scan-peer', deliver: (item) => { atPeer.push(item); }, close: () => {} });
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
     profile = mkdtempSync(path.join(tmpdir(), 'rim-chromium-'));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: profile, XDG_CACHE_HOME: profile } });
@@ -99,6 +112,7 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
 
   afterAll(async () => {
     await browser?.close();
+    await peer?.close();
     await srv?.close();
     await nc?.close();
     await chain?.close();
@@ -111,6 +125,8 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
     // Stored in plaintext on purpose (a "Lit" client's payload, which the proxy carries opaquely): the same
     // scan must find it, or the scan proves nothing (compressed or moved bodies would hide everything).
     const control = `zq-${tag}-control-plaintext`;
+    // The server has heard the peer say bob is online there.
+    await expect.poll(() => srv.app.hub.isOnline(bob.address.toLowerCase()), { timeout: 10_000 }).toBe(true);
 
     const A = await personContext(browser, alice);
     const B = await personContext(browser, bob);
@@ -237,7 +253,9 @@ describe('web client end-to-end encryption in Chromium (alice and bob)', () => {
     // The bundle files under DATA_DIR/archive are removed once confirmed; the bundle lives on in the gateway.
     expect(found.some((h) => h.startsWith('arlocal/data-'))).toBe(true);
     expect(found.some((h) => h.startsWith('gateway:'))).toBe(true);
-    // The bus rings with the stored event, so the control is on it: the bus scan sees message bodies.
+    // bob is online on the peer, so the doorbells to him carried the stored events (the peer delivered
+    // the control to him) and the control is on the bus: the bus scan sees message bodies.
+    expect(atPeer.some((i) => i.event?.body.includes(Buffer.from(control).toString('base64')) === true)).toBe(true);
     expect(found.some((h) => h.startsWith('bus'))).toBe(true);
     // Every chat message the pages sent is MLS (the server refused nothing: no error toast).
     expect(await A.page.getByTestId('error').count()).toBe(0);
