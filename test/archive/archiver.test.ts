@@ -1,5 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { threadId } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Archiver } from '../../src/archive/archiver.js';
@@ -37,6 +39,21 @@ async function onChain(txid: string): Promise<{ meta: BundleMeta; tags: Record<s
 
 const arrayOf = (ms: RelationMessage[]): string => `[${ms.map(canonicalJson).join(',')}]`;
 
+/** This process's threads whose nice value is 10 (field 19 of /proc/self/task/<tid>/stat, after the name). */
+function niceThreads(): number {
+  let n = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[16] === '10') n++;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n;
+}
+
 describe('Archiver on a real arlocal gateway', () => {
   it('a run whose lease call fails is a failed run (backoff, lastError), never an unhandled rejection', async () => {
     // Seen in a benchmark: SQLITE_BUSY from acquireLease inside the poll timer ended the whole server.
@@ -62,6 +79,11 @@ describe('Archiver on a real arlocal gateway', () => {
     const a = r.archiver();
     expect((await a.status()).work).toMatchObject({ mode: 'worker', jobs: 0, archiverThreadId: threadId });
     expect((await a.runOnce(r.clock.now(), 'tick')).confirmed).toEqual([1]);
+    // The worker stepped back (nice 10, its own thread only: it ends with a.stop() below); the archiver's
+    // thread keeps its priority.
+    const stepped = niceThreads();
+    expect(stepped).toBeGreaterThan(0);
+    expect(getPriority(0)).toBe(0);
     const work = (await a.status()).work;
     expect(work).toMatchObject({ mode: 'worker', workers: 1, workersStarted: 1, jobs: 4, archiverThreadId: threadId });
     const threads = Object.values(work.lastThread);
@@ -73,6 +95,7 @@ describe('Archiver on a real arlocal gateway', () => {
     expect(new Set(threads).size).toBe(1); // one worker did all four
     expect((await onChain((await r.archive.head())?.txid as string)).data).toBe(arrayOf(sent));
     await a.stop();
+    expect(niceThreads()).toBe(stepped - 1);
 
     // told to work on its own thread, the same steps report the archiver's thread
     const more = await r.send(2);

@@ -2,6 +2,8 @@
  * The archive's worker thread (see thread-work.ts): its own store connection and gateway client, and the
  * same work the archiver would otherwise do inline (work.ts), one job at a time in arrival order.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { arweaveFor, type Jwk } from '../arweave/client.js';
 import { ArweaveUplink } from '../arweave/uplink.js';
@@ -14,6 +16,21 @@ import type { WorkerSetup, WorkReply, WorkRequest } from './thread-work.js';
 if (!parentPort) throw new Error('bundle-worker must run as a worker thread');
 const port = parentPort;
 const setup = workerData as WorkerSetup;
+
+/**
+ * The archive is background work: on two cores its hashing and streaming competed with the main thread,
+ * whose young-generation collections then took 30-100 ms of wall time instead of a few (the event loop's
+ * max delay during a 100 MB cut, docs/benchmarks.md). Linux gives each thread its own nice value, so this
+ * thread alone steps back and the send path's threads keep theirs. Where that is not possible (another
+ * OS), the worker runs at the process's priority.
+ */
+const ARCHIVE_WORKER_NICE = 10;
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, ARCHIVE_WORKER_NICE);
+} catch {
+  // not Linux, or /proc not mounted
+}
 
 const store: ArchiveStore = setup.store.kind === 'sqlite'
   ? new SqliteArchiveStore(setup.store.file, { reader: true })
